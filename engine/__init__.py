@@ -1,0 +1,36 @@
+"""kb's rule engine, installed as ``kb.engine``.
+
+It stands alone: it takes rules, failure facts and a lookup for knowledge rows, and returns
+findings. It knows nothing about SQLite, click or files (DESIGN §2).
+
+Stage 1 (:mod:`kb.engine.matcher`): an index by exception type and one Aho-Corasick
+automaton per bucket over each rule's required literal picks candidate rules; Python ``re``
+with named captures turns a failure into a :class:`Symptom`.
+
+Stage 2 (:mod:`kb.engine.runner`): durable-rules forward-chains over normalised, regex-free
+facts — symptom + API-change row (+ environment) → cause → remedy.
+"""
+
+from __future__ import annotations
+
+from .confidence import Evidence, confidence
+from .core import Engine, EngineResult
+from .matcher import Matcher, required_literal, regex_hazard
+from .types import ApiRow, Cause, Distribution, FailureFact, Remedy, Rule, Symptom
+
+__all__ = [
+    "ApiRow",
+    "Cause",
+    "Distribution",
+    "Engine",
+    "EngineResult",
+    "Evidence",
+    "FailureFact",
+    "Matcher",
+    "Remedy",
+    "Rule",
+    "Symptom",
+    "confidence",
+    "regex_hazard",
+    "required_literal",
+]

@@ -1,0 +1,247 @@
+"""The engine: stage 1 → candidate knowledge → stage 2 → ranked root causes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from . import runner
+from .confidence import Evidence, confidence
+from .matcher import Matcher
+from .types import ApiRow, Cause, Distribution, FailureFact, Remedy, Rule, Symptom
+
+__all__ = ["Engine", "EngineResult", "Knowledge"]
+
+_VIA_ORDER = ["pattern", "name-only-row", "distribution", "exact-row"]
+#: how many failure texts are searched for a mention of the changed API
+_MENTION_SAMPLE = 50
+
+
+class Knowledge(Protocol):
+    """What the engine needs from a knowledge base (the store implements it)."""
+
+    def api_rows(self, symptoms: Sequence[Symptom]) -> list[ApiRow]: ...
+
+    def distributions(self, import_names: Iterable[str]) -> list[Distribution]: ...
+
+    def learned(self, owner: str) -> tuple[int, int]:
+        """(verified, failed) fix outcomes recorded for a cause owner (``api:ID``, ``rule:ID``...)."""
+        ...
+
+
+@dataclass
+class EngineResult:
+    causes: list[Cause]
+    undiagnosed: list[int]
+    symptoms: list[Symptom] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+def _describe_row(row: ApiRow, symptom_kind: str) -> str:
+    where = "Python" if row.package == "python" else row.package
+    bound = f" (removed in {where} {row.removed_in})" if row.removed_in else ""
+    if row.kind == "signature-changed" and row.param:
+        verb = "now requires" if symptom_kind == "missing_argument" else "no longer accepts"
+        return f"{row.qualname}() {verb} {row.param}={bound}"
+    if row.kind in ("moved", "renamed") and row.replacement:
+        return f"{row.qualname} was {row.kind} to {row.replacement}{bound}"
+    if row.kind == "behaviour-changed":
+        return f"{row.qualname} changed behaviour{bound}"
+    tail = f"; use {row.replacement}" if row.replacement else ""
+    return f"{row.qualname} was removed{bound}{tail}"
+
+
+def _manual(row: ApiRow) -> Remedy:
+    instead = f" to {row.replacement}" if row.replacement else ""
+    return Remedy(
+        kind="manual",
+        description=f"Port the code away from {row.qualname}{instead}; see the upstream notes",
+        risk="medium",
+        url=row.source,
+    )
+
+
+class Engine:
+    """Holds the stage-1 index for a set of rules; ``run`` diagnoses one set of failures."""
+
+    def __init__(self, rules: Iterable[Rule]) -> None:
+        self.matcher = Matcher(rules)
+        self.rules = {rule.id: rule for rule in self.matcher.rules}
+
+    def run(
+        self,
+        facts: Sequence[FailureFact],
+        knowledge: Knowledge,
+        environment: dict[str, str] | None = None,
+    ) -> EngineResult:
+        tried_before = self.matcher.regexes_tried
+        symptoms, unmatched = self.matcher.symptoms(facts)
+        texts = {fact.id: fact.text or fact.message for fact in facts}
+        stats = {
+            "failures": len(facts),
+            "symptoms": len(symptoms),
+            "regexes_tried": self.matcher.regexes_tried - tried_before,
+        }
+        if not symptoms:
+            return EngineResult([], sorted(f.id for f in facts), [], stats)
+
+        sym_ids = {f"S{i}": s for i, s in enumerate(symptoms)}
+        rows = {row.id: row for row in knowledge.api_rows(symptoms)}
+        tops = {s.get("top") for s in symptoms if s.kind == "missing_module"}
+        dists = {d.import_name: d for d in knowledge.distributions(t for t in tops if t)}
+        options: dict[str, list[Remedy]] = {}
+        for row in rows.values():
+            rems = list(row.remedies)
+            if not any(r.kind == "manual" for r in rems):
+                rems.append(_manual(row))
+            options[f"api:{row.id}"] = rems
+        for dist in dists.values():
+            options[f"dist:{dist.import_name}"] = [Remedy(
+                kind="dependency-pin",
+                description=f"Install {dist.distribution} (declare it in the project's test dependencies)",
+                risk="medium",
+                template="pin-dependency",
+                params=(("requirement", dist.distribution),),
+                url=dist.source or None,
+            )]
+        for s in symptoms:
+            if s.kind == "direct":
+                options[f"rule:{s.rule}"] = list(self.rules[s.rule].remedies)
+
+        stage2: list[dict[str, Any]] = []
+        for sym, s in sym_ids.items():
+            fields = dict(s.fields)
+            parent = fields.get("top", "") if fields.get("top") != fields.get("module") else ""
+            stage2.append({"type": "symptom", "sym": sym, "kind": s.kind, "rule": s.rule,
+                           "module": fields.get("module", ""), "name": fields.get("name", ""),
+                           "tail": fields.get("tail", ""), "param": fields.get("param", ""),
+                           "top": fields.get("top", ""), "parent": parent})
+        for row in rows.values():
+            stage2.append({"type": "api", "id": row.id, "package": row.package, "module": row.module,
+                           "name": row.name, "tail": row.name.rsplit(".", 1)[-1] if row.name else "",
+                           "param": row.param, "rk": runner.version_key(row.removed_in)})
+        for dist in dists.values():
+            stage2.append({"type": "dist", "import": dist.import_name, "distribution": dist.distribution})
+        for package, version in (environment or {}).items():
+            key = runner.version_key(version)
+            if key:
+                stage2.append({"type": "env", "package": package.lower(), "vk": key})
+        for owner, rems in options.items():
+            for rank in range(len(rems)):
+                stage2.append({"type": "option", "owner": owner, "rank": rank})
+
+        derived = runner.chain(stage2)
+        stats["derived_facts"] = len(derived)
+        causes = self._assemble(derived, sym_ids, rows, dists, options, texts, knowledge, environment or {})
+        explained = {fid for cause in causes for fid in cause.failures}
+        undiagnosed = sorted(set(unmatched) | ({f.id for f in facts} - explained))
+        return EngineResult(causes, undiagnosed, symptoms, stats)
+
+    def _assemble(
+        self,
+        derived: list[dict[str, Any]],
+        sym_ids: dict[str, Symptom],
+        rows: dict[str, ApiRow],
+        dists: dict[str, Distribution],
+        options: dict[str, list[Remedy]],
+        texts: dict[int, str],
+        knowledge: Knowledge,
+        environment: dict[str, str],
+    ) -> list[Cause]:
+        by_owner: dict[str, dict[str, Any]] = {}
+        verdicts: dict[str, set[str]] = {}
+        ranks: dict[str, set[int]] = {}
+        for fact in derived:
+            if fact["type"] == "check":
+                verdicts.setdefault(fact["cause"], set()).add(fact["verdict"])
+            elif fact["type"] == "remedy":
+                ranks.setdefault(fact["owner"], set()).add(int(fact["rank"]))
+        for fact in derived:
+            if fact["type"] != "cause":
+                continue
+            entry = by_owner.setdefault(fact["owner"], {"syms": [], "via": "pattern", "verdicts": set(), "rk": 0})
+            entry["syms"].append(sym_ids[fact["sym"]])
+            if _VIA_ORDER.index(fact["via"]) > _VIA_ORDER.index(entry["via"]):
+                entry["via"] = fact["via"]
+            entry["verdicts"] |= verdicts.get(fact["id"], set())
+            entry["rk"] = max(entry["rk"], int(fact.get("rk") or 0))
+
+        causes: list[Cause] = []
+        for owner, entry in by_owner.items():
+            syms: list[Symptom] = entry["syms"]
+            failures = sorted({fid for s in syms for fid in s.failures})
+            rules = [self.rules[s.rule] for s in syms]
+            rule = max(rules, key=lambda r: r.prior)
+            kind, _, ident = owner.partition(":")
+            row = rows.get(ident) if kind == "api" else None
+            dist = dists.get(ident) if kind == "dist" else None
+            if "satisfied" in entry["verdicts"]:
+                version = "satisfied"
+            elif "contradicted" in entry["verdicts"]:
+                version = "contradicted"
+            elif entry["rk"]:
+                version = "unknown"
+            else:
+                version = "n/a"
+            mentioned = False
+            if row is not None and entry["via"] == "name-only-row":
+                needle = f"{row.module}.{row.name}"
+                mentioned = any(needle in texts.get(fid, "") for fid in failures[:_MENTION_SAMPLE])
+            verified, failed = knowledge.learned(owner)
+            value, breakdown = confidence(Evidence(
+                prior=rule.prior, match=entry["via"], version=version, mentioned=mentioned,
+                failures=len(failures), wordings=len({r.id for r in rules}),
+                verified=verified, failed=failed,
+            ))
+            remedies = [options[owner][i] for i in sorted(ranks.get(owner, ())) if i < len(options.get(owner, []))]
+            evidence = [f"{len(s.failures)} failure(s) match rule {s.rule}: "
+                        + ", ".join(f"{k}={v}" for k, v in s.fields if k not in ("top", "tail"))
+                        for s in syms]
+            if row is not None:
+                title = _describe_row(row, syms[0].kind)
+                explanation = rule.explanation.strip() + (f" {row.note.strip()}" if row.note else "")
+                source = row.source
+                category = rule.category or "removed-api"
+                evidence.append(f"API change {row.id}: {title} — {row.source}")
+                if version in ("satisfied", "contradicted"):
+                    env_version = environment.get(row.package) or environment.get(row.package.lower(), "?")
+                    relation = "≥" if version == "satisfied" else "<"
+                    evidence.append(f"environment: {row.package} {env_version} {relation} {row.removed_in}")
+                if mentioned:
+                    evidence.append(f"the traceback calls {row.module}.{row.name}")
+            elif dist is not None:
+                title = (f"module '{dist.import_name}' is not installed; "
+                         f"it is provided by the {dist.distribution} distribution")
+                explanation = rule.explanation.strip() + (f" {dist.note.strip()}" if dist.note else "")
+                source = dist.source or rule.source
+                category = "missing-dependency"
+                evidence.append(f"import name {dist.import_name} → distribution {dist.distribution}")
+            else:
+                title, explanation, source = rule.title, rule.explanation.strip(), rule.source
+                category = rule.category or "known-pattern"
+            causes.append(Cause(
+                key=owner, rule=rule, title=title, category=category, explanation=explanation,
+                source=source, failures=failures, symptoms=syms, confidence=value,
+                breakdown=breakdown, remedies=remedies, evidence=evidence, api=row, distribution=dist,
+            ))
+        return _attribute(causes)
+
+
+def _attribute(causes: list[Cause]) -> list[Cause]:
+    """Give each failure to its most confident cause; causes left with none become 'also considered'."""
+    ordered = sorted(causes, key=lambda c: (-c.confidence, -len(c.failures), c.key))
+    owner_of: dict[int, Cause] = {}
+    for cause in ordered:
+        for fid in cause.failures:
+            owner_of.setdefault(fid, cause)
+    kept: list[Cause] = []
+    for cause in ordered:
+        mine = [fid for fid in cause.failures if owner_of[fid] is cause]
+        if not mine:
+            winner = owner_of[cause.failures[0]]
+            winner.also_considered.append(f"{cause.title} (confidence {cause.confidence:.2f})")
+            continue
+        cause.failures = mine
+        kept.append(cause)
+    return kept

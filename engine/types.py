@@ -1,0 +1,139 @@
+"""Plain values the engine takes and returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Rule", "FailureFact", "Symptom", "ApiRow", "Distribution", "Remedy", "Cause", "SYMPTOM_FIELDS"]
+
+#: the named captures (after normalisation) each symptom kind needs
+SYMPTOM_FIELDS: dict[str, tuple[str, ...]] = {
+    "missing_name": ("module", "name"),
+    "missing_attribute": ("owner", "name"),
+    "unexpected_kwarg": ("callable", "param"),
+    "missing_argument": ("callable", "param"),
+    "missing_module": ("module",),
+    "direct": (),
+}
+
+
+@dataclass(frozen=True)
+class Remedy:
+    kind: str  # code-edit | dependency-pin | test-config | manual
+    description: str
+    risk: str  # low | medium | critical
+    template: str | None = None
+    params: tuple[tuple[str, Any], ...] = ()
+    url: str | None = None
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> Remedy:
+        return cls(
+            kind=doc["kind"],
+            description=doc["description"],
+            risk=doc["risk"],
+            template=doc.get("template"),
+            params=tuple(sorted((doc.get("params") or {}).items())),
+            url=doc.get("url"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind, "description": self.description, "risk": self.risk}
+        out["template"] = self.template
+        out["params"] = dict(self.params)
+        if self.url:
+            out["url"] = self.url
+        return out
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A stage-1 symptom pattern (one entry of a pack's ``rules``)."""
+
+    id: str
+    title: str
+    explanation: str
+    source: str
+    prior: float
+    regex: str
+    symptom: str
+    category: str = ""
+    exceptions: tuple[str, ...] = ()  # empty: any exception type
+    phases: tuple[str, ...] = ()  # empty: any phase
+    literal: str | None = None  # required substring (lower-cased), None: always a candidate
+    ignore_case: bool = False
+    field: str = "message"  # "message" or "text"
+    set: tuple[tuple[str, str], ...] = ()
+    remedies: tuple[Remedy, ...] = ()
+
+
+@dataclass(frozen=True)
+class FailureFact:
+    id: int
+    exception: str
+    phase: str
+    message: str
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class Symptom:
+    """A normalised, regex-free fact: one per distinct (rule, kind, fields)."""
+
+    rule: str
+    kind: str
+    fields: tuple[tuple[str, str], ...]
+    failures: tuple[int, ...] = ()
+
+    def get(self, key: str, default: str = "") -> str:
+        return dict(self.fields).get(key, default)
+
+
+@dataclass(frozen=True)
+class ApiRow:
+    id: str
+    package: str
+    module: str
+    name: str
+    kind: str
+    source: str
+    param: str = ""
+    replacement: str = ""
+    deprecated_in: str = ""
+    removed_in: str = ""
+    note: str = ""
+    remedies: tuple[Remedy, ...] = ()
+
+    @property
+    def qualname(self) -> str:
+        return f"{self.module}.{self.name}" if self.name else self.module
+
+
+@dataclass(frozen=True)
+class Distribution:
+    import_name: str
+    distribution: str
+    source: str = ""
+    note: str = ""
+
+
+@dataclass
+class Cause:
+    """A root cause: one per API row / missing distribution / direct rule, with every failure it explains."""
+
+    key: str
+    rule: Rule
+    title: str
+    category: str
+    explanation: str
+    source: str
+    failures: list[int]
+    symptoms: list[Symptom]
+    confidence: float
+    breakdown: dict[str, Any]
+    remedies: list[Remedy]
+    evidence: list[str] = field(default_factory=list)
+    api: ApiRow | None = None
+    distribution: Distribution | None = None
+    also_considered: list[str] = field(default_factory=list)

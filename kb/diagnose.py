@@ -1,0 +1,126 @@
+"""TestFailureAnalyzer: collect → match → report, as one library call.
+
+``diagnose(paths)`` reads the reports, turns each failing test into a Failure fact, runs the
+engine against the knowledge base and returns the report document (the shape of
+``schemas/diagnosis.schema.json``), recording the run in the KB unless ``record=False``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from . import __version__
+from .engine import Engine, FailureFact
+from .facts import Failure, failures_from_run
+from .ingest import read_reports
+from .models import Run
+from .store import Store, open_store
+
+__all__ = ["diagnose", "diagnose_run", "build_report"]
+
+#: at most this many locations are listed per root cause
+MAX_LOCATIONS = 10
+MESSAGE_LIMIT = 500
+
+
+def _location(failure: Failure) -> dict[str, Any] | None:
+    loc = failure.location
+    if loc is None:
+        return None
+    return {"file": loc.file, "line": loc.line, "function": loc.function}
+
+
+def _short(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    text = text.strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def build_report(run: Run, failures: Sequence[Failure], result: Any, run_id: int | None) -> dict[str, Any]:
+    """The report document for a run and its engine result."""
+    by_id = {f.id: f for f in failures}
+    root_causes = []
+    for cause in result.causes:
+        mine = [by_id[i] for i in cause.failures]
+        where = Counter((f.location.file, f.location.line, f.location.function) for f in mine if f.location)
+        root_causes.append({
+            "key": cause.key,
+            "rule": cause.rule.id,
+            "title": cause.title,
+            "category": cause.category,
+            "explanation": cause.explanation,
+            "source": cause.source,
+            "api_change": cause.api.id if cause.api else None,
+            "confidence": cause.confidence,
+            "confidence_breakdown": cause.breakdown,
+            "tests": [f.test for f in mine],
+            "evidence": cause.evidence,
+            "locations": [{"file": file, "line": line, "function": func, "count": n}
+                          for (file, line, func), n in where.most_common(MAX_LOCATIONS)],
+            "remedies": [r.to_dict() for r in cause.remedies],
+            "also_considered": cause.also_considered,
+        })
+    undiagnosed = [{
+        "test": by_id[i].test,
+        "phase": by_id[i].phase,
+        "exception": by_id[i].exception,
+        "message": _short(by_id[i].message),
+        "location": _location(by_id[i]),
+    } for i in result.undiagnosed]
+    summary = run.summary()
+    summary["suite_errors"] = sum(1 for r in run.results if r.phase == "suite")
+    summary["diagnosed"] = sum(len(c["tests"]) for c in root_causes)
+    summary["undiagnosed"] = len(undiagnosed)
+    return {
+        "kb_version": __version__,
+        "run_id": run_id,
+        "sources": list(run.sources),
+        "format": run.format,
+        "summary": summary,
+        "claimed": dict(run.claimed),
+        "environment": dict(run.environment),
+        "warnings": list(run.warnings),
+        "root_causes": root_causes,
+        "undiagnosed": undiagnosed,
+        "stats": dict(result.stats),
+    }
+
+
+def diagnose_run(run: Run, store: Store, *, record: bool = True, engine: Engine | None = None) -> dict[str, Any]:
+    """Diagnose an already-read run against ``store``."""
+    failures = failures_from_run(run)
+    facts = [FailureFact(f.id, f.exception, f.phase, f.message, f.text) for f in failures]
+    engine = engine or Engine(store.rules())
+    environment = {k.lower(): v for k, v in run.environment.items()}
+    result = engine.run(facts, store, environment)
+    report = build_report(run, failures, result, None)
+    if record:
+        report["run_id"] = store.record_run(
+            {"format": run.format, "sources": list(run.sources), **run.summary(),
+             "environment": dict(run.environment), "diagnosed": report["summary"]["diagnosed"],
+             "undiagnosed": report["summary"]["undiagnosed"]},
+            [{"test": f.test, "phase": f.phase, "exception": f.exception, "message": f.message,
+              "file": f.location.file if f.location else None, "line": f.location.line if f.location else None,
+              "frames": [[fr.file, fr.line, fr.function] for fr in f.frames], "source": f.source}
+             for f in failures],
+            report["root_causes"],
+        )
+    return report
+
+
+def diagnose(
+    paths: Sequence[str | Path],
+    *,
+    db: str | Path | None = None,
+    record: bool = True,
+    stdin: BinaryIO | None = None,
+) -> dict[str, Any]:
+    """Read the reports at ``paths`` ("-" for stdin) and diagnose them against the KB."""
+    run = read_reports([str(p) for p in paths], stdin=stdin)
+    store = open_store(db)
+    try:
+        return diagnose_run(run, store, record=record)
+    finally:
+        store.close()

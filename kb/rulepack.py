@@ -1,0 +1,110 @@
+"""Rule packs: YAML (PyYAML ``safe_load`` — the only yaml importer) validated whole or refused.
+
+A pack is refused with the file, the path inside the document and the reason; nothing of
+an invalid pack is loaded. Besides the JSON Schema (``schemas/rule-pack.schema.json``) a
+pack must have unique ids, regexes that compile, carry the named captures their symptom
+kind needs and have no catastrophic-backtracking shape.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .engine.matcher import check_fields, regex_hazard
+from .errors import RuleError
+from .schemas import errors as schema_errors
+
+__all__ = ["Pack", "parse_pack", "read_pack", "builtin_packs", "MAX_PACK_BYTES"]
+
+MAX_PACK_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Pack:
+    name: str
+    version: str
+    origin: str  # file path or "builtin:<file>"
+    sha256: str
+    doc: dict[str, Any]
+
+
+def _lint(doc: dict[str, Any]) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
+    seen: dict[str, str] = {}
+    for section in ("rules", "api_changes"):
+        for i, item in enumerate(doc.get(section) or []):
+            where = f"/{section}/{i}/id"
+            if item["id"] in seen:
+                problems.append((where, f"duplicate id {item['id']!r} (first at {seen[item['id']]})"))
+            seen.setdefault(item["id"], where)
+    for i, rule in enumerate(doc.get("rules") or []):
+        where = f"/rules/{i}/match/regex"
+        regex = rule["match"]["regex"]
+        try:
+            compiled = re.compile(regex)
+        except re.error as exc:
+            problems.append((where, f"regex does not compile: {exc}"))
+            continue
+        hazard = regex_hazard(regex)
+        if hazard:
+            problems.append((where, hazard))
+        missing = check_fields(rule["symptom"], set(compiled.groupindex) | set(rule.get("set") or {}))
+        if missing:
+            problems.append((where, f"symptom {rule['symptom']} needs named group(s): {', '.join(missing)}"))
+        if rule["symptom"] == "direct" and not rule.get("remedies"):
+            problems.append((f"/rules/{i}", "a direct rule must name its remedies"))
+    imports: set[str] = set()
+    for i, dist in enumerate(doc.get("distributions") or []):
+        if dist["import"] in imports:
+            problems.append((f"/distributions/{i}/import", f"duplicate import name {dist['import']!r}"))
+        imports.add(dist["import"])
+    return problems
+
+
+def parse_pack(data: bytes, origin: str) -> Pack:
+    """Parse and validate one pack; raise RuleError naming origin, path and reason."""
+    if len(data) > MAX_PACK_BYTES:
+        raise RuleError(f"{origin}: pack is larger than {MAX_PACK_BYTES // (1024 * 1024)} MiB")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise RuleError(f"{origin}: not UTF-8: {exc.reason} at byte {exc.start}") from None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise RuleError(f"{origin}: not valid YAML: {where}{problem}") from None
+    if not isinstance(doc, dict):
+        raise RuleError(f"{origin}: /: a rule pack must be a mapping with 'pack' and 'version'")
+    problems = schema_errors(doc, "rule-pack") or _lint(doc)
+    if problems:
+        path, reason = problems[0]
+        more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+        raise RuleError(f"{origin}: {path}: {reason}{more}")
+    return Pack(str(doc["pack"]), str(doc["version"]), origin, hashlib.sha256(data).hexdigest(), doc)
+
+
+def read_pack(path: str | Path) -> Pack:
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise RuleError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    return parse_pack(data, str(path))
+
+
+def builtin_packs() -> list[tuple[str, bytes]]:
+    """(origin, bytes) of every built-in pack shipped in ``kb/packs``, sorted by file name."""
+    folder = resources.files("kb.packs")
+    found = [(f"builtin:{entry.name}", entry.read_bytes())
+             for entry in folder.iterdir() if entry.name.endswith((".yaml", ".yml"))]
+    return sorted(found)

@@ -1,0 +1,82 @@
+"""``kb rules test``: run every rule's examples through the real stage-1 matcher.
+
+Output follows Semgrep's ``--test``: per rule what passed and what did not. An example is a
+line as the exception prints it, ``"ImportError: cannot import name 'X' from 'y'"``; a
+``match`` example must produce the rule's symptom (with every field its kind needs), a
+``no_match`` example must not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .engine import FailureFact, Matcher
+from .rulepack import Pack, builtin_packs, parse_pack, read_pack
+from .store import rule_from_row, rule_row
+
+__all__ = ["RuleResult", "test_packs", "format_results", "split_example"]
+
+
+@dataclass
+class RuleResult:
+    pack: str
+    rule: str
+    passed: int = 0
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def split_example(example: str) -> tuple[str, str]:
+    """``"TypeError: f() got ..."`` → ("TypeError", "f() got ..."); no type → ("", example)."""
+    head, sep, rest = example.partition(": ")
+    if sep and head and " " not in head.strip():
+        return head.strip(), rest
+    return "", example
+
+
+def _test_pack(pack: Pack) -> list[RuleResult]:
+    results = []
+    for doc in pack.doc.get("rules") or []:
+        rule = rule_from_row(rule_row(pack.name, doc))
+        matcher = Matcher([rule])
+        phase = rule.phases[0] if rule.phases else "call"
+        result = RuleResult(pack.name, rule.id)
+        for expected, examples in ((True, doc["examples"]["match"]), (False, doc["examples"]["no_match"])):
+            for n, example in enumerate(examples, 1):
+                exc, message = split_example(example)
+                fact = FailureFact(0, exc, phase, message, message)
+                hit = any(True for _ in matcher.match(fact))
+                if hit == expected:
+                    result.passed += 1
+                else:
+                    what = "match" if expected else "no_match"
+                    verb = "did not match" if expected else "matched"
+                    result.failures.append(f"{what} example {n} {verb}: {example[:200]!r}")
+        results.append(result)
+    return results
+
+
+def test_packs(paths: list[str]) -> list[RuleResult]:
+    """Results for the packs at ``paths``, or for the built-in packs when ``paths`` is empty."""
+    packs = [read_pack(p) for p in paths] if paths else [parse_pack(data, origin) for origin, data in builtin_packs()]
+    return [r for pack in packs for r in _test_pack(pack)]
+
+
+def format_results(results: list[RuleResult]) -> str:
+    lines = []
+    current = None
+    for r in results:
+        if r.pack != current:
+            current = r.pack
+            lines.append(f"{r.pack}")
+        total = r.passed + len(r.failures)
+        lines.append(f"  {'✔' if r.ok else '✖'} {r.rule}  {r.passed}/{total}")
+        lines.extend(f"      {failure}" for failure in r.failures)
+    failed = sum(1 for r in results if not r.ok)
+    examples = sum(r.passed + len(r.failures) for r in results)
+    verdict = "all passed" if not failed else f"{failed} rule(s) failed"
+    lines.append(f"{len(results)} rules, {examples} examples: {verdict}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,397 @@
+"""The knowledge base: SQLite through sqlite-utils (the only sqlite-utils importer).
+
+Where: ``--db PATH`` / ``KB_DB``, else ``.kb/kb.sqlite`` in the nearest directory upward that
+has a ``.kb`` folder (like git), else in the current directory — created on first use and
+seeded from the built-in packs, so ``kb diagnose report.xml`` needs no set-up.
+
+Safety and concurrency: WAL journal, a busy timeout, foreign keys on; every write that must
+be all-or-nothing runs in ``BEGIN IMMEDIATE`` so concurrent ``kb`` processes queue instead of
+failing with "database is locked". Schema migrations are numbered by ``PRAGMA user_version``.
+JSON columns are validated against ``schemas/*.schema.json`` before they are written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from . import __version__
+from .engine import ApiRow, Distribution, Remedy, Rule, Symptom
+from .errors import KbError, StoreError
+from .rulepack import Pack, builtin_packs, parse_pack
+from .schemas import validate
+
+__all__ = ["Store", "find_db", "open_store", "rule_row", "rule_from_row", "SCHEMA_VERSION"]
+
+BUSY_TIMEOUT_S = 60.0
+KB_DIR = ".kb"
+DB_NAME = "kb.sqlite"
+
+
+def find_db(start: Path | None = None) -> Path:
+    """``KB_DB``, else the first ``.kb/kb.sqlite`` found walking up from ``start``, else ``./.kb/kb.sqlite``."""
+    env = os.environ.get("KB_DB")
+    if env:
+        return Path(env)
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / KB_DIR).is_dir():
+            return folder / KB_DIR / DB_NAME
+    return here / KB_DIR / DB_NAME
+
+
+# ---------------------------------------------------------------- migrations
+
+def _m1_knowledge(db: sqlite_utils.Database) -> None:
+    db["packs"].create({"name": str, "version": str, "origin": str, "sha256": str, "loaded_at": str}, pk="name")
+    db["rules"].create({
+        "id": str, "pack": str, "title": str, "category": str, "explanation": str, "source": str,
+        "prior": float, "exceptions": str, "phases": str, "regex": str, "literal": str,
+        "ignore_case": int, "field": str, "symptom": str, "set_fields": str, "remedies": str,
+        "examples": str,
+    }, pk="id", foreign_keys=[("pack", "packs", "name")])
+    db["api_changes"].create({
+        "id": str, "pack": str, "package": str, "module": str, "name": str, "tail": str,
+        "param": str, "kind": str, "replacement": str, "deprecated_in": str, "removed_in": str,
+        "source": str, "note": str, "remedies": str,
+    }, pk="id", foreign_keys=[("pack", "packs", "name")])
+    db["api_changes"].create_index(["module", "name"])
+    db["api_changes"].create_index(["tail", "param"])
+    db["distributions"].create({
+        "import_name": str, "pack": str, "distribution": str, "source": str, "note": str,
+    }, pk="import_name", foreign_keys=[("pack", "packs", "name")])
+
+
+def _m2_history(db: sqlite_utils.Database) -> None:
+    db["runs"].create({
+        "id": int, "created_at": str, "kb_version": str, "sources": str, "format": str,
+        "tests": int, "passed": int, "failures": int, "errors": int, "skipped": int,
+        "environment": str, "diagnosed": int, "undiagnosed": int,
+    }, pk="id")
+    db["failures"].create({
+        "id": int, "run_id": int, "seq": int, "test": str, "phase": str, "exception": str,
+        "message": str, "file": str, "line": int, "frames": str, "source": str,
+    }, pk="id", foreign_keys=[("run_id", "runs", "id")])
+    db["failures"].create_index(["run_id"])
+    db["diagnoses"].create({
+        "id": int, "run_id": int, "rank": int, "cause_key": str, "rule": str, "api_change": str,
+        "category": str, "title": str, "confidence": float, "tests": int, "doc": str,
+    }, pk="id", foreign_keys=[("run_id", "runs", "id")])
+    db["diagnoses"].create_index(["run_id"])
+    db["diagnoses"].create_index(["cause_key"])
+    # written by `kb fix`; read here so recorded outcomes move confidence (DESIGN §4)
+    db["fix_outcomes"].create({
+        "id": int, "created_at": str, "cause_key": str, "rule": str, "verdict": str, "run_id": int,
+        "doc": str,
+    }, pk="id")
+    db["fix_outcomes"].create_index(["cause_key"])
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_knowledge, _m2_history]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+# ---------------------------------------------------------------- conversions
+
+def _j(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def _remedies(text: str | None) -> tuple[Remedy, ...]:
+    return tuple(Remedy.from_dict(d) for d in json.loads(text or "[]"))
+
+
+def rule_row(pack: str, doc: dict[str, Any]) -> dict[str, Any]:
+    from .engine.matcher import required_literal
+
+    match = doc["match"]
+    ignore_case = bool(match.get("ignore_case", False))
+    literal = match.get("literal") or required_literal(match["regex"], ignore_case)
+    return {
+        "id": doc["id"], "pack": pack, "title": doc["title"], "category": doc.get("category", ""),
+        "explanation": doc["explanation"], "source": doc["source"], "prior": float(doc["prior"]),
+        "exceptions": _j(match.get("exception", [])), "phases": _j(match.get("phase", [])),
+        "regex": match["regex"], "literal": literal.lower() if literal else None,
+        "ignore_case": int(ignore_case), "field": match.get("in", "message"), "symptom": doc["symptom"],
+        "set_fields": _j(doc.get("set", {})), "remedies": _j(doc.get("remedies", [])),
+        "examples": _j(doc["examples"]),
+    }
+
+
+def _api_row(pack: str, doc: dict[str, Any]) -> dict[str, Any]:
+    name = doc.get("name", "")
+    return {
+        "id": doc["id"], "pack": pack, "package": doc["package"], "module": doc["module"], "name": name,
+        "tail": name.rsplit(".", 1)[-1] if name else "", "param": doc.get("param", ""),
+        "kind": doc["kind"], "replacement": doc.get("replacement", ""),
+        "deprecated_in": doc.get("deprecated_in", ""), "removed_in": doc.get("removed_in", ""),
+        "source": doc["source"], "note": doc.get("note", ""), "remedies": _j(doc.get("remedies", [])),
+    }
+
+
+def rule_from_row(row: dict[str, Any]) -> Rule:
+    return Rule(
+        id=row["id"], title=row["title"], explanation=row["explanation"], source=row["source"],
+        prior=row["prior"], regex=row["regex"], symptom=row["symptom"], category=row["category"] or "",
+        exceptions=tuple(json.loads(row["exceptions"])), phases=tuple(json.loads(row["phases"])),
+        literal=row["literal"], ignore_case=bool(row["ignore_case"]), field=row["field"],
+        set=tuple(sorted(json.loads(row["set_fields"]).items())), remedies=_remedies(row["remedies"]),
+    )
+
+
+def _api_from_row(row: dict[str, Any]) -> ApiRow:
+    return ApiRow(
+        id=row["id"], package=row["package"], module=row["module"], name=row["name"], kind=row["kind"],
+        source=row["source"], param=row["param"], replacement=row["replacement"],
+        deprecated_in=row["deprecated_in"], removed_in=row["removed_in"], note=row["note"],
+        remedies=_remedies(row["remedies"]),
+    )
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+# ---------------------------------------------------------------- the store
+
+class Store:
+    """An open knowledge base. Implements the engine's ``Knowledge`` protocol."""
+
+    def __init__(self, path: str | Path, *, seed: bool = True) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"{self.path}: cannot open the knowledge base: {exc}") from None
+        self.db = sqlite_utils.Database(conn)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            conn.execute("PRAGMA foreign_keys = ON")
+            self._enable_wal()
+            self.migrate()
+            if seed:
+                self.seed_builtin()
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise StoreError(f"{self.path}: not a usable kb database: {exc}") from None
+
+    # -- set-up
+
+    def _enable_wal(self) -> None:
+        mode = self.db.execute("PRAGMA journal_mode").fetchone()[0]
+        if mode.lower() == "wal":
+            return
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:
+            try:
+                self.db.enable_wal()
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite_utils.Database]:
+        """One all-or-nothing write; ``BEGIN IMMEDIATE`` takes the write lock up front."""
+        conn = self.db.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        else:
+            conn.execute("COMMIT")
+
+    @property
+    def user_version(self) -> int:
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+
+    def migrate(self) -> None:
+        if self.user_version == SCHEMA_VERSION:
+            return
+        with self.write() as db:
+            current = self.user_version  # re-read under the lock: another process may have migrated
+            if current > SCHEMA_VERSION:
+                raise StoreError(f"{self.path}: made by a newer kb (schema {current} > {SCHEMA_VERSION})")
+            for step in MIGRATIONS[current:]:
+                step(db)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def seed_builtin(self) -> None:
+        """Load every built-in pack that is missing or changed (by sha256)."""
+        wanted = builtin_packs()
+        have = {row["origin"]: row["sha256"] for row in self.db["packs"].rows}
+        if all(have.get(origin) == _sha(data) for origin, data in wanted):
+            return
+        packs = [parse_pack(data, origin) for origin, data in wanted]
+        with self.write():
+            have = {row["origin"]: row["sha256"] for row in self.db["packs"].rows}
+            for pack in packs:
+                if have.get(pack.origin) != pack.sha256:
+                    self._load(pack)
+
+    def load_pack(self, pack: Pack) -> None:
+        """Replace whatever a pack of that name held with ``pack`` (one transaction)."""
+        with self.write():
+            self._load(pack)
+
+    def _load(self, pack: Pack) -> None:
+        db = self.db
+        for table in ("rules", "api_changes", "distributions"):
+            db.execute(f"DELETE FROM {table} WHERE pack = ?", [pack.name])
+        db["packs"].upsert({"name": pack.name, "version": pack.version, "origin": pack.origin,
+                            "sha256": pack.sha256, "loaded_at": _now()}, pk="name")
+        rules = pack.doc.get("rules") or []
+        for i, doc in enumerate(rules):
+            validate(doc, "rule-pack", "rule", what=f"{pack.origin}: /rules/{i}", error=StoreError)
+        db["rules"].insert_all((rule_row(pack.name, d) for d in rules), pk="id", replace=True)
+        changes = pack.doc.get("api_changes") or []
+        for i, doc in enumerate(changes):
+            validate(doc, "rule-pack", "api_change", what=f"{pack.origin}: /api_changes/{i}", error=StoreError)
+        db["api_changes"].insert_all((_api_row(pack.name, d) for d in changes), pk="id", replace=True)
+        db["distributions"].insert_all(({
+            "import_name": d["import"], "pack": pack.name, "distribution": d["distribution"],
+            "source": d.get("source", ""), "note": d.get("note", ""),
+        } for d in pack.doc.get("distributions") or []), pk="import_name", replace=True)
+
+    # -- knowledge (the engine's Knowledge protocol)
+
+    def rules(self) -> list[Rule]:
+        return [rule_from_row(row) for row in self.db["rules"].rows_where(order_by="id")]
+
+    def api_rows(self, symptoms: Sequence[Symptom]) -> list[ApiRow]:
+        """Candidate rows for the symptoms, by exact keys only (indexed lookups)."""
+        found: dict[str, ApiRow] = {}
+        table = self.db["api_changes"]
+        for s in symptoms:
+            f = dict(s.fields)
+            if s.kind in ("missing_name", "missing_attribute"):
+                rows = table.rows_where("module = ? AND name = ?", [f["module"], f["name"]])
+            elif s.kind in ("unexpected_kwarg", "missing_argument"):
+                rows = table.rows_where("tail = ? AND param = ?", [f["tail"], f["param"]])
+            elif s.kind == "missing_module":
+                rows = table.rows_where("name = '' AND module IN (?, ?)", [f["module"], f["top"]])
+            else:
+                continue
+            for row in rows:
+                found.setdefault(row["id"], _api_from_row(row))
+        return list(found.values())
+
+    def distributions(self, import_names: Iterable[str]) -> list[Distribution]:
+        names = sorted(set(import_names))
+        if not names:
+            return []
+        marks = ",".join("?" * len(names))
+        rows = self.db["distributions"].rows_where(f"import_name IN ({marks})", names)
+        return [Distribution(r["import_name"], r["distribution"], r["source"], r["note"]) for r in rows]
+
+    def learned(self, owner: str) -> tuple[int, int]:
+        row = self.db.execute(
+            "SELECT SUM(verdict = 'verified'), SUM(verdict IN ('failed', 'rolled back')) "
+            "FROM fix_outcomes WHERE cause_key = ?", [owner]).fetchone()
+        return int(row[0] or 0), int(row[1] or 0)
+
+    def counts(self) -> dict[str, int]:
+        return {t: self.db[t].count for t in
+                ("packs", "rules", "api_changes", "distributions", "runs", "failures", "diagnoses", "fix_outcomes")}
+
+    # -- history
+
+    def record_run(self, run_doc: dict[str, Any], failures: Sequence[dict[str, Any]],
+                   diagnoses: Sequence[dict[str, Any]]) -> int:
+        """Record a diagnosed run, its failures and its root causes; return the run id."""
+        for i, cause in enumerate(diagnoses):
+            validate(cause, "diagnosis", "root_cause", what=f"diagnosis {i}", error=StoreError)
+        rows = []
+        for seq, failure in enumerate(failures):
+            rows.append({**failure, "seq": seq, "frames": _j(failure.get("frames", []))})
+        frames_seen: set[str] = set()
+        for row in rows:  # validate each distinct frames document once
+            if row["frames"] not in frames_seen:
+                frames_seen.add(row["frames"])
+                validate(json.loads(row["frames"]), "failure", what=f"failure {row['test']} frames",
+                         error=StoreError)
+        with self.write() as db:
+            run_id = db["runs"].insert({
+                "created_at": _now(), "kb_version": __version__, **run_doc,
+                "sources": _j(run_doc.get("sources", [])), "environment": _j(run_doc.get("environment", {})),
+            }).last_pk
+            db["failures"].insert_all(({**row, "run_id": run_id} for row in rows), batch_size=2000)
+            db["diagnoses"].insert_all(({
+                "run_id": run_id, "rank": rank, "cause_key": cause.get("key", ""), "rule": cause["rule"],
+                "api_change": cause.get("api_change"), "category": cause["category"], "title": cause["title"],
+                "confidence": cause["confidence"], "tests": len(cause["tests"]), "doc": _j(cause),
+            } for rank, cause in enumerate(diagnoses)))
+        return int(run_id)
+
+    def check(self) -> list[str]:
+        """Problems found in this KB (empty: healthy): integrity, schema version, documents."""
+        problems: list[str] = []
+        result = self.db.execute("PRAGMA integrity_check").fetchone()[0]
+        if result != "ok":
+            problems.append(f"integrity_check: {result}")
+        for row in self.db.execute("PRAGMA foreign_key_check").fetchall():
+            problems.append(f"foreign key violation in {row[0]} rowid {row[1]} → {row[2]}")
+        if self.user_version != SCHEMA_VERSION:
+            problems.append(f"schema version {self.user_version}, expected {SCHEMA_VERSION}")
+        for row in self.db["rules"].rows:
+            doc = _rule_doc(row)
+            try:
+                validate(doc, "rule-pack", "rule", what=f"rule {row['id']}", error=StoreError)
+            except KbError as exc:
+                problems.append(str(exc))
+        for row in self.db["diagnoses"].rows:
+            try:
+                validate(json.loads(row["doc"]), "diagnosis", "root_cause", what=f"diagnosis {row['id']}",
+                         error=StoreError)
+            except (KbError, ValueError) as exc:
+                problems.append(str(exc))
+        return problems
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def _rule_doc(row: dict[str, Any]) -> dict[str, Any]:
+    match: dict[str, Any] = {"regex": row["regex"]}
+    for key, column in (("exception", "exceptions"), ("phase", "phases")):
+        value = json.loads(row[column])
+        if value:
+            match[key] = value
+    if row["ignore_case"]:
+        match["ignore_case"] = True
+    if row["field"] != "message":
+        match["in"] = row["field"]
+    doc: dict[str, Any] = {
+        "id": row["id"], "title": row["title"], "explanation": row["explanation"], "source": row["source"],
+        "prior": row["prior"], "match": match, "symptom": row["symptom"], "examples": json.loads(row["examples"]),
+    }
+    if row["category"]:
+        doc["category"] = row["category"]
+    if json.loads(row["set_fields"]):
+        doc["set"] = json.loads(row["set_fields"])
+    if json.loads(row["remedies"]):
+        doc["remedies"] = json.loads(row["remedies"])
+    return doc
+
+
+def _sha(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def open_store(db: str | Path | None = None) -> Store:
+    return Store(Path(db) if db else find_db())
