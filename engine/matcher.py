@@ -79,8 +79,11 @@ def required_literal(regex: str, ignore_case: bool = False) -> str | None:
 
 
 def _contains_repeat(items: Iterable) -> bool:
+    """True if ``items`` can match a variable amount of text (a repeat or an alternation)."""
     for op, arg in items:
-        if op in _REPEATS and arg[1] > 1:
+        if op in _REPEATS and arg[0] != arg[1]:
+            return True
+        if op is _BRANCH and len(arg[1]) > 1:
             return True
         if op is _SUBPATTERN and _contains_repeat(arg[-1]):
             return True
@@ -95,10 +98,8 @@ def _hazard(items: Iterable) -> str | None:
             low, high, body = arg
             if high > 1 or high is _MAXREPEAT:
                 if _contains_repeat(body):
-                    return "nested quantifier (a repeat inside a repeat can backtrack exponentially)"
-                for sub_op, sub_arg in body:
-                    if sub_op is _BRANCH and len(sub_arg[1]) > 1:
-                        return "alternation under a quantifier (overlapping branches can backtrack exponentially)"
+                    return ("nested quantifier: a repeat or alternation inside a repeat "
+                            "can backtrack exponentially")
             inner = _hazard(body)
             if inner:
                 return inner
@@ -115,10 +116,11 @@ def _hazard(items: Iterable) -> str | None:
 
 
 def regex_hazard(regex: str) -> str | None:
-    """Why ``regex`` has a catastrophic-backtracking shape, or None if it has none.
+    r"""Why ``regex`` has a catastrophic-backtracking shape, or None if it has none.
 
-    Conservative: any unbounded repeat whose body holds another repeat or an alternation is
-    refused, which is what the classic ``(a+)+`` / ``(a|aa)*`` blow-ups need.
+    Conservative: any repeat whose body can itself match a variable amount of text (another
+    repeat, an optional part or an alternation) is refused — the shape every classic blow-up
+    (``(a+)+``, ``(a|aa)*``, ``(\w+\s?)*``) needs. Use a character class or a bounded form instead.
     """
     try:
         parsed = sre_parse.parse(regex)

@@ -29,7 +29,7 @@ from typing import Any
 import durable.engine as durable_engine
 import durable_rules_engine
 
-__all__ = ["RULESET", "chain", "version_key"]
+__all__ = ["DEFINITION", "RULESET", "chain", "version_key"]
 
 RULESET = "kb_stage2_v1"
 
@@ -92,6 +92,7 @@ def _symptom(*kinds: str) -> dict[str, Any]:
 
 
 def _definition() -> dict[str, Any]:
+    # aliases avoid "s" and "m": durable's Closure already has attributes of those names
     api = {"type": "api"}
     return {
         # symptom + API-change row → cause
@@ -147,6 +148,10 @@ def _definition() -> dict[str, Any]:
     }
 
 
+#: the ruleset as written; durable gets a deep copy because register_rulesets mutates it
+DEFINITION = _definition()
+
+
 class _QuietHost(durable_engine.Host):
     """A Host without the timer threads: we dispatch pending actions ourselves."""
 
@@ -163,7 +168,7 @@ def _get_host() -> _QuietHost:
     global _host
     if _host is None:
         host = _QuietHost()
-        host.register_rulesets({RULESET: copy.deepcopy(_definition())})
+        host.register_rulesets({RULESET: copy.deepcopy(DEFINITION)})
         _host = host
     return _host
 
