@@ -19,7 +19,7 @@ import yaml
 
 from .engine.matcher import check_fields, regex_hazard
 from .errors import RuleError
-from .schemas import errors as schema_errors
+from .validate import errors as schema_errors
 
 __all__ = ["Pack", "parse_pack", "read_pack", "builtin_packs", "MAX_PACK_BYTES"]
 

@@ -28,7 +28,7 @@ from . import __version__
 from .engine import ApiRow, Distribution, Remedy, Rule, Symptom
 from .errors import KbError, StoreError
 from .rulepack import Pack, builtin_packs, parse_pack
-from .schemas import validate
+from .validate import validate
 
 __all__ = ["Store", "find_db", "open_store", "rule_row", "rule_from_row", "SCHEMA_VERSION"]
 
