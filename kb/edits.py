@@ -1,0 +1,99 @@
+"""Line-level source edits the fix templates compose (exposed to Jinja as filters).
+
+Each takes one line of Python source (no newline) and returns it edited, or unchanged when
+the construct is not on that line — the caller compares and refuses a no-op plan.
+Plain string scanning, bracket- and string-aware enough for one logical line; no regex
+with nested quantifiers.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["drop_kwarg", "add_kwarg", "replace_import", "rename_attr"]
+
+_OPEN, _CLOSE = "([{", ")]}"
+
+
+def _value_end(line: str, start: int) -> int:
+    """Index just past the argument value starting at ``start`` (depth- and quote-aware)."""
+    depth, quote, i = 0, "", start
+    while i < len(line):
+        ch = line[i]
+        if quote:
+            if ch == "\\":
+                i += 1
+            elif ch == quote:
+                quote = ""
+        elif ch in "'\"":
+            quote = ch
+        elif ch in _OPEN:
+            depth += 1
+        elif ch in _CLOSE:
+            if depth == 0:
+                return i
+            depth -= 1
+        elif ch == "," and depth == 0:
+            return i
+        i += 1
+    return i
+
+
+def drop_kwarg(line: str, param: str) -> str:
+    """Remove every ``param=value`` keyword argument from the calls on ``line``."""
+    pattern = re.compile(rf"(?<![\w.]){re.escape(param)}\s*=(?!=)")
+    while True:
+        found = pattern.search(line)
+        if not found:
+            return line
+        end = _value_end(line, found.end())
+        before = line[: found.start()]
+        after = line[end:]
+        stripped = before.rstrip()
+        if stripped.endswith(","):  # f(a, loop=x) → f(a)
+            before = stripped[:-1]
+        elif after.startswith(","):  # f(loop=x, a) → f(a)
+            after = after[1:].lstrip()
+        line = before + after
+
+
+def add_kwarg(line: str, callable: str, param: str, value: str) -> str:
+    """Add ``param=value`` to the first call of ``callable`` on ``line`` that lacks it."""
+    found = re.search(rf"(?<![\w.]){re.escape(callable)}\s*\(", line)
+    if not found:
+        return line
+    end = _value_end(line, found.end())
+    while end < len(line) and line[end] == ",":
+        end = _value_end(line, end + 1)
+    if end >= len(line) or line[end] != ")":
+        return line
+    inside = line[found.end():end]
+    if re.search(rf"(?<![\w.]){re.escape(param)}\s*=", inside):
+        return line
+    sep = ", " if inside.strip() else ""
+    return f"{line[:end].rstrip() if inside.strip() else line[:end]}{sep}{param}={value}{line[end:]}"
+
+
+def replace_import(line: str, module: str, name: str, new_module: str) -> str:
+    """Move ``name`` in ``from module import ...`` to ``from new_module import name`` (same indent)."""
+    found = re.match(rf"(\s*)from\s+{re.escape(module)}\s+import\s+(\(?)([^()#]*)(\)?)(\s*(#.*)?)$", line)
+    if not found:
+        return line
+    indent, names_text, comment = found.group(1), found.group(3), found.group(6)
+    tail = f"  {comment}" if comment else ""
+    names = [n.strip() for n in names_text.split(",") if n.strip()]
+    moved = [n for n in names if n.split(" as ")[0].strip() == name]
+    if not moved:
+        return line
+    rest = [n for n in names if n not in moved]
+    new = f"{indent}from {new_module} import {', '.join(moved)}"
+    if rest:
+        return f"{indent}from {module} import {', '.join(rest)}{tail}\n{new}"
+    return new + tail
+
+
+def rename_attr(line: str, old: str, new: str) -> str:
+    """Rename attribute or qualified name ``old`` (``tostring`` or ``collections.Mapping``) to ``new``."""
+    if "." in old:
+        return re.sub(rf"(?<![\w.]){re.escape(old)}(?!\w)", new, line)
+    return re.sub(rf"\.{re.escape(old)}(?!\w)", f".{new}", line)

@@ -1,0 +1,62 @@
+"""Fix templates: sandboxed Jinja (the only jinja2 importer), StrictUndefined, package ``kb.fixes``.
+
+A template renders the replacement for one source line: it receives ``line`` (the original
+line, without its newline) and ``params`` (the remedy's parameters) and may use the filters
+of :mod:`kb.edits`. ``pin-dependency`` renders a requirement line from ``params.requirement``.
+A template that fails — an undefined name, a reach for Python internals — is a FixError.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any
+
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment, SecurityError
+
+from . import edits
+from .errors import FixError
+
+__all__ = ["render_template", "template_names"]
+
+
+@lru_cache(maxsize=1)
+def _env() -> SandboxedEnvironment:
+    env = SandboxedEnvironment(
+        loader=jinja2.PackageLoader("kb.fixes", ""),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=False,
+    )
+    for name in ("drop_kwarg", "add_kwarg", "replace_import", "rename_attr"):
+        env.filters[name] = _strict(getattr(edits, name))
+    return env
+
+
+def _strict(func: Callable[..., str]) -> Callable[..., str]:
+    """Filters see StrictUndefined arguments as errors, not as objects to stringify."""
+
+    def filter_(*args: Any) -> str:
+        for arg in args:
+            if isinstance(arg, jinja2.Undefined):
+                arg._fail_with_undefined_error()
+        return func(*args)
+
+    return filter_
+
+
+def template_names() -> list[str]:
+    return sorted(name[:-3] for name in _env().list_templates() if name.endswith(".j2"))
+
+
+def render_template(name: str, *, line: str = "", params: dict[str, Any] | None = None) -> str:
+    try:
+        template = _env().get_template(f"{name}.j2")
+        return template.render(line=line, params=params or {})
+    except jinja2.TemplateNotFound:
+        raise FixError(f"fix template {name!r} does not exist (have: {', '.join(template_names())})") from None
+    except SecurityError as exc:
+        raise FixError(f"fix template {name!r} refused by the sandbox: {exc}") from None
+    except jinja2.TemplateError as exc:
+        raise FixError(f"fix template {name!r}: {exc}") from None

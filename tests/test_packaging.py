@@ -1,0 +1,45 @@
+"""The built wheel works on its own: data folders, kb.engine mapping, both entry points."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from .conftest import REAL
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(out), str(ROOT)], check=True, capture_output=True)
+    return next(out.glob("kb_selfheal-*.whl"))
+
+
+def test_wheel_contents(wheel: Path) -> None:
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for expected in ("kb/cli.py", "kb/py.typed", "kb/engine/runner.py", "kb/schemas/diagnosis.schema.json",
+                     "kb/schemas/rule-pack.schema.json", "kb/packs/python-core.yaml", "kb/fixes/__init__.py"):
+        assert expected in names
+    assert not any(n.startswith(("engine/", "schemas/", "fixes/", "tests/")) for n in names)
+
+
+def test_wheel_runs_outside_the_source_tree(wheel: Path, tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],
+                   check=True, capture_output=True)
+    env = {**os.environ, "PYTHONPATH": str(site), "KB_DB": str(tmp_path / "kb.sqlite")}
+    where = subprocess.run([sys.executable, "-c", "import kb, kb.engine; print(kb.__file__, kb.engine.__file__)"],
+                           cwd=tmp_path, env=env, check=True, capture_output=True, text=True).stdout
+    assert where.count(str(site)) == 2
+    result = subprocess.run([sys.executable, "-m", "kb", "diagnose", str(REAL / "pyjwt-1.5.3" / "report.xml")],
+                            cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "collections.Mapping" in result.stdout
