@@ -1,0 +1,129 @@
+"""Failure facts: one per failing or erroring test and per collection/suite-level error.
+
+Producers rarely say where a failure happened: pytest's default XML has no file/line, so
+frames, the exception type and its message are parsed from the traceback text — pytest's
+long/short/line styles (``path.py:12: in func``, the final ``path.py:39: TypeError`` and the
+``E   Type: message`` lines) and Python's native one (``File "x.py", line 3, in f``).
+Every regex here is anchored and linear; texts are scanned only up to ``SCAN_BYTES``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .models import Frame, Run, TestResult
+
+__all__ = ["Failure", "failures_from_run", "parse_traceback", "MESSAGE_LIMIT"]
+
+MESSAGE_LIMIT = 4000
+#: the head and tail of a traceback this long are scanned (the raise site is at the end)
+SCAN_BYTES = 64 * 1024
+MAX_FRAMES = 200
+
+_PYTEST_FRAME = re.compile(r"^([^\s:][^:\n]{0,500}):(\d{1,9}): ?(?:in (\S{1,300}))?(.{0,300})$", re.M)
+_NATIVE_FRAME = re.compile(r'^\s{0,40}File "([^"\n]{1,500})", line (\d{1,9})(?:, in (\S{1,300}))?', re.M)
+_E_LINE = re.compile(r"^E {1,20}(.{0,2000})$", re.M)
+_TYPED = re.compile(r"^([A-Za-z_][\w.]{0,200}): ?(.*)$", re.S)
+_NATIVE_LAST = re.compile(r"^([A-Za-z_][\w.]{0,200}(?:Error|Exception|Warning|Exit|Interrupt|Iteration))(?:: (.*))?$")
+
+
+@dataclass(frozen=True)
+class Failure:
+    id: int
+    test: str
+    phase: str
+    exception: str
+    message: str
+    frames: tuple[Frame, ...]
+    location: Frame | None
+    text: str
+    source: str
+
+
+def _is_type(name: str) -> bool:
+    last = name.rsplit(".", 1)[-1]
+    return bool(last) and last[0].isupper() and last.isidentifier()
+
+
+def _scan_window(text: str) -> str:
+    if len(text) <= SCAN_BYTES:
+        return text
+    return text[: SCAN_BYTES // 4] + "\n" + text[-(SCAN_BYTES * 3 // 4):]
+
+
+def parse_traceback(text: str) -> tuple[str, str, list[Frame]]:
+    """(exception type, message, frames) found in a traceback text; empty strings if none."""
+    window = _scan_window(text)
+    frames: list[Frame] = []
+    final_type = ""
+    for found in _PYTEST_FRAME.finditer(window):
+        func = found.group(3)
+        rest = found.group(4).strip()
+        if func is None and rest and not _is_type(rest):
+            continue  # "path:12: something else" is not a frame line
+        frames.append(Frame(found.group(1), int(found.group(2)), func))
+        if func is None and rest:
+            final_type = rest
+    if not frames:
+        frames = [Frame(f.group(1), int(f.group(2)), f.group(3)) for f in _NATIVE_FRAME.finditer(window)]
+    exception, message = "", ""
+    blocks: list[list[str]] = []
+    last_end = -2
+    for found in _E_LINE.finditer(window):
+        if found.start() != last_end + 1:
+            blocks.append([])
+        blocks[-1].append(found.group(1))
+        last_end = found.end()
+    if blocks:
+        lines = blocks[-1]
+        for i, line in enumerate(lines):
+            typed = _TYPED.match(line.strip())
+            if typed and _is_type(typed.group(1)) and (not final_type or typed.group(1) == final_type
+                                                        or typed.group(1).endswith("." + final_type)):
+                exception = typed.group(1)
+                message = "\n".join([typed.group(2), *(l.strip() for l in lines[i + 1:])]).strip()
+                break
+        else:
+            exception = final_type
+            message = "\n".join(l.strip() for l in lines).strip()
+    elif text.strip():
+        for line in reversed(window.strip().splitlines()[-20:]):
+            native = _NATIVE_LAST.match(line.strip())
+            if native:
+                exception, message = native.group(1), (native.group(2) or "")
+                break
+    if not exception and final_type:
+        exception = final_type
+    return exception, message[:MESSAGE_LIMIT], frames[-MAX_FRAMES:]
+
+
+def _from_attributes(result: TestResult) -> tuple[str, str]:
+    message = result.message.strip()
+    typed = _TYPED.match(message)
+    if typed and _is_type(typed.group(1)) and " " not in typed.group(1):
+        return typed.group(1), typed.group(2)
+    return result.type.strip(), message
+
+
+def _failure(fid: int, result: TestResult) -> Failure:
+    exception, message, frames = parse_traceback(result.text) if result.text else ("", "", [])
+    attr_type, attr_message = _from_attributes(result)
+    if not exception:
+        exception, message = attr_type, message or attr_message
+    elif not message:
+        message = attr_message
+    if result.file:
+        location: Frame | None = Frame(result.file, result.line, None)
+    else:
+        location = frames[-1] if frames else None
+    return Failure(
+        id=fid, test=result.test_id, phase=result.phase, exception=exception,
+        message=message[:MESSAGE_LIMIT], frames=tuple(frames), location=location,
+        text=result.text or result.message, source=result.source,
+    )
+
+
+def failures_from_run(run: Run) -> list[Failure]:
+    """One Failure per failed/erroring result (suite-level errors included), in report order."""
+    return [_failure(i, r) for i, r in enumerate(r for r in run.results if r.outcome in ("failed", "error"))]

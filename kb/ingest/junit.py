@@ -1,0 +1,246 @@
+"""JUnit XML in every dialect — the only module that imports lxml.
+
+Hardened: no entity expansion, no DTD loading (a document with a DOCTYPE is refused), no
+network; streamed with ``iterparse`` and element clearing, so memory stays bounded on huge
+reports. Counts come from the ``<testcase>`` elements, never from suite attributes (see
+tests/corpus/reports/README.md for the rules): one outcome per testcase, error > failure >
+skipped; Surefire ``rerun*`` without a primary result count as that result, ``flaky*`` alone
+as passed; ``status=``/``result=`` attributes only when there is no result child.
+``<error>``/``<failure>`` directly under a ``<testsuite>`` are surfaced as suite-level
+results (phase "suite"), not counted as tests.
+"""
+
+from __future__ import annotations
+
+import codecs
+import io
+import re
+from typing import BinaryIO
+
+from lxml import etree
+
+from ..errors import ReportError
+from ..models import Run, TestResult
+from . import reader
+
+__all__ = ["read_junit"]
+
+JUNIT_ROOTS = {"testsuites", "testsuite", "testrun"}
+#: related formats kb has no reader for yet: refused as "unsupported format"
+OTHER_REPORT_ROOTS = {"assemblies", "test-results", "test-run", "TestRun", "Site", "testResults"}
+#: text kept per failure: head and tail of longer bodies
+TEXT_LIMIT = 64 * 1024
+_SKIP_STATUS = {"notrun", "disabled", "skipped", "skip", "ignored"}
+_FAIL_STATUS = {"failed", "fail", "failure"}
+_ERROR_STATUS = {"error", "errored"}
+_PY_VERSION = re.compile(r"[/\\]python(3\.\d{1,2})[/\\]")
+_DECL_ENCODING = re.compile(rb"^(\s*<\?xml[^>]*?)\s+encoding\s*=\s*(['\"])[^'\"]*\2", re.S)
+
+
+def _looks_like_xml(head: bytes) -> bool:
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        head = head[:512].decode("utf-16", errors="ignore").encode("utf-8")
+    return head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<")
+
+
+def _local(tag: object) -> str:
+    if not isinstance(tag, str):
+        return ""  # comments, processing instructions
+    return tag.rsplit("}", 1)[-1] if tag.startswith("{") else tag
+
+
+def _bounded(text: str) -> str:
+    if len(text) <= TEXT_LIMIT:
+        return text
+    half = TEXT_LIMIT // 2
+    return text[:half] + "\n[... kb cut the middle of a long report body ...]\n" + text[-half:]
+
+
+def _source(data: BinaryIO, name: str) -> BinaryIO | bytes:
+    """UTF-16 documents are decoded from their BOM (labels such as "UTF-16 LE" confuse libxml2)."""
+    head = data.peek(4)[:4] if hasattr(data, "peek") else b""
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raw = data.read()
+        try:
+            text = raw.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise ReportError(name, f"cannot decode UTF-16: {exc.reason}") from None
+        return _DECL_ENCODING.sub(rb"\1", text.encode("utf-8"), count=1)
+    return data
+
+
+def _pytest_id(classname: str, name: str) -> str:
+    """A pytest node id from pytest's classname/name ("tests.test_x.Class" + "test_y")."""
+    if not classname:
+        # collection errors: name is the dotted module ("tests.test_x")
+        return name.replace(".", "/") + ".py" if name and "/" not in name and " " not in name else name
+    parts = classname.split(".")
+    split = len(parts)
+    while split > 1 and parts[split - 1][:1].isupper():
+        split -= 1
+    module = "/".join(parts[:split]) + ".py"
+    return "::".join([module, *parts[split:], name])
+
+
+class _Reader:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.run = Run(format="junit")
+        self.pytest = False
+
+    def testcase(self, el: etree._Element) -> None:
+        run = self.run
+        classname = el.get("classname") or el.get("class") or ""
+        name = el.get("name") or ""
+        test_id = _pytest_id(classname, name) if self.pytest else (f"{classname}::{name}" if classname else name)
+        run.tests += 1
+        run.order.append(test_id)
+        children: dict[str, etree._Element] = {}
+        for child in el:
+            tag = _local(child.tag)
+            if tag and tag not in children:
+                children[tag] = child
+        primary = None
+        outcome = "passed"
+        if "error" in children:
+            outcome, primary = "error", children["error"]
+        elif "failure" in children:
+            outcome, primary = "failed", children["failure"]
+        elif "rerunFailure" in children:  # failed on its last rerun
+            outcome, primary = "failed", children["rerunFailure"]
+        elif "rerunError" in children:
+            outcome, primary = "error", children["rerunError"]
+        elif "skipped" in children or "skip" in children:
+            outcome = "skipped"
+        elif not (children.keys() & {"flakyFailure", "flakyError"}):
+            status = (el.get("status") or "").lower()
+            result = (el.get("result") or "").lower()
+            if status in _SKIP_STATUS or result in ("skipped", "suppressed"):
+                outcome = "skipped"
+            elif status in _FAIL_STATUS:
+                outcome = "failed"
+            elif status in _ERROR_STATUS:
+                outcome = "error"
+        if outcome == "passed":
+            run.passed += 1
+            return
+        if outcome == "skipped":
+            run.skipped += 1
+            return
+        if outcome == "failed":
+            run.failures += 1
+        else:
+            run.errors += 1
+        run.results.append(self._result(test_id, outcome, classname, name, primary, el))
+
+    def _result(self, test_id: str, outcome: str, classname: str, name: str,
+                primary: etree._Element | None, owner: etree._Element) -> TestResult:
+        message = type_ = text = ""
+        if primary is not None:
+            message = primary.get("message") or ""
+            type_ = primary.get("type") or ""
+            text = primary.text or ""
+            if not text.strip():
+                trace = next((c for c in primary if _local(c.tag) == "stackTrace"), None)
+                text = (trace.text or "") if trace is not None else ""
+        phase = "call"
+        if owner is not None and _local(owner.tag) == "testsuite":
+            phase = "suite"
+        elif self.pytest and outcome == "error":
+            lowered = message.lower()
+            if lowered == "collection failure":
+                phase = "collection"
+            elif lowered.startswith("failed on setup"):
+                phase = "setup"
+            elif lowered.startswith("failed on teardown"):
+                phase = "teardown"
+        line = owner.get("line") if owner is not None else None
+        time = None
+        raw_time = (owner.get("time") or "").replace(",", "") if owner is not None else ""
+        try:
+            time = float(raw_time) if raw_time else None
+        except ValueError:
+            time = None
+        if "python" not in self.run.environment and text:
+            found = _PY_VERSION.search(text)
+            if found:
+                self.run.environment["python"] = found.group(1)
+        return TestResult(
+            test_id=test_id, outcome=outcome, phase=phase, classname=classname, name=name,
+            message=message, type=type_, text=_bounded(text),
+            file=owner.get("file") if owner is not None else None,
+            line=int(line) if line and line.isdigit() else None, time=time, source=self.name,
+        )
+
+    def suite_level(self, el: etree._Element, suite: etree._Element) -> None:
+        suite_name = suite.get("name") or ""
+        outcome = "error" if _local(el.tag) == "error" else "failed"
+        test_id = f"{suite_name} (suite)" if suite_name else "(suite)"
+        self.run.results.append(self._result(test_id, outcome, suite_name, "", el, suite))
+
+
+def _check_root(root: etree._Element, name: str) -> None:
+    docinfo = root.getroottree().docinfo
+    if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
+        raise ReportError(name, "refusing a document with a DTD (entities and DTDs are not allowed in reports)")
+    tag = _local(root.tag)
+    if tag in OTHER_REPORT_ROOTS:
+        raise ReportError(name, f"unsupported format: <{tag}>")
+    if tag not in JUNIT_ROOTS:
+        raise ReportError(name, f"not a test report: root element <{tag}>")
+
+
+@reader("junit", sniff=_looks_like_xml)
+def read_junit(data: BinaryIO, name: str) -> Run:
+    """Stream a JUnit-family XML report into a Run."""
+    state = _Reader(name)
+    source = _source(data, name)
+    if isinstance(source, bytes):
+        source = io.BytesIO(source)
+    events = etree.iterparse(
+        source, events=("start", "end"), resolve_entities=False, no_network=True, load_dtd=False,
+        huge_tree=False, remove_comments=True, remove_pis=True,
+    )
+    depth_in_case = 0
+    stack: list[str] = []
+    try:
+        for event, el in events:
+            tag = _local(el.tag)
+            if event == "start":
+                if not stack:
+                    _check_root(el, name)
+                    state.pytest = (el.get("name") or "") in ("pytest tests", "pytest")
+                if tag == "testsuite" and (el.get("name") or "") == "pytest":
+                    state.pytest = True
+                if tag == "testcase":
+                    depth_in_case += 1
+                stack.append(tag)
+                continue
+            stack.pop()
+            if tag == "testcase":
+                depth_in_case -= 1
+                if depth_in_case == 0:
+                    state.testcase(el)
+                    _release(el)
+            elif tag in ("error", "failure") and depth_in_case == 0:
+                parent = el.getparent()
+                if parent is not None and _local(parent.tag) == "testsuite":
+                    state.suite_level(el, parent)
+                    _release(el)
+            elif tag == "testsuite" and depth_in_case == 0:
+                _release(el)
+    except etree.XMLSyntaxError as exc:
+        reason = str(exc.msg if hasattr(exc, "msg") and exc.msg else exc)
+        raise ReportError(name, f"not well-formed XML: {reason}") from None
+    except (UnicodeDecodeError, LookupError) as exc:
+        raise ReportError(name, f"cannot decode: {exc}") from None
+    return state.run
+
+
+def _release(el: etree._Element) -> None:
+    """Free a processed element and the siblings before it (bounded memory on huge files)."""
+    el.clear(keep_tail=False)
+    parent = el.getparent()
+    if parent is not None:
+        while el.getprevious() is not None:
+            del parent[0]
