@@ -53,13 +53,11 @@ def _describe_row(row: ApiRow, symptom_kind: str) -> str:
 
 
 def _manual(row: ApiRow) -> Remedy:
-    instead = f" to {row.replacement}" if row.replacement else ""
-    return Remedy(
-        kind="manual",
-        description=f"Port the code away from {row.qualname}{instead}; see the upstream notes",
-        risk="medium",
-        url=row.source,
-    )
+    if row.replacement:
+        description = f"Port by hand: {row.qualname} → {row.replacement} (see the upstream notes)"
+    else:
+        description = f"Port by hand away from {row.qualname} (see the upstream notes)"
+    return Remedy(kind="manual", description=description, risk="medium", url=row.source)
 
 
 class Engine:

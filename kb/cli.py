@@ -86,9 +86,10 @@ def db_check(db: str | None) -> None:
     try:
         problems = store.check()
         counts = store.counts()
+        version = store.user_version
     finally:
         store.close()
-    click.echo(f"{store.path}: schema {store.user_version}, " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+    click.echo(f"{store.path}: schema {version}, " + ", ".join(f"{v} {k}" for k, v in counts.items()))
     if problems:
         for problem in problems:
             click.echo(f"problem: {problem}", err=True)

@@ -48,8 +48,17 @@ def test_several_files_and_a_directory(tmp_path: Path) -> None:
     doc = json.loads(both.stdout)
     assert doc["summary"]["failures"] + doc["summary"]["errors"] == 69 + 9
     assert len(doc["root_causes"]) == 2
-    folder = kb("diagnose", str(REAL / "fs-2.4.16"), "--format", "json", "--no-record")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "janus.xml").write_bytes(JANUS.read_bytes())
+    (tmp_path / "a" / "notes.md").write_text("not a report")
+    (tmp_path / "a" / "b").mkdir()
+    (tmp_path / "a" / "b" / "fs.txt").write_bytes((REAL / "fs-2.4.16" / "pytest.txt").read_bytes())
+    folder = kb("diagnose", str(tmp_path / "a"), "--format", "json", "--no-record")
     assert folder.returncode == 0, folder.stderr
+    doc = json.loads(folder.stdout)
+    assert doc["summary"]["failures"] + doc["summary"]["errors"] == 69 + 41
+    assert [len(c["tests"]) for c in doc["root_causes"]] == [69, 41] or \
+        sorted(len(c["tests"]) for c in doc["root_causes"]) == [41, 69]
 
 
 def test_no_record_leaves_the_history_alone(_isolated_kb: Path) -> None:

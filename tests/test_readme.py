@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -37,7 +38,7 @@ def test_command_a_prints_the_output_the_readme_shows(tmp_path: Path) -> None:
     assert kb_part.startswith("kb diagnose ")
     args = kb_part.split()[1:]
     result = subprocess.run([sys.executable, "-m", "kb", *args], cwd=ROOT, capture_output=True, text=True,
-                            env={"KB_DB": str(tmp_path / "kb.sqlite"), "PATH": "", "PYTHONIOENCODING": "utf-8"})
+                            env={**os.environ, "KB_DB": str(tmp_path / "kb.sqlite"), "PYTHONIOENCODING": "utf-8"})
     assert result.returncode == 0, result.stderr
     shown = _block("output-a")
     # the run id depends on how often the KB was used; everything else is stable
