@@ -21,7 +21,9 @@ _MENTION_SAMPLE = 50
 class Knowledge(Protocol):
     """What the engine needs from a knowledge base (the store implements it)."""
 
-    def api_rows(self, symptoms: Sequence[Symptom]) -> list[ApiRow]: ...
+    def api_rows(self, symptoms: Sequence[Symptom]) -> list[list[ApiRow]]:
+        """Candidate API-change rows for each symptom (same order), found by exact keys."""
+        ...
 
     def distributions(self, import_names: Iterable[str]) -> list[Distribution]: ...
 
@@ -84,10 +86,19 @@ class Engine:
         if not symptoms:
             return EngineResult([], sorted(f.id for f in facts), [], stats)
 
-        sym_ids = {f"S{i}": s for i, s in enumerate(symptoms)}
-        rows = {row.id: row for row in knowledge.api_rows(symptoms)}
+        # stage 2 sees only candidates: symptoms some knowledge could explain
+        candidates = knowledge.api_rows(symptoms)
         tops = {s.get("top") for s in symptoms if s.kind == "missing_module"}
         dists = {d.import_name: d for d in knowledge.distributions(t for t in tops if t)}
+        rows: dict[str, ApiRow] = {}
+        sym_ids: dict[str, Symptom] = {}
+        for i, (s, found) in enumerate(zip(symptoms, candidates)):
+            if found or s.kind == "direct" or (s.kind == "missing_module" and s.get("top") in dists):
+                sym_ids[f"S{i}"] = s
+                rows.update((row.id, row) for row in found)
+        stats["candidate_symptoms"] = len(sym_ids)
+        if not sym_ids:
+            return EngineResult([], sorted(f.id for f in facts), symptoms, stats)
         options: dict[str, list[Remedy]] = {}
         for row in rows.values():
             rems = list(row.remedies)

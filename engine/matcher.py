@@ -257,17 +257,26 @@ class Matcher:
                 yield rule, fields
 
     def symptoms(self, facts: Iterable[FailureFact]) -> tuple[list[Symptom], list[int]]:
-        """Group matches into one Symptom per distinct (rule, kind, fields); return unmatched ids too."""
+        """Group matches into one Symptom per distinct (rule, kind, fields); return unmatched ids too.
+
+        Failures with one cause usually print the same message, so matching is memoised on
+        (exception, phase, message[, text]): each distinct failure runs the index once.
+        """
+        uses_text = "text" in self._fields
         grouped: dict[tuple[str, str, tuple[tuple[str, str], ...]], list[int]] = {}
         unmatched: list[int] = []
+        memo: dict[tuple[str, ...], list[tuple[str, str, tuple[tuple[str, str], ...]]]] = {}
         for fact in facts:
-            hit = False
-            for rule, fields in self.match(fact):
-                hit = True
-                key = (rule.id, rule.symptom, tuple(sorted(fields.items())))
-                grouped.setdefault(key, []).append(fact.id)
-            if not hit:
+            memo_key = (fact.exception, fact.phase, fact.message[:SCAN_LIMIT]) + (
+                (fact.text[:SCAN_LIMIT],) if uses_text else ())
+            keys = memo.get(memo_key)
+            if keys is None:
+                keys = [(rule.id, rule.symptom, tuple(sorted(fields.items()))) for rule, fields in self.match(fact)]
+                memo[memo_key] = keys
+            if not keys:
                 unmatched.append(fact.id)
+            for key in keys:
+                grouped.setdefault(key, []).append(fact.id)
         symptoms = [
             Symptom(rule=rule_id, kind=kind, fields=fields, failures=tuple(ids))
             for (rule_id, kind, fields), ids in grouped.items()

@@ -21,9 +21,10 @@ MESSAGE_LIMIT = 4000
 SCAN_BYTES = 64 * 1024
 MAX_FRAMES = 200
 
-_PYTEST_FRAME = re.compile(r"^([^\s:][^:\n]{0,500}):(\d{1,9}): ?(?:in (\S{1,300}))?(.{0,300})$", re.M)
+# anchored on the ":LINE:" part (a fast literal scan); the path is the text before it on its line
+_PYTEST_FRAME = re.compile(r":(\d{1,9}): ?(?:in (\S{1,300}))?([^\n]{0,300})$", re.M)
 _NATIVE_FRAME = re.compile(r'^\s{0,40}File "([^"\n]{1,500})", line (\d{1,9})(?:, in (\S{1,300}))?', re.M)
-_E_LINE = re.compile(r"^E {1,20}(.{0,2000})$", re.M)
+_E_LINE = re.compile(r"\nE {1,20}([^\n]{0,2000})")
 _TYPED = re.compile(r"^([A-Za-z_][\w.]{0,200}): ?(.*)$", re.S)
 _NATIVE_LAST = re.compile(r"^([A-Za-z_][\w.]{0,200}(?:Error|Exception|Warning|Exit|Interrupt|Iteration))(?:: (.*))?$")
 
@@ -54,24 +55,28 @@ def _scan_window(text: str) -> str:
 
 def parse_traceback(text: str) -> tuple[str, str, list[Frame]]:
     """(exception type, message, frames) found in a traceback text; empty strings if none."""
-    window = _scan_window(text)
+    window = "\n" + _scan_window(text)
     frames: list[Frame] = []
     final_type = ""
     for found in _PYTEST_FRAME.finditer(window):
-        func = found.group(3)
-        rest = found.group(4).strip()
+        start = window.rfind("\n", 0, found.start()) + 1
+        path = window[start:found.start()]
+        if not path or path[0].isspace() or ":" in path or len(path) > 500:
+            continue
+        func = found.group(2)
+        rest = found.group(3).strip()
         if func is None and rest and not _is_type(rest):
             continue  # "path:12: something else" is not a frame line
-        frames.append(Frame(found.group(1), int(found.group(2)), func))
+        frames.append(Frame(path, int(found.group(1)), func))
         if func is None and rest:
             final_type = rest
     if not frames:
         frames = [Frame(f.group(1), int(f.group(2)), f.group(3)) for f in _NATIVE_FRAME.finditer(window)]
     exception, message = "", ""
     blocks: list[list[str]] = []
-    last_end = -2
+    last_end = -1
     for found in _E_LINE.finditer(window):
-        if found.start() != last_end + 1:
+        if found.start() != last_end:
             blocks.append([])
         blocks[-1].append(found.group(1))
         last_end = found.end()

@@ -271,23 +271,46 @@ class Store:
     def rules(self) -> list[Rule]:
         return [rule_from_row(row) for row in self.db["rules"].rows_where(order_by="id")]
 
-    def api_rows(self, symptoms: Sequence[Symptom]) -> list[ApiRow]:
-        """Candidate rows for the symptoms, by exact keys only (indexed lookups)."""
-        found: dict[str, ApiRow] = {}
-        table = self.db["api_changes"]
+    def api_rows(self, symptoms: Sequence[Symptom]) -> list[list[ApiRow]]:
+        """Candidate rows for each symptom (aligned with ``symptoms``), by exact keys only.
+
+        One indexed query per chunk of keys rather than one per symptom: a run with thousands
+        of distinct symptoms costs a handful of queries.
+        """
+        by_key: dict[tuple[str, str, str], list[ApiRow]] = {}
+        wanted: dict[str, set[tuple[str, str]]] = {"name": set(), "call": set(), "module": set()}
+        keys: list[list[tuple[str, str, str]]] = []
         for s in symptoms:
             f = dict(s.fields)
+            mine: list[tuple[str, str, str]] = []
             if s.kind in ("missing_name", "missing_attribute"):
-                rows = table.rows_where("module = ? AND name = ?", [f["module"], f["name"]])
+                mine.append(("name", f["module"], f["name"]))
             elif s.kind in ("unexpected_kwarg", "missing_argument"):
-                rows = table.rows_where("tail = ? AND param = ?", [f["tail"], f["param"]])
+                mine.append(("call", f["tail"], f["param"]))
             elif s.kind == "missing_module":
-                rows = table.rows_where("name = '' AND module IN (?, ?)", [f["module"], f["top"]])
-            else:
-                continue
-            for row in rows:
-                found.setdefault(row["id"], _api_from_row(row))
-        return list(found.values())
+                mine.extend({("module", f["module"], ""), ("module", f["top"], "")})
+            for kind, a, b in mine:
+                wanted[kind].add((a, b))
+            keys.append(mine)
+        queries = {
+            "name": ("module, name", "module", "name", ""),
+            "call": ("tail, param", "tail", "param", ""),
+            "module": ("module, name", "module", "name", ""),
+        }
+        for kind, pairs in wanted.items():
+            columns, first, second, _ = queries[kind]
+            pairs_list = sorted((a, "" if kind == "module" else b) for a, b in pairs)
+            for start in range(0, len(pairs_list), 250):
+                chunk = pairs_list[start:start + 250]
+                values = ",".join("(?, ?)" for _ in chunk)
+                params = [v for pair in chunk for v in pair]
+                cursor = self.db.execute(f"SELECT * FROM api_changes WHERE ({columns}) IN (VALUES {values})", params)
+                names = [d[0] for d in cursor.description]
+                for raw in cursor.fetchall():
+                    row = dict(zip(names, raw))
+                    key = (kind, row[first], "" if kind == "module" else row[second])
+                    by_key.setdefault(key, []).append(_api_from_row(row))
+        return [[row for key in mine for row in by_key.get(key, [])] for mine in keys]
 
     def distributions(self, import_names: Iterable[str]) -> list[Distribution]:
         names = sorted(set(import_names))

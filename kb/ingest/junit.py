@@ -197,38 +197,41 @@ def read_junit(data: BinaryIO, name: str) -> Run:
     source = _source(data, name)
     if isinstance(source, bytes):
         source = io.BytesIO(source)
+    # only the elements kb reads are reported; the first "start" is the root, checked before anything else
     events = etree.iterparse(
-        source, events=("start", "end"), resolve_entities=False, no_network=True, load_dtd=False,
-        huge_tree=False, remove_comments=True, remove_pis=True,
+        source, events=("start", "end"), tag=("{*}testsuites", "{*}testsuite", "{*}testrun", "{*}testcase",
+                                               "{*}error", "{*}failure"),
+        resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
+        remove_comments=True, remove_pis=True,
     )
-    depth_in_case = 0
-    stack: list[str] = []
+    checked = False
     try:
         for event, el in events:
-            tag = _local(el.tag)
+            if not checked:
+                checked = True
+                root = el.getroottree().getroot()
+                _check_root(root, name)
+                state.pytest = (root.get("name") or "") in ("pytest tests", "pytest")
             if event == "start":
-                if not stack:
-                    _check_root(el, name)
-                    state.pytest = (el.get("name") or "") in ("pytest tests", "pytest")
-                if tag == "testsuite" and (el.get("name") or "") == "pytest":
+                if not state.pytest and _local(el.tag) == "testsuite" and el.get("name") == "pytest":
                     state.pytest = True
-                if tag == "testcase":
-                    depth_in_case += 1
-                stack.append(tag)
                 continue
-            stack.pop()
+            tag = _local(el.tag)
             if tag == "testcase":
-                depth_in_case -= 1
-                if depth_in_case == 0:
-                    state.testcase(el)
-                    _release(el)
-            elif tag in ("error", "failure") and depth_in_case == 0:
+                state.testcase(el)
+                _release(el)
+            elif tag in ("error", "failure"):
                 parent = el.getparent()
                 if parent is not None and _local(parent.tag) == "testsuite":
                     state.suite_level(el, parent)
                     _release(el)
-            elif tag == "testsuite" and depth_in_case == 0:
+            elif tag == "testsuite":
                 _release(el)
+        if not checked:  # well-formed, but none of the elements a test report has
+            root = events.root
+            if root is None:
+                raise ReportError(name, "no XML document found")
+            _check_root(root, name)
     except etree.XMLSyntaxError as exc:
         reason = str(exc.msg if hasattr(exc, "msg") and exc.msg else exc)
         raise ReportError(name, f"not well-formed XML: {reason}") from None
