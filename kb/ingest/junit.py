@@ -33,6 +33,8 @@ TEXT_LIMIT = 64 * 1024
 _SKIP_STATUS = {"notrun", "disabled", "skipped", "skip", "ignored"}
 _FAIL_STATUS = {"failed", "fail", "failure"}
 _ERROR_STATUS = {"error", "errored"}
+#: the Python version is looked for in the first failures' tracebacks only
+_ENV_SCAN_RESULTS = 50
 _PY_VERSION = re.compile(r"[/\\]python(3\.\d{1,2})[/\\]")
 _DECL_ENCODING = re.compile(rb"^(\s*<\?xml[^>]*?)\s+encoding\s*=\s*(['\"])[^'\"]*\2", re.S)
 
@@ -161,7 +163,7 @@ class _Reader:
             time = float(raw_time) if raw_time else None
         except ValueError:
             time = None
-        if "python" not in self.run.environment and text:
+        if "python" not in self.run.environment and text and len(self.run.results) < _ENV_SCAN_RESULTS:
             found = _PY_VERSION.search(text)
             if found:
                 self.run.environment["python"] = found.group(1)
