@@ -75,3 +75,24 @@ def test_regex_metacharacters_are_plain_data_to_durable() -> None:
     facts[1]["module"] = facts[2]["module"] = r"^mod\d$"
     derived = runner.chain(facts)
     assert any(f["type"] == "cause" for f in derived)
+
+
+def test_ruleset_size_does_not_grow_with_the_knowledge_base() -> None:
+    """Knowledge is rows, not durable rules: far below the ~512-sibling hang and the 4,096-rule error."""
+    assert len(runner.DEFINITION) < 20
+
+
+def test_one_fact_per_distinct_symptom_and_only_candidates(tmp_path) -> None:
+    from kb.engine import Engine, FailureFact
+    from kb.store import Store
+
+    store = Store(tmp_path / "kb.sqlite")
+    facts = [FailureFact(i, "ImportError", "collection", "cannot import name 'Mapping' from 'collections'")
+             for i in range(500)]
+    facts += [FailureFact(1000 + i, "ImportError", "collection", f"cannot import name 'X{i}' from 'nowhere'")
+              for i in range(50)]
+    result = Engine(store.rules()).run(facts, store, {"python": "3.11"})
+    assert result.stats["symptoms"] == 51  # distinct symptoms, not failures
+    assert result.stats["candidate_symptoms"] == 1  # only one has knowledge behind it
+    assert [len(c.failures) for c in result.causes] == [500]
+    assert len(result.undiagnosed) == 50
