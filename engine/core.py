@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from . import runner
@@ -42,14 +42,20 @@ class EngineResult:
 
 def _describe_row(row: ApiRow, symptom_kind: str) -> str:
     where = "Python" if row.package == "python" else row.package
-    bound = f" (removed in {where} {row.removed_in})" if row.removed_in else ""
+    if not row.removed_in:
+        bound = ""
+    elif row.kind in ("signature-changed", "behaviour-changed"):
+        bound = f" (since {where} {row.removed_in})"
+    else:
+        bound = f" (removed in {where} {row.removed_in})"
     if row.kind == "signature-changed" and row.param:
         verb = "now requires" if symptom_kind == "missing_argument" else "no longer accepts"
         return f"{row.qualname}() {verb} {row.param}={bound}"
     if row.kind in ("moved", "renamed") and row.replacement:
         return f"{row.qualname} was {row.kind} to {row.replacement}{bound}"
     if row.kind == "behaviour-changed":
-        return f"{row.qualname} changed behaviour{bound}"
+        tail = f": {row.replacement}" if row.replacement else ""
+        return f"{row.qualname} changed behaviour{bound}{tail}"
     tail = f"; use {row.replacement}" if row.replacement else ""
     return f"{row.qualname} was removed{bound}{tail}"
 
@@ -60,6 +66,21 @@ def _manual(row: ApiRow) -> Remedy:
     else:
         description = f"Port by hand away from {row.qualname} (see the upstream notes)"
     return Remedy(kind="manual", description=description, risk="medium", url=row.source)
+
+
+def _fill(remedy: Remedy, fields: dict[str, str]) -> Remedy:
+    """Fill ``{capture}`` placeholders of a direct rule's remedy from the symptom's captures."""
+
+    def fill(value: Any) -> Any:
+        if not isinstance(value, str) or "{" not in value:
+            return value
+        try:
+            return value.format(**fields)
+        except (KeyError, IndexError, ValueError):
+            return value
+
+    return replace(remedy, description=fill(remedy.description),
+                   params=tuple((k, fill(v)) for k, v in remedy.params))
 
 
 class Engine:
@@ -114,9 +135,9 @@ class Engine:
                 params=(("requirement", dist.distribution),),
                 url=dist.source or None,
             )]
-        for s in symptoms:
-            if s.kind == "direct":
-                options[f"rule:{s.rule}"] = list(self.rules[s.rule].remedies)
+        for s in sym_ids.values():
+            if s.kind == "direct" and f"rule:{s.rule}" not in options:
+                options[f"rule:{s.rule}"] = [_fill(r, dict(s.fields)) for r in self.rules[s.rule].remedies]
 
         stage2: list[dict[str, Any]] = []
         for sym, s in sym_ids.items():
@@ -127,7 +148,7 @@ class Engine:
                            "tail": fields.get("tail", ""), "param": fields.get("param", ""),
                            "top": fields.get("top", ""), "parent": parent})
         for row in rows.values():
-            stage2.append({"type": "api", "id": row.id, "package": row.package, "module": row.module,
+            stage2.append({"type": "api", "id": row.id, "kind": row.kind, "package": row.package, "module": row.module,
                            "name": row.name, "tail": row.name.rsplit(".", 1)[-1] if row.name else "",
                            "param": row.param, "rk": runner.version_key(row.removed_in)})
         for dist in dists.values():
@@ -145,6 +166,7 @@ class Engine:
         causes = self._assemble(derived, sym_ids, rows, dists, options, texts, knowledge, environment or {})
         explained = {fid for cause in causes for fid in cause.failures}
         undiagnosed = sorted(set(unmatched) | ({f.id for f in facts} - explained))
+        undiagnosed = _same_wrapper(causes, facts, undiagnosed)
         return EngineResult(causes, undiagnosed, symptoms, stats)
 
     def _assemble(
@@ -235,6 +257,45 @@ class Engine:
                 breakdown=breakdown, remedies=remedies, evidence=evidence, api=row, distribution=dist,
             ))
         return _attribute(causes)
+
+
+#: a wrapper message must be at least this long to identify a wrapped cause
+_MIN_WRAPPER = 24
+
+
+def _same_wrapper(causes: list[Cause], facts: Sequence[FailureFact], undiagnosed: list[int]) -> list[int]:
+    """Give an undiagnosed failure to a cause when it shows the same wrapper error.
+
+    Libraries often catch an exception and raise their own (``CoreError: Unable to load ...``).
+    When failures explained through their exception chain share such a wrapper message, another
+    failure that only shows the wrapper (an assertion about it, say) has the same cause.
+    """
+    if not undiagnosed:
+        return undiagnosed
+    by_id = {f.id: f for f in facts}
+    wrappers: dict[str, Cause] = {}
+    for cause in causes:
+        for fid in cause.failures:
+            fact = by_id[fid]
+            line = fact.message.strip().splitlines()[0] if fact.chain and fact.message.strip() else ""
+            if len(line) >= _MIN_WRAPPER:
+                wrappers.setdefault(line, cause)
+    if not wrappers:
+        return undiagnosed
+    left = []
+    for fid in undiagnosed:
+        fact = by_id[fid]
+        haystack = fact.message + "\n" + fact.text
+        owner = next((c for line, c in wrappers.items() if line in haystack), None)
+        if owner is None:
+            left.append(fid)
+            continue
+        owner.failures.append(fid)
+        owner.failures.sort()
+        note = "failures showing the same wrapper error as failures explained through their exception chain"
+        if not any(note in item for item in owner.evidence):
+            owner.evidence.append(f"also {note}")
+    return left
 
 
 def _attribute(causes: list[Cause]) -> list[Cause]:

@@ -138,7 +138,7 @@ def normalise(kind: str, captures: dict[str, str]) -> dict[str, str] | None:
     - missing_module: ``a.b.c`` also yields ``top`` = ``a``.
     """
     values = {k: (v or "").strip() for k, v in captures.items() if v is not None}
-    if kind == "missing_name":
+    if kind in ("missing_name", "changed_behaviour"):
         if not values.get("module") or not values.get("name"):
             return None
         return {"module": values["module"], "name": values["name"]}
@@ -169,7 +169,7 @@ def normalise(kind: str, captures: dict[str, str]) -> dict[str, str] | None:
             return None
         return {"module": module, "top": module.split(".", 1)[0]}
     if kind == "direct":
-        return {}
+        return values  # the captures, for the rule's remedy parameters ("{alias}")
     return None
 
 
@@ -235,9 +235,22 @@ class Matcher:
                     found.update(indexes)
         return sorted(found)
 
-    def match(self, fact: FailureFact) -> Iterator[tuple[Rule, dict[str, str]]]:
-        """Yield (rule, normalised fields) for every rule the failure matches."""
+    def match(self, fact: FailureFact, fields: tuple[str, ...] = ("message", "text")
+              ) -> Iterator[tuple[Rule, dict[str, str]]]:
+        """Yield (rule, normalised fields) for every rule the failure matches.
+
+        The final exception is tried first, then each earlier exception of its chain
+        (chained exceptions carry a message only).
+        """
+        yield from self._match_one(fact, fields)
+        if "message" in fields:
+            for exception, message in reversed(fact.chain):
+                yield from self._match_one(FailureFact(fact.id, exception, fact.phase, message, ""), ("message",))
+
+    def _match_one(self, fact: FailureFact, fields: tuple[str, ...]) -> Iterator[tuple[Rule, dict[str, str]]]:
         for field in self._fields:
+            if field not in fields:
+                continue
             text = (fact.message if field == "message" else fact.text)[:SCAN_LIMIT]
             if not text:
                 continue
@@ -251,28 +264,37 @@ class Matcher:
                     continue
                 captures = {k: v for k, v in found.groupdict().items() if v is not None}
                 captures.update(dict(rule.set))
-                fields = normalise(rule.symptom, captures)
-                if fields is None:
+                normalised = normalise(rule.symptom, captures)
+                if normalised is None:
                     continue
-                yield rule, fields
+                yield rule, normalised
+
+    def _has_text_rules(self, exception: str) -> bool:
+        return any((key, "text") in self._buckets for key in (exception, exception.rsplit(".", 1)[-1], _ANY))
 
     def symptoms(self, facts: Iterable[FailureFact]) -> tuple[list[Symptom], list[int]]:
         """Group matches into one Symptom per distinct (rule, kind, fields); return unmatched ids too.
 
-        Failures with one cause usually print the same message, so matching is memoised on
-        (exception, phase, message[, text]): each distinct failure runs the index once.
+        Failures with one cause usually print the same message, so message matching is
+        memoised on (exception, phase, message, chain): each distinct failure runs the index
+        once. Rules that read the whole traceback (``in: text``) run per failure, and only
+        for exception types that have such rules.
         """
-        uses_text = "text" in self._fields
         grouped: dict[tuple[str, str, tuple[tuple[str, str], ...]], list[int]] = {}
         unmatched: list[int] = []
-        memo: dict[tuple[str, ...], list[tuple[str, str, tuple[tuple[str, str], ...]]]] = {}
+        memo: dict[tuple[object, ...], list[tuple[str, str, tuple[tuple[str, str], ...]]]] = {}
+        text_buckets: dict[str, bool] = {}
         for fact in facts:
-            memo_key = (fact.exception, fact.phase, fact.message[:SCAN_LIMIT]) + (
-                (fact.text[:SCAN_LIMIT],) if uses_text else ())
+            memo_key = (fact.exception, fact.phase, fact.message[:SCAN_LIMIT], fact.chain)
             keys = memo.get(memo_key)
             if keys is None:
-                keys = [(rule.id, rule.symptom, tuple(sorted(fields.items()))) for rule, fields in self.match(fact)]
+                keys = [(r.id, r.symptom, tuple(sorted(f.items()))) for r, f in self.match(fact, ("message",))]
                 memo[memo_key] = keys
+            has_text = text_buckets.get(fact.exception)
+            if has_text is None:
+                has_text = text_buckets[fact.exception] = self._has_text_rules(fact.exception)
+            if has_text and fact.text:
+                keys = keys + [(r.id, r.symptom, tuple(sorted(f.items()))) for r, f in self.match(fact, ("text",))]
             if not keys:
                 unmatched.append(fact.id)
             for key in keys:

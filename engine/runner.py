@@ -101,6 +101,11 @@ def _definition() -> dict[str, Any]:
                     {"o": {"$and": [api, _eq("module", "sy"), _eq("name", "sy")]}}],
             "run": _cause_action("exact-row", "api", lambda c: c.o.id),
         },
+        "behaviour": {
+            "all": [_symptom("changed_behaviour"),
+                    {"o": {"$and": [api, {"kind": "behaviour-changed"}, _eq("module", "sy"), _eq("name", "sy")]}}],
+            "run": _cause_action("exact-row", "api", lambda c: c.o.id),
+        },
         "call_by_name": {
             "all": [_symptom("unexpected_kwarg", "missing_argument"),
                     {"o": {"$and": [api, _eq("tail", "sy"), _eq("param", "sy")]}}],

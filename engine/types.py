@@ -14,6 +14,7 @@ SYMPTOM_FIELDS: dict[str, tuple[str, ...]] = {
     "unexpected_kwarg": ("callable", "param"),
     "missing_argument": ("callable", "param"),
     "missing_module": ("module",),
+    "changed_behaviour": ("module", "name"),
     "direct": (),
 }
 
@@ -75,6 +76,9 @@ class FailureFact:
     phase: str
     message: str
     text: str = ""
+    #: earlier exceptions of a chained traceback, (type, message), oldest first: a wrapper
+    #: exception (``ValueError: object has no __init__ method``) often hides the real cause
+    chain: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

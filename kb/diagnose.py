@@ -91,7 +91,7 @@ def build_report(run: Run, failures: Sequence[Failure], result: Any, run_id: int
 def diagnose_run(run: Run, store: Store, *, record: bool = True, engine: Engine | None = None) -> dict[str, Any]:
     """Diagnose an already-read run against ``store``."""
     failures = failures_from_run(run)
-    facts = [FailureFact(f.id, f.exception, f.phase, f.message, f.text) for f in failures]
+    facts = [FailureFact(f.id, f.exception, f.phase, f.message, f.text, f.chain) for f in failures]
     engine = engine or Engine(store.rules())
     environment = {k.lower(): v for k, v in run.environment.items()}
     result = engine.run(facts, store, environment)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from .models import Frame, Run, TestResult
 
-__all__ = ["Failure", "failures_from_run", "parse_traceback", "MESSAGE_LIMIT"]
+__all__ = ["Failure", "failures_from_run", "parse_traceback", "parse_chain", "MESSAGE_LIMIT"]
 
 MESSAGE_LIMIT = 4000
 #: the head and tail of a traceback this long are scanned (the raise site is at the end)
@@ -40,6 +40,8 @@ class Failure:
     location: Frame | None
     text: str
     source: str
+    #: earlier exceptions of a chain ("During handling of the above exception ..."), oldest first
+    chain: tuple[tuple[str, str], ...] = ()
 
 
 def _is_type(name: str) -> bool:
@@ -103,6 +105,33 @@ def parse_traceback(text: str) -> tuple[str, str, list[Frame]]:
     return exception, message[:MESSAGE_LIMIT], frames[-MAX_FRAMES:]
 
 
+_CHAIN_MARKERS = ("During handling of the above exception", "The above exception was the direct cause")
+MAX_CHAIN = 5
+
+
+def parse_chain(text: str) -> list[tuple[str, str]]:
+    """The earlier exceptions of a chained traceback, oldest first (the last one is not included)."""
+    if not any(marker in text for marker in _CHAIN_MARKERS):
+        return []
+    window = "\n" + _scan_window(text)
+    blocks: list[list[str]] = []
+    last_end = -1
+    for found in _E_LINE.finditer(window):
+        if found.start() != last_end:
+            blocks.append([])
+        blocks[-1].append(found.group(1))
+        last_end = found.end()
+    chain: list[tuple[str, str]] = []
+    for lines in blocks[:-1]:
+        for i, line in enumerate(lines):
+            typed = _TYPED.match(line.strip())
+            if typed and _is_type(typed.group(1)):
+                message = "\n".join([typed.group(2), *(l.strip() for l in lines[i + 1:])]).strip()
+                chain.append((typed.group(1), message[:MESSAGE_LIMIT]))
+                break
+    return chain[-MAX_CHAIN:]
+
+
 def _from_attributes(result: TestResult) -> tuple[str, str]:
     message = result.message.strip()
     typed = _TYPED.match(message)
@@ -118,6 +147,9 @@ def _failure(fid: int, result: TestResult) -> Failure:
         exception, message = attr_type, message or attr_message
     elif not message:
         message = attr_message
+    if not exception and message.lower() in ("", "collection failure") and result.text.strip():
+        # e.g. pytest collection errors that print a bare sentence instead of an exception
+        message = result.text.strip().splitlines()[0]
     if result.file:
         location: Frame | None = Frame(result.file, result.line, None)
     else:
@@ -126,6 +158,7 @@ def _failure(fid: int, result: TestResult) -> Failure:
         id=fid, test=result.test_id, phase=result.phase, exception=exception,
         message=message[:MESSAGE_LIMIT], frames=tuple(frames), location=location,
         text=result.text or result.message, source=result.source,
+        chain=tuple(parse_chain(result.text)) if result.text else (),
     )
 
 

@@ -283,7 +283,7 @@ class Store:
         for s in symptoms:
             f = dict(s.fields)
             mine: list[tuple[str, str, str]] = []
-            if s.kind in ("missing_name", "missing_attribute"):
+            if s.kind in ("missing_name", "missing_attribute", "changed_behaviour"):
                 mine.append(("name", f["module"], f["name"]))
             elif s.kind in ("unexpected_kwarg", "missing_argument"):
                 mine.append(("call", f["tail"], f["param"]))
