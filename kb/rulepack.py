@@ -21,7 +21,7 @@ from .engine.matcher import check_fields, regex_hazard
 from .errors import RuleError
 from .validate import errors as schema_errors
 
-__all__ = ["Pack", "parse_pack", "read_pack", "builtin_packs", "MAX_PACK_BYTES"]
+__all__ = ["Pack", "parse_pack", "read_pack", "builtin_packs", "golden_cases", "MAX_PACK_BYTES"]
 
 MAX_PACK_BYTES = 16 * 1024 * 1024
 
@@ -108,3 +108,10 @@ def builtin_packs() -> list[tuple[str, bytes]]:
     found = [(f"builtin:{entry.name}", entry.read_bytes())
              for entry in folder.iterdir() if entry.name.endswith((".yaml", ".yml"))]
     return sorted(found)
+
+
+def golden_cases() -> list[dict[str, Any]]:
+    """The fix templates' golden before/after cases (``fixes/golden.yaml``)."""
+    text = resources.files("kb.fixes").joinpath("golden.yaml").read_text("utf-8")
+    doc = yaml.safe_load(text) or {}
+    return list(doc.get("cases") or [])

@@ -11,10 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .engine import FailureFact, Matcher
-from .rulepack import Pack, builtin_packs, parse_pack, read_pack
+from .errors import FixError
+from .rulepack import Pack, builtin_packs, golden_cases, parse_pack, read_pack
 from .store import rule_from_row, rule_row
+from .templates import render_template
 
-__all__ = ["RuleResult", "test_packs", "format_results", "split_example"]
+__all__ = ["RuleResult", "test_packs", "test_golden", "format_results", "split_example"]
 
 
 @dataclass
@@ -37,6 +39,21 @@ def split_example(example: str) -> tuple[str, str]:
     return "", example
 
 
+def _check_remedies(result: RuleResult, remedies: list[dict]) -> None:
+    """Every remedy's template exists and renders with the parameters the rule gives it."""
+    for n, remedy in enumerate(remedies, 1):
+        if not remedy.get("template"):
+            continue
+        try:
+            render_template(remedy["template"], line="x = f(1)", params=remedy.get("params") or {})
+            result.passed += 1
+        except FixError as exc:
+            if "{" in str(remedy.get("params")):
+                result.passed += 1  # filled from the symptom's captures at diagnosis time
+            else:
+                result.failures.append(f"remedy {n}: {exc}")
+
+
 def _test_pack(pack: Pack) -> list[RuleResult]:
     results = []
     for doc in pack.doc.get("rules") or []:
@@ -55,14 +72,38 @@ def _test_pack(pack: Pack) -> list[RuleResult]:
                     what = "match" if expected else "no_match"
                     verb = "did not match" if expected else "matched"
                     result.failures.append(f"{what} example {n} {verb}: {example[:200]!r}")
+        _check_remedies(result, doc.get("remedies") or [])
         results.append(result)
+    rows = RuleResult(pack.name, "(api-change remedies)")
+    for doc in pack.doc.get("api_changes") or []:
+        _check_remedies(rows, doc.get("remedies") or [])
+    if rows.passed or rows.failures:
+        results.append(rows)
     return results
+
+
+def test_golden() -> list[RuleResult]:
+    """Render every fix template's golden cases; one result per template."""
+    by_template: dict[str, RuleResult] = {}
+    for case in golden_cases():
+        result = by_template.setdefault(case["template"], RuleResult("fix templates", case["template"]))
+        try:
+            got = render_template(case["template"], line=case.get("before", ""), params=case.get("params") or {})
+        except FixError as exc:
+            result.failures.append(f"{case.get('before', '')!r}: {exc}")
+            continue
+        if got == case["after"]:
+            result.passed += 1
+        else:
+            result.failures.append(f"{case.get('before', '')!r} gave {got!r}, expected {case['after']!r}")
+    return list(by_template.values())
 
 
 def test_packs(paths: list[str]) -> list[RuleResult]:
     """Results for the packs at ``paths``, or for the built-in packs when ``paths`` is empty."""
     packs = [read_pack(p) for p in paths] if paths else [parse_pack(data, origin) for origin, data in builtin_packs()]
-    return [r for pack in packs for r in _test_pack(pack)]
+    results = [r for pack in packs for r in _test_pack(pack)]
+    return results if paths else results + test_golden()
 
 
 def format_results(results: list[RuleResult]) -> str:
@@ -78,5 +119,5 @@ def format_results(results: list[RuleResult]) -> str:
     failed = sum(1 for r in results if not r.ok)
     examples = sum(r.passed + len(r.failures) for r in results)
     verdict = "all passed" if not failed else f"{failed} rule(s) failed"
-    lines.append(f"{len(results)} rules, {examples} examples: {verdict}")
+    lines.append(f"{len(results)} rules and templates, {examples} checks: {verdict}")
     return "\n".join(lines) + "\n"

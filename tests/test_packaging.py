@@ -26,7 +26,8 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_wheel_contents(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     for expected in ("kb/cli.py", "kb/py.typed", "kb/engine/runner.py", "kb/schemas/diagnosis.schema.json",
-                     "kb/schemas/rule-pack.schema.json", "kb/packs/python-core.yaml", "kb/fixes/__init__.py"):
+                     "kb/schemas/rule-pack.schema.json", "kb/packs/python-core.yaml", "kb/fixes/__init__.py",
+                     "kb/fixes/golden.yaml", "kb/fixes/drop-kwarg.j2"):
         assert expected in names
     assert not any(n.startswith(("engine/", "schemas/", "fixes/", "tests/")) for n in names)
 

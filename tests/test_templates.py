@@ -5,31 +5,10 @@ from __future__ import annotations
 import pytest
 
 from kb.errors import FixError
+from kb.rulepack import golden_cases
 from kb.templates import render_template, template_names
 
-CASES = [
-    ("drop-kwarg", {"param": "loop"}, "    self._mutex = asyncio.Lock(loop=loop)", "    self._mutex = asyncio.Lock()"),
-    ("drop-kwarg", {"param": "loop"}, "c = asyncio.Condition(m, loop=loop)", "c = asyncio.Condition(m)"),
-    ("drop-kwarg", {"param": "loop"}, "asyncio.wait(tasks, loop=self.loop, timeout=1)",
-     "asyncio.wait(tasks, timeout=1)"),
-    ("drop-kwarg", {"param": "loop"}, "asyncio.gather(a, loop=make(1, 2))", "asyncio.gather(a)"),
-    ("drop-kwarg", {"param": "loop"}, "x = looper(loop_count=1)", "x = looper(loop_count=1)"),
-    ("replace-import", {"module": "collections", "name": "Mapping", "new_module": "collections.abc"},
-     "from collections import Mapping", "from collections.abc import Mapping"),
-    ("replace-import", {"module": "collections", "name": "Mapping", "new_module": "collections.abc"},
-     "    from collections import OrderedDict, Mapping  # why",
-     "    from collections import OrderedDict  # why\n    from collections.abc import Mapping"),
-    ("replace-import", {"module": "collections", "name": "Mapping", "new_module": "collections.abc"},
-     "from collections import OrderedDict", "from collections import OrderedDict"),
-    ("add-kwarg", {"callable": "yaml.load", "param": "Loader", "value": "yaml.SafeLoader"},
-     "data = yaml.load(stream)", "data = yaml.load(stream, Loader=yaml.SafeLoader)"),
-    ("add-kwarg", {"callable": "yaml.load", "param": "Loader", "value": "yaml.SafeLoader"},
-     "data = yaml.load(s, Loader=X)", "data = yaml.load(s, Loader=X)"),
-    ("rename-attribute", {"old": "tostring", "new": "tobytes"}, "b = arr.tostring()", "b = arr.tobytes()"),
-    ("rename-attribute", {"old": "collections.Mapping", "new": "collections.abc.Mapping"},
-     "isinstance(x, collections.Mapping)", "isinstance(x, collections.abc.Mapping)"),
-    ("pin-dependency", {"requirement": "setuptools<82"}, "", "setuptools<82"),
-]
+CASES = [(c["template"], c["params"], c["before"], c["after"]) for c in golden_cases()]
 
 
 @pytest.mark.parametrize(("name", "params", "before", "after"), CASES)
