@@ -68,19 +68,20 @@ def _manual(row: ApiRow) -> Remedy:
     return Remedy(kind="manual", description=description, risk="medium", url=row.source)
 
 
+def _fill_text(value: Any, fields: dict[str, str]) -> Any:
+    """Fill ``{capture}`` placeholders from a symptom's captures; leave anything else alone."""
+    if not isinstance(value, str) or "{" not in value:
+        return value
+    try:
+        return value.format(**fields)
+    except (KeyError, IndexError, ValueError):
+        return value
+
+
 def _fill(remedy: Remedy, fields: dict[str, str]) -> Remedy:
-    """Fill ``{capture}`` placeholders of a direct rule's remedy from the symptom's captures."""
-
-    def fill(value: Any) -> Any:
-        if not isinstance(value, str) or "{" not in value:
-            return value
-        try:
-            return value.format(**fields)
-        except (KeyError, IndexError, ValueError):
-            return value
-
-    return replace(remedy, description=fill(remedy.description),
-                   params=tuple((k, fill(v)) for k, v in remedy.params))
+    """A direct rule's remedy with its placeholders filled from the symptom's captures."""
+    return replace(remedy, description=_fill_text(remedy.description, fields),
+                   params=tuple((k, _fill_text(v, fields)) for k, v in remedy.params))
 
 
 class Engine:
@@ -249,7 +250,9 @@ class Engine:
                 category = "missing-dependency"
                 evidence.append(f"import name {dist.import_name} → distribution {dist.distribution}")
             else:
-                title, explanation, source = rule.title, rule.explanation.strip(), rule.source
+                fields = dict(syms[0].fields)
+                title = _fill_text(rule.title, fields)
+                explanation, source = rule.explanation.strip(), rule.source
                 category = rule.category or "known-pattern"
             causes.append(Cause(
                 key=owner, rule=rule, title=title, category=category, explanation=explanation,

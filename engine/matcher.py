@@ -295,6 +295,7 @@ class Matcher:
                 has_text = text_buckets[fact.exception] = self._has_text_rules(fact.exception)
             if has_text and fact.text:
                 keys = keys + [(r.id, r.symptom, tuple(sorted(f.items()))) for r, f in self.match(fact, ("text",))]
+            keys = list(dict.fromkeys(keys))  # a rule matching message and chain counts once
             if not keys:
                 unmatched.append(fact.id)
             for key in keys:

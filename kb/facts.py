@@ -132,6 +132,20 @@ def parse_chain(text: str) -> list[tuple[str, str]]:
     return chain[-MAX_CHAIN:]
 
 
+def _project_frame(frames: list[Frame]) -> Frame | None:
+    """The innermost frame in the project's own code, else the innermost frame.
+
+    pytest prints project files relative to its rootdir and installed packages / the standard
+    library as absolute paths (or compiled sources such as ``.pyx``).
+    """
+    for frame in reversed(frames):
+        path = frame.file
+        if not path.startswith(("/", "\\")) and path[1:3] != ":\\" and "site-packages" not in path \
+                and path.endswith(".py"):
+            return frame
+    return frames[-1] if frames else None
+
+
 def _from_attributes(result: TestResult) -> tuple[str, str]:
     message = result.message.strip()
     typed = _TYPED.match(message)
@@ -153,7 +167,7 @@ def _failure(fid: int, result: TestResult) -> Failure:
     if result.file:
         location: Frame | None = Frame(result.file, result.line, None)
     else:
-        location = frames[-1] if frames else None
+        location = _project_frame(frames)
     return Failure(
         id=fid, test=result.test_id, phase=result.phase, exception=exception,
         message=message[:MESSAGE_LIMIT], frames=tuple(frames), location=location,

@@ -26,7 +26,7 @@ import sqlite_utils
 
 from . import __version__
 from .engine import ApiRow, Distribution, Remedy, Rule, Symptom
-from .errors import KbError, StoreError
+from .errors import KbError, RuleError, StoreError
 from .rulepack import Pack, builtin_packs, parse_pack
 from .validate import validate
 
@@ -236,6 +236,7 @@ class Store:
         if all(have.get(origin) == _sha(data) for origin, data in wanted):
             return
         packs = [parse_pack(data, origin) for origin, data in wanted]
+        _check_unique_ids(packs)
         with self.write():
             have = {row["origin"]: row["sha256"] for row in self.db["packs"].rows}
             for pack in packs:
@@ -408,6 +409,18 @@ def _rule_doc(row: dict[str, Any]) -> dict[str, Any]:
     if json.loads(row["remedies"]):
         doc["remedies"] = json.loads(row["remedies"])
     return doc
+
+
+def _check_unique_ids(packs: Sequence[Pack]) -> None:
+    """Rule and row ids are keys across packs: a clash would silently replace knowledge."""
+    for section in ("rules", "api_changes"):
+        seen: dict[str, str] = {}
+        for pack in packs:
+            for i, item in enumerate(pack.doc.get(section) or []):
+                where = f"{pack.origin}: /{section}/{i}/id"
+                if item["id"] in seen:
+                    raise RuleError(f"{where}: id {item['id']!r} is already defined in {seen[item['id']]}")
+                seen[item["id"]] = where
 
 
 def _sha(data: bytes) -> str:
