@@ -20,3 +20,16 @@ def test_every_rule_and_row_names_its_source() -> None:
     for pack in _packs():
         for item in pack.doc.get("rules", []) + pack.doc.get("api_changes", []):
             assert item["source"].startswith("https://"), item["id"]
+
+
+def test_built_in_knowledge_size() -> None:
+    """Issue 4's floor: at least 400 API-change rows and 60 rules across the built-in packs."""
+    packs = _packs()
+    assert sum(len(p.doc.get("api_changes", [])) for p in packs) >= 400
+    assert sum(len(p.doc.get("rules", [])) for p in packs) >= 60
+
+
+def test_every_rule_has_match_and_no_match_examples() -> None:
+    for pack in _packs():
+        for rule in pack.doc.get("rules", []):
+            assert rule["examples"]["match"] and rule["examples"]["no_match"], rule["id"]
