@@ -35,6 +35,18 @@ class Pack:
     doc: dict[str, Any]
 
 
+class _NoAliasLoader(yaml.SafeLoader):
+    """safe_load without anchors/aliases: a tiny "billion laughs" alias tree would make schema
+    validation walk an exponentially large document. Packs never need them."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:  # type: ignore[override]
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in rule packs",
+                                              event.start_mark)
+        return super().compose_node(parent, index)
+
+
 def _lint(doc: dict[str, Any]) -> list[tuple[str, str]]:
     problems: list[tuple[str, str]] = []
     seen: dict[str, str] = {}
@@ -77,7 +89,7 @@ def parse_pack(data: bytes, origin: str) -> Pack:
     except UnicodeDecodeError as exc:
         raise RuleError(f"{origin}: not UTF-8: {exc.reason} at byte {exc.start}") from None
     try:
-        doc = yaml.safe_load(text)
+        doc = yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""

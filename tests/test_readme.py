@@ -44,3 +44,15 @@ def test_command_a_prints_the_output_the_readme_shows(tmp_path: Path) -> None:
     # the run id depends on how often the KB was used; everything else is stable
     assert re.sub(r"recorded as run \d+", "recorded as run N", result.stdout) == \
         re.sub(r"recorded as run \d+", "recorded as run N", shown)
+
+
+def test_every_usage_command_runs(tmp_path: Path) -> None:
+    """Each line of the README's usage block, run from the checkout as a user would."""
+    lines = [line.split("  #", 1)[0].strip() for line in _block("usage").splitlines()]
+    env = {**os.environ, "KB_DB": str(tmp_path / "kb.sqlite")}
+    for line in filter(None, lines):
+        assert line.startswith("kb ")
+        command = f'"{sys.executable}" -m kb {line[3:]}'.replace("-o summary.md", f"-o {tmp_path / 'summary.md'}")
+        result = subprocess.run(command, shell=True, cwd=ROOT, capture_output=True, text=True, env=env)
+        assert result.returncode == 0, f"{line}: {result.stderr}"
+        assert result.stdout or "-o " in line, line

@@ -133,3 +133,21 @@ def test_learned_counts_outcomes(tmp_path: Path) -> None:
         for v in ("verified", "verified", "failed", "rolled back", "plausible")])
     assert store.learned("api:x") == (2, 2)
     assert store.learned("api:y") == (0, 0)
+
+
+def test_yaml_alias_bomb_is_refused_quickly() -> None:
+    bomb = b'pack: bomb\nversion: "1"\ndescription: &a ["x","x","x","x","x","x","x","x","x"]\n'
+    for level in "bcdefghi":
+        bomb += f"{level}: &{level} [*{chr(ord(level) - 1)},*{chr(ord(level) - 1)},*{chr(ord(level) - 1)}]\n".encode()
+    with pytest.raises(RuleError, match="aliases"):
+        parse_pack(bomb, "bomb.yaml")
+
+
+def test_rules_test_reports_a_failing_example(tmp_path: Path) -> None:
+    from kb.ruletest import format_results, test_packs
+
+    pack = tmp_path / "mine.yaml"
+    pack.write_bytes(PACK.replace(b"ImportError: No module named 'x'", b"ImportError: cannot import name 'A' from 'b'"))
+    results = test_packs([str(pack)])
+    text = format_results(results)
+    assert "✖ mini-import" in text and "no_match example 1 matched" in text and "1 rule(s) failed" in text
