@@ -79,9 +79,12 @@ def _m2_history(db: sqlite_utils.Database) -> None:
     }, pk="id")
     db["failures"].create({
         "id": int, "run_id": int, "seq": int, "test": str, "phase": str, "exception": str,
-        "message": str, "file": str, "line": int, "frames": str, "source": str,
+        "message": str, "file": str, "line": int, "source": str,
     }, pk="id", foreign_keys=[("run_id", "runs", "id")])
     db["failures"].create_index(["run_id"])
+    # traceback frames as rows, not a JSON column: typed, queryable (datasette), cheap to write
+    db["frames"].create({"failure_id": int, "seq": int, "file": str, "line": int, "function": str},
+                        pk=("failure_id", "seq"), foreign_keys=[("failure_id", "failures", "id")])
     db["diagnoses"].create({
         "id": int, "run_id": int, "rank": int, "cause_key": str, "rule": str, "api_change": str,
         "category": str, "title": str, "confidence": float, "tests": int, "doc": str,
@@ -329,36 +332,43 @@ class Store:
 
     def counts(self) -> dict[str, int]:
         return {t: self.db[t].count for t in
-                ("packs", "rules", "api_changes", "distributions", "runs", "failures", "diagnoses", "fix_outcomes")}
+                ("packs", "rules", "api_changes", "distributions", "runs", "failures", "frames", "diagnoses",
+                 "fix_outcomes")}
 
     # -- history
 
     def record_run(self, run_doc: dict[str, Any], failures: Sequence[dict[str, Any]],
                    diagnoses: Sequence[dict[str, Any]]) -> int:
-        """Record a diagnosed run, its failures and its root causes; return the run id."""
+        """Record a diagnosed run, its failures (with their frames) and its root causes; return the run id.
+
+        ``failures`` are dicts with test, phase, exception, message, file, line, source and
+        ``frames`` (a list of (file, line, function)). One transaction: all of it or nothing.
+        """
+        run_row = {"created_at": _now(), "kb_version": __version__, **run_doc}
+        validate({"sources": run_row.get("sources", []), "environment": run_row.get("environment", {})},
+                 "run", what="run", error=StoreError)
         for i, cause in enumerate(diagnoses):
             validate(cause, "diagnosis", "root_cause", what=f"diagnosis {i}", error=StoreError)
-        rows = []
-        for seq, failure in enumerate(failures):
-            rows.append({**failure, "seq": seq, "frames": _j(failure.get("frames", []))})
-        frames_seen: set[str] = set()
-        for row in rows:  # validate each distinct frames document once
-            if row["frames"] not in frames_seen:
-                frames_seen.add(row["frames"])
-                validate(json.loads(row["frames"]), "failure", what=f"failure {row['test']} frames",
-                         error=StoreError)
+        run_row["sources"] = _j(run_row.get("sources", []))
+        run_row["environment"] = _j(run_row.get("environment", {}))
         with self.write() as db:
-            run_id = db["runs"].insert({
-                "created_at": _now(), "kb_version": __version__, **run_doc,
-                "sources": _j(run_doc.get("sources", [])), "environment": _j(run_doc.get("environment", {})),
-            }).last_pk
-            db["failures"].insert_all(({**row, "run_id": run_id} for row in rows), batch_size=2000)
+            run_id = int(db["runs"].insert(run_row).last_pk)
+            first = int(db.execute("SELECT COALESCE(MAX(id), 0) FROM failures").fetchone()[0]) + 1
+            db.conn.executemany(
+                "INSERT INTO failures (id, run_id, seq, test, phase, exception, message, file, line, source) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                ((first + seq, run_id, seq, f["test"], f["phase"], f["exception"], f["message"], f.get("file"),
+                  f.get("line"), f.get("source", "")) for seq, f in enumerate(failures)))
+            db.conn.executemany(
+                "INSERT INTO frames (failure_id, seq, file, line, function) VALUES (?, ?, ?, ?, ?)",
+                ((first + seq, n, file, line, function)
+                 for seq, f in enumerate(failures) for n, (file, line, function) in enumerate(f.get("frames", []))))
             db["diagnoses"].insert_all(({
                 "run_id": run_id, "rank": rank, "cause_key": cause.get("key", ""), "rule": cause["rule"],
                 "api_change": cause.get("api_change"), "category": cause["category"], "title": cause["title"],
                 "confidence": cause["confidence"], "tests": len(cause["tests"]), "doc": _j(cause),
             } for rank, cause in enumerate(diagnoses)))
-        return int(run_id)
+        return run_id
 
     def check(self) -> list[str]:
         """Problems found in this KB (empty: healthy): integrity, schema version, documents."""
@@ -375,6 +385,12 @@ class Store:
             try:
                 validate(doc, "rule-pack", "rule", what=f"rule {row['id']}", error=StoreError)
             except KbError as exc:
+                problems.append(str(exc))
+        for row in self.db["runs"].rows:
+            try:
+                validate({"sources": json.loads(row["sources"]), "environment": json.loads(row["environment"])},
+                         "run", what=f"run {row['id']}", error=StoreError)
+            except (KbError, ValueError) as exc:
                 problems.append(str(exc))
         for row in self.db["diagnoses"].rows:
             try:

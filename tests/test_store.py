@@ -151,3 +151,20 @@ def test_rules_test_reports_a_failing_example(tmp_path: Path) -> None:
     results = test_packs([str(pack)])
     text = format_results(results)
     assert "✖ mini-import" in text and "no_match example 1 matched" in text and "1 rule(s) failed" in text
+
+
+def test_a_recorded_run_keeps_failures_frames_and_diagnoses(tmp_path: Path) -> None:
+    from kb.diagnose import diagnose
+
+    from .conftest import REAL
+
+    doc = diagnose([REAL / "pyjwt-1.5.3" / "report.xml"], db=tmp_path / "kb.sqlite")
+    store = Store(tmp_path / "kb.sqlite")
+    rows = list(store.db.query(
+        "SELECT f.test, fr.file, fr.line FROM failures f JOIN frames fr ON fr.failure_id = f.id "
+        "WHERE f.run_id = ? ORDER BY f.seq, fr.seq", [doc["run_id"]]))
+    assert len({r["test"] for r in rows}) == 9
+    assert ("jwt/api_jwt.py", 5) in {(r["file"], r["line"]) for r in rows}
+    [diagnosis] = store.db["diagnoses"].rows_where("run_id = ?", [doc["run_id"]])
+    assert diagnosis["api_change"] == "collections-mapping" and diagnosis["tests"] == 9
+    assert store.check() == []
