@@ -39,11 +39,38 @@ def _value_end(line: str, start: int) -> int:
     return i
 
 
-def drop_kwarg(line: str, param: str) -> str:
-    """Remove every ``param=value`` keyword argument from the calls on ``line``."""
+def _call_spans(line: str, callable: str) -> list[tuple[int, int]]:
+    """(start, end) of the argument text of each call of ``callable`` on the line.
+
+    ``callable`` may be dotted (``asyncio.Lock``): the full name matches, and so does the bare
+    last name when the code imported it directly (``from asyncio import Lock``).
+    """
+    names = {callable, callable.rsplit(".", 1)[-1]}
+    spans = []
+    for name in names:
+        for found in re.finditer(rf"(?<![\w.]){re.escape(name)}\s*\(", line):
+            end = found.end()
+            while True:
+                end = _value_end(line, end)
+                if end >= len(line) or line[end] != ",":
+                    break
+                end += 1
+            if end < len(line) and line[end] == ")":
+                spans.append((found.end(), end))
+    return sorted(set(spans))
+
+
+def drop_kwarg(line: str, param: str, callable: str | None = None) -> str:
+    """Remove ``param=value`` keyword arguments — only from calls of ``callable`` when it is given."""
     pattern = re.compile(rf"(?<![\w.]){re.escape(param)}\s*=(?!=)")
+    start = 0
     while True:
-        found = pattern.search(line)
+        spans = _call_spans(line, callable) if callable else [(0, len(line))]
+        found = None
+        for low, high in spans:
+            candidate = pattern.search(line, max(low, start), high)
+            if candidate and (found is None or candidate.start() < found.start()):
+                found = candidate
         if not found:
             return line
         end = _value_end(line, found.end())
@@ -55,6 +82,7 @@ def drop_kwarg(line: str, param: str) -> str:
         elif after.startswith(","):  # f(loop=x, a) → f(a)
             after = after[1:].lstrip()
         line = before + after
+        start = len(before)
 
 
 def add_kwarg(line: str, callable: str, param: str, value: str) -> str:
