@@ -70,6 +70,49 @@ def diagnose(reports: tuple[str, ...], fmt: str, no_record: bool, output: str | 
         click.echo(text, nl=False)
 
 
+@cli.command()
+@click.argument("reports", nargs=-1)
+@click.option("--last", is_flag=True, help="Use the last recorded run's diagnoses instead of REPORTS.")
+@click.option("--root", type=click.Path(file_okay=False, exists=True), default=".", show_default=True,
+              help="The project whose files the fixes edit.")
+@click.option("--patch", "patch", type=click.Path(dir_okay=False), help="Write the combined patch to this file.")
+@_db_option
+@_debug_option
+def fix(reports: tuple[str, ...], last: bool, root: str, patch: str | None, db: str | None) -> None:
+    """Plan fixes for the root causes of REPORTS (dry run): show each remedy's diff, write nothing."""
+    from .diagnose import diagnose as run_diagnose
+    from .fix import plan_fix
+    from .store import open_store
+
+    if bool(reports) == last:
+        raise click.UsageError("give REPORTS or --last (not both)")
+    if last:
+        store = open_store(db)
+        try:
+            report = store.last_report()
+        finally:
+            store.close()
+    else:
+        report = run_diagnose(list(reports), db=db, record=True, stdin=sys.stdin.buffer)
+    plan = plan_fix(report, root)
+    for n, item in enumerate(plan.plans, 1):
+        click.echo(f"{n}. {item.title}  (confidence {item.confidence:.2f})")
+        if item.remedy is None:
+            click.echo(f"   not planned: {item.skipped}")
+            continue
+        remedy = item.remedy
+        files = sorted({e.path for e in item.edits})
+        click.echo(f"   [{remedy['kind']}, {remedy['risk']} risk] {remedy['description']} "
+                   f"— {len(item.edits)} line(s) in {len(files)} file(s)")
+        click.echo(item.diff, nl=False)
+    if patch:
+        from .safeio import write_text_atomic
+
+        write_text_atomic(patch, plan.diff())
+        click.echo(f"patch written to {patch} (apply with: git apply {patch})")
+    click.echo("dry run: nothing was changed")
+
+
 @cli.group()
 def db() -> None:
     """Inspect the knowledge base."""

@@ -370,6 +370,15 @@ class Store:
             } for rank, cause in enumerate(diagnoses)))
         return run_id
 
+    def last_report(self) -> dict[str, Any]:
+        """The root causes of the most recent recorded run, in the report's shape (for ``kb fix --last``)."""
+        row = self.db.execute("SELECT id, sources FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+        if row is None:
+            raise StoreError(f"{self.path}: no recorded run yet (run kb diagnose first)")
+        docs = [json.loads(r[0]) for r in self.db.execute(
+            "SELECT doc FROM diagnoses WHERE run_id = ? ORDER BY rank", [row[0]]).fetchall()]
+        return {"run_id": row[0], "sources": json.loads(row[1]), "root_causes": docs}
+
     def check(self) -> list[str]:
         """Problems found in this KB (empty: healthy): integrity, schema version, documents."""
         problems: list[str] = []

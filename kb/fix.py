@@ -1,0 +1,203 @@
+"""SelfCorrectionModule, planning half: turn diagnosed root causes into reviewed edits.
+
+``plan_fix(report, root)`` renders each root cause's first applicable code-edit remedy (a fix
+template from ``kb.fixes``) over the project's own Python files and returns the edits and a
+unified diff that ``git apply`` accepts. Nothing is written: ``kb fix`` is a dry run that
+shows the patch (``--patch FILE`` saves it). Applying, verifying and rolling back are the
+transaction's other half (not built yet).
+
+Where a template applies: every line of the project's Python files (outside virtual
+environments, site-packages, VCS and build folders) that contains the remedy's API, so a
+removed import is fixed in every module that has it, not only in the one the traceback shows.
+Guards: paths stay inside ``root`` (symlinks are not followed), files keep their encoding,
+newline style and final newline, and an edited file that would no longer parse is refused.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import io
+import os
+import tokenize
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import FixError
+from .templates import render_template
+
+__all__ = ["Edit", "RemedyPlan", "FixPlan", "plan_fix", "unified_diff", "SKIP_DIRS"]
+
+SKIP_DIRS = {".git", ".hg", ".svn", ".kb", ".tox", ".nox", ".venv", "venv", "env", ".env", "site-packages",
+             "node_modules", "build", "dist", "__pycache__", ".mypy_cache", ".pytest_cache", ".eggs"}
+MAX_FILE_BYTES = 2 * 1024 * 1024
+MAX_FILES = 20_000
+
+
+@dataclass(frozen=True)
+class Edit:
+    path: str  # relative to the root, "/"-separated
+    line: int  # 1-based
+    before: str
+    after: str
+
+
+@dataclass
+class RemedyPlan:
+    cause: str
+    title: str
+    confidence: float
+    remedy: dict[str, Any] | None
+    edits: list[Edit] = field(default_factory=list)
+    diff: str = ""
+    skipped: str | None = None  # why nothing is planned for this cause
+
+
+@dataclass
+class FixPlan:
+    root: Path
+    plans: list[RemedyPlan]
+
+    def diff(self) -> str:
+        return "".join(p.diff for p in self.plans if p.diff)
+
+
+@dataclass
+class _Source:
+    path: Path
+    rel: str
+    encoding: str
+    lines: list[str]  # with their line endings
+
+
+def _python_files(root: Path) -> Iterator[Path]:
+    count = 0
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not d.endswith(".egg-info")
+                         and not os.path.islink(os.path.join(folder, d)))
+        for name in sorted(files):
+            if name.endswith(".py"):
+                path = Path(folder) / name
+                if path.is_symlink():
+                    continue
+                count += 1
+                if count > MAX_FILES:
+                    return
+                yield path
+
+
+def _read(path: Path, root: Path) -> _Source | None:
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    if len(data) > MAX_FILE_BYTES:
+        return None
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+        text = data.decode(encoding)
+    except (SyntaxError, UnicodeDecodeError, LookupError):
+        return None
+    rel = path.relative_to(root).as_posix()
+    return _Source(path, rel, encoding, text.splitlines(keepends=True))
+
+
+def _needles(template: str, params: dict[str, Any]) -> list[str]:
+    """Substrings a line must contain before the template is tried on it."""
+    if template == "replace-import":
+        return [str(params["module"]), str(params["name"]), "import"]
+    if template == "rename-attribute":
+        return [str(params["old"]).rsplit(".", 1)[-1]]
+    if template == "drop-kwarg":
+        return [str(params["param"]), str(params["callable"]).rsplit(".", 1)[-1]]
+    if template == "add-kwarg":
+        return [str(params["callable"]).rsplit(".", 1)[-1]]
+    return []
+
+
+def _ending(line: str) -> str:
+    for end in ("\r\n", "\n", "\r"):
+        if line.endswith(end):
+            return end
+    return ""
+
+
+def unified_diff(rel: str, old: list[str], new: list[str]) -> str:
+    """A ``git apply``-compatible unified diff of one file (lines keep their endings)."""
+    out = [f"diff --git a/{rel} b/{rel}\n"]
+    body = list(difflib.unified_diff(old, new, fromfile=f"a/{rel}", tofile=f"b/{rel}", n=3))
+    if not body:
+        return ""
+    for line in body:
+        if line.endswith(("\n", "\r")):
+            out.append(line)
+        else:  # the file's last line has no newline
+            out.append(line + "\n\\ No newline at end of file\n")
+    return "".join(out)
+
+
+def _plan_remedy(remedy: dict[str, Any], sources: list[_Source]) -> tuple[list[Edit], str, str | None]:
+    template, params = remedy["template"], remedy.get("params") or {}
+    needles = _needles(template, params)
+    if not needles:
+        return [], "", f"template {template} edits no source lines"
+    edits: list[Edit] = []
+    diffs: list[str] = []
+    for source in sources:
+        new_lines: list[str] = []
+        changed: list[Edit] = []
+        for number, line in enumerate(source.lines, 1):
+            body = line[: len(line) - len(_ending(line))]
+            if all(n in body for n in needles):
+                rendered = render_template(template, line=body, params=params)
+                if rendered != body:
+                    ending = _ending(line) or ("\n" if "\n" in rendered else "")
+                    rendered_lines = rendered.split("\n")
+                    new_lines.extend(part + ending for part in rendered_lines[:-1])
+                    new_lines.append(rendered_lines[-1] + _ending(line))
+                    changed.append(Edit(source.rel, number, body, rendered))
+                    continue
+            new_lines.append(line)
+        if not changed:
+            continue
+        new_text = "".join(new_lines)
+        try:
+            ast.parse(new_text, filename=source.rel)
+        except SyntaxError as exc:
+            return [], "", f"the edited {source.rel} would not parse (line {exc.lineno}): refused"
+        edits.extend(changed)
+        diffs.append(unified_diff(source.rel, source.lines, new_lines))
+    return edits, "".join(diffs), None
+
+
+def plan_fix(report: dict[str, Any], root: str | Path) -> FixPlan:
+    """Plan the code edits for every root cause of a diagnosis report (nothing is written)."""
+    root = Path(root).resolve()
+    if not root.is_dir():
+        raise FixError(f"{root}: not a directory")
+    sources = [s for s in (_read(p, root) for p in _python_files(root)) if s is not None]
+    plans: list[RemedyPlan] = []
+    for cause in report["root_causes"]:
+        plan = RemedyPlan(cause.get("key", cause["rule"]), cause["title"], cause["confidence"], None)
+        reasons: list[str] = []
+        for remedy in cause["remedies"]:
+            if remedy["kind"] != "code-edit" or not remedy.get("template"):
+                continue
+            edits, diff, refused = _plan_remedy(remedy, sources)
+            if edits:
+                plan.remedy, plan.edits, plan.diff = remedy, edits, diff
+                break
+            reasons.append(refused or f"template {remedy['template']} found nothing to change under {root}")
+        if plan.remedy is None:
+            others = [r for r in cause["remedies"] if r["kind"] != "code-edit"]
+            if reasons:
+                plan.skipped = "; ".join(reasons)
+            elif others:
+                first = others[0]
+                plan.skipped = f"no code edit known; suggested: [{first['kind']}] {first['description']}"
+            else:
+                plan.skipped = "no remedy known"
+        plans.append(plan)
+    return FixPlan(root, plans)

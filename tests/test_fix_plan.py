@@ -1,0 +1,111 @@
+"""kb fix (dry run): plans from real diagnoses, git-apply-able diffs, and the guards."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kb.diagnose import diagnose
+from kb.fix import plan_fix
+
+from .conftest import REAL
+
+
+def _write(root: Path, rel: str, data: bytes) -> Path:
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def _report(case: str, tmp_path: Path) -> dict:
+    return diagnose([REAL / case / "report.xml"], db=tmp_path / "kb.sqlite", record=False)
+
+
+def test_removed_import_is_fixed_in_every_module(tmp_path: Path) -> None:
+    root = tmp_path / "proj"
+    _write(root, "jwt/api_jwt.py", b"import json\n\nfrom collections import Mapping\nfrom datetime import datetime\n")
+    crlf = _write(root, "jwt/api_jws.py", b"import binascii\r\nfrom collections import Mapping\r\n\r\nx = 1")
+    _write(root, "jwt/other.py", b"from collections import OrderedDict\n")
+    _write(root, ".venv/lib/site.py", b"from collections import Mapping\n")
+    plan = plan_fix(_report("pyjwt-1.5.3", tmp_path), root)
+    [item] = plan.plans
+    assert item.remedy["template"] == "replace-import"
+    assert sorted((e.path, e.line) for e in item.edits) == [("jwt/api_jws.py", 2), ("jwt/api_jwt.py", 3)]
+    assert all(e.after == "from collections.abc import Mapping" for e in item.edits)
+    assert "\\ No newline at end of file" in item.diff and "\r\n" in item.diff
+    assert crlf.read_bytes().count(b"collections import Mapping") == 1  # nothing written
+    if shutil.which("git"):
+        (tmp_path / "fix.patch").write_text(plan.diff(), newline="")
+        subprocess.run(["git", "init", "-q", str(root)], check=True)
+        subprocess.run(["git", "apply", str(tmp_path / "fix.patch")], cwd=root, check=True)
+        assert crlf.read_bytes() == b"import binascii\r\nfrom collections.abc import Mapping\r\n\r\nx = 1"
+
+
+def test_only_the_named_callable_loses_its_keyword(tmp_path: Path) -> None:
+    root = tmp_path / "proj"
+    _write(root, "janus/__init__.py", (
+        b"import asyncio\n\nclass Queue:\n    def __init__(self, maxsize=0, *, loop=None):\n"
+        b"        self._async_mutex = asyncio.Lock(loop=loop)\n"
+        b"        self._async_not_empty = asyncio.Condition(self._async_mutex, loop=loop)\n"))
+    _write(root, "tests/test_async.py", b"import janus\n\ndef test_x(loop):\n    _q = janus.Queue(loop=loop)\n")
+    plan = plan_fix(_report("janus-0.4.0", tmp_path), root)
+    [item] = plan.plans
+    assert [(e.path, e.after.strip()) for e in item.edits] == [("janus/__init__.py", "self._async_mutex = asyncio.Lock()")]
+
+
+def test_pin_only_cause_is_not_planned(tmp_path: Path) -> None:
+    root = tmp_path / "proj"
+    _write(root, "fs/__init__.py", b'__import__("pkg_resources").declare_namespace(__name__)\n')
+    [item] = plan_fix(_report("fs-2.4.16", tmp_path), root).plans
+    assert item.remedy is None and "dependency-pin" in item.skipped and "setuptools<82" in item.skipped
+
+
+def _synthetic(remedy: dict) -> dict:
+    return {"root_causes": [{"key": "k", "rule": "r", "title": "t", "confidence": 0.9, "remedies": [remedy]}]}
+
+
+def test_an_edit_that_breaks_the_syntax_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "proj"
+    _write(root, "m.py", b"x = a.tostring()\n")
+    remedy = {"kind": "code-edit", "template": "rename-attribute", "params": {"old": "tostring", "new": "1bad"},
+              "description": "d", "risk": "low"}
+    [item] = plan_fix(_synthetic(remedy), root).plans
+    assert item.remedy is None and "would not parse" in item.skipped
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symlinks")
+def test_symlinks_out_of_the_root_are_not_followed(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    _write(outside, "victim.py", b"b = arr.tostring()\n")
+    root = tmp_path / "proj"
+    _write(root, "m.py", b"b = arr.tostring()\n")
+    os.symlink(outside, root / "linked")
+    os.symlink(outside / "victim.py", root / "victim.py")
+    remedy = {"kind": "code-edit", "template": "rename-attribute", "params": {"old": "tostring", "new": "tobytes"},
+              "description": "d", "risk": "low"}
+    [item] = plan_fix(_synthetic(remedy), root).plans
+    assert [e.path for e in item.edits] == ["m.py"]
+
+
+def test_cli_dry_run_patch_and_last(tmp_path: Path) -> None:
+    root = tmp_path / "proj"
+    _write(root, "jwt/api_jwt.py", b"from collections import Mapping\n")
+    env = {**os.environ, "KB_DB": str(tmp_path / "kb.sqlite")}
+    report = str(REAL / "pyjwt-1.5.3" / "report.xml")
+    patch = tmp_path / "fix.patch"
+    run = subprocess.run([sys.executable, "-m", "kb", "fix", report, "--root", str(root), "--patch", str(patch)],
+                         capture_output=True, text=True, env=env)
+    assert run.returncode == 0, run.stderr
+    assert "+from collections.abc import Mapping" in run.stdout and "dry run: nothing was changed" in run.stdout
+    assert patch.read_text().startswith("diff --git a/jwt/api_jwt.py b/jwt/api_jwt.py")
+    assert (root / "jwt/api_jwt.py").read_bytes() == b"from collections import Mapping\n"
+    last = subprocess.run([sys.executable, "-m", "kb", "fix", "--last", "--root", str(root)],
+                          capture_output=True, text=True, env=env)
+    assert last.returncode == 0 and "+from collections.abc import Mapping" in last.stdout
+    assert subprocess.run([sys.executable, "-m", "kb", "fix"], capture_output=True, env=env).returncode == 2
