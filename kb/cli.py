@@ -76,41 +76,122 @@ def diagnose(reports: tuple[str, ...], fmt: str, no_record: bool, output: str | 
 @click.option("--root", type=click.Path(file_okay=False, exists=True), default=".", show_default=True,
               help="The project whose files the fixes edit.")
 @click.option("--patch", "patch", type=click.Path(dir_okay=False), help="Write the combined patch to this file.")
+@click.option("--apply", "apply_", is_flag=True, help="Apply the fixes (each approved at the terminal unless --yes).")
+@click.option("--yes", is_flag=True, help="With --apply: apply low-risk fixes at or above --min-confidence unasked.")
+@click.option("--min-confidence", type=click.FloatRange(0, 1), default=None,
+              help="With --yes: the least confidence to apply (default 0.8, or min_confidence in the config).")
+@click.option("--allow-critical", is_flag=True, help="Allow critical-risk fixes (still asks at the terminal).")
+@click.option("--no-verify", is_flag=True, help="Do not re-run the affected tests after applying.")
+@click.option("--test-command", help="Command that runs the tests, e.g. 'venv/bin/python -m pytest'.")
 @_db_option
 @_debug_option
-def fix(reports: tuple[str, ...], last: bool, root: str, patch: str | None, db: str | None) -> None:
-    """Plan fixes for the root causes of REPORTS (dry run): show each remedy's diff, write nothing."""
+def fix(reports: tuple[str, ...], last: bool, root: str, patch: str | None, apply_: bool, yes: bool,
+        min_confidence: float | None, allow_critical: bool, no_verify: bool, test_command: str | None,
+        db: str | None) -> None:
+    """Plan fixes for the root causes of REPORTS and show each diff; --apply applies them.
+
+    Applying journals and backs up every file first (.kb/journal, .kb/backups), writes atomically,
+    re-runs the affected tests, rolls back when the targeted failures remain, and records the
+    outcome so the rule's confidence learns from it. Undo with `kb undo`.
+    """
+    import shlex
+
+    from .config import load_config
     from .diagnose import diagnose as run_diagnose
-    from .fix import plan_fix
+    from .fix import apply_fix, gate, plan_fix
+    from .journal import Journal
     from .store import open_store
 
     if bool(reports) == last:
         raise click.UsageError("give REPORTS or --last (not both)")
-    if last:
-        store = open_store(db)
-        try:
-            report = store.last_report()
-        finally:
-            store.close()
-    else:
-        report = run_diagnose(list(reports), db=db, record=True, stdin=sys.stdin.buffer)
-    plan = plan_fix(report, root)
-    for n, item in enumerate(plan.plans, 1):
-        click.echo(f"{n}. {item.title}  (confidence {item.confidence:.2f})")
-        if item.remedy is None:
-            click.echo(f"   not planned: {item.skipped}")
-            continue
-        remedy = item.remedy
-        files = sorted({e.path for e in item.edits})
-        click.echo(f"   [{remedy['kind']}, {remedy['risk']} risk] {remedy['description']} "
-                   f"— {len(item.edits)} line(s) in {len(files)} file(s)")
-        click.echo(item.diff, nl=False)
+    if yes and not apply_:
+        raise click.UsageError("--yes only makes sense with --apply")
+    for entry in Journal(root).recover():
+        click.echo(f"recovered: fix {entry.id} was interrupted while applying; its files were restored")
+    store = open_store(db)
+    try:
+        report = store.last_report() if last else run_diagnose(list(reports), db=db, record=True,
+                                                               stdin=sys.stdin.buffer)
+        plan = plan_fix(report, root)
+        config = load_config(root)
+        command = shlex.split(test_command) if test_command else list(config.test_command) or None
+        interactive = sys.stdin.isatty() and sys.stdout.isatty()
+        for n, item in enumerate(plan.plans, 1):
+            click.echo(f"{n}. {item.title}  (confidence {item.confidence:.2f})")
+            if item.remedy is None:
+                click.echo(f"   not planned: {item.skipped}")
+                continue
+            remedy = item.remedy
+            files = sorted({e.path for e in item.edits})
+            click.echo(f"   [{remedy['kind']}, {remedy['risk']} risk] {remedy['description']} "
+                       f"— {len(item.edits)} line(s) in {len(files)} file(s), {len(item.tests)} affected test(s)")
+            click.echo(item.diff, nl=False)
+            if not apply_:
+                continue
+            refused = gate(item, yes=yes, min_confidence=min_confidence or config.min_confidence,
+                           allow_critical=allow_critical, allow_auto_fix=config.allow_auto_fix,
+                           interactive=interactive)
+            if refused:
+                click.echo(f"   not applied: {refused}")
+                continue
+            if not yes and not click.confirm("   apply this fix?", default=False):
+                click.echo("   skipped")
+                continue
+            outcome = apply_fix(item, root, store, verify=not no_verify, test_command=command)
+            click.echo(f"   {outcome.verdict}: {outcome.note} (fix {outcome.fix_id}; undo with kb undo {outcome.fix_id})")
+    finally:
+        store.close()
     if patch:
         from .safeio import write_text_atomic
 
         write_text_atomic(patch, plan.diff())
         click.echo(f"patch written to {patch} (apply with: git apply {patch})")
-    click.echo("dry run: nothing was changed")
+    if not apply_:
+        click.echo("dry run: nothing was changed")
+
+
+@cli.command()
+@click.argument("fix_id", required=False)
+@click.option("--root", type=click.Path(file_okay=False, exists=True), default=".", show_default=True)
+@click.option("--force", is_flag=True, help="Restore even files that changed since the fix.")
+@_db_option
+@_debug_option
+def undo(fix_id: str | None, root: str, force: bool, db: str | None) -> None:
+    """Restore every byte a fix changed (the last applied fix when no FIX_ID is given)."""
+    from .journal import Journal
+    from .store import open_store
+
+    journal = Journal(root)
+    journal.recover()
+    if fix_id is None:
+        live = [e for e in journal.entries() if e.state in ("applied", "verified", "plausible")]
+        if not live:
+            raise KbError(f"{journal.folder}: no applied fix to undo")
+        fix_id = live[-1].id
+    entry = journal.load(fix_id)
+    restored = journal.undo(fix_id, force=force)
+    store = open_store(db)
+    try:
+        store.record_outcome(entry.cause, entry.rule, "undone", {"fix": fix_id, "title": entry.title})
+    finally:
+        store.close()
+    click.echo(f"undone {fix_id}: restored {', '.join(restored) or 'nothing (files already as before)'}")
+
+
+@cli.command()
+@click.option("--root", type=click.Path(file_okay=False, exists=True), default=".", show_default=True)
+@_debug_option
+def history(root: str) -> None:
+    """List the fixes kb made in this project and what became of them."""
+    from .journal import Journal
+
+    entries = Journal(root).entries()
+    if not entries:
+        click.echo("no fixes recorded")
+    for entry in entries:
+        click.echo(f"{entry.id}  {entry.state:11}  {entry.title}  [{', '.join(f.path for f in entry.files)}]")
+        if entry.history and entry.history[-1][2]:
+            click.echo(f"    {entry.history[-1][2]}")
 
 
 @cli.group()

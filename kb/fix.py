@@ -28,7 +28,7 @@ from typing import Any
 from .errors import FixError
 from .templates import render_template
 
-__all__ = ["Edit", "RemedyPlan", "FixPlan", "plan_fix", "unified_diff", "SKIP_DIRS"]
+__all__ = ["Edit", "RemedyPlan", "FixPlan", "Outcome", "plan_fix", "gate", "apply_fix", "unified_diff", "SKIP_DIRS"]
 
 SKIP_DIRS = {".git", ".hg", ".svn", ".kb", ".tox", ".nox", ".venv", "venv", "env", ".env", "site-packages",
              "node_modules", "build", "dist", "__pycache__", ".mypy_cache", ".pytest_cache", ".eggs"}
@@ -53,6 +53,10 @@ class RemedyPlan:
     edits: list[Edit] = field(default_factory=list)
     diff: str = ""
     skipped: str | None = None  # why nothing is planned for this cause
+    rule: str = ""
+    tests: list[str] = field(default_factory=list)  # the failing tests this cause explains
+    #: relative path -> (bytes before, bytes after)
+    changes: dict[str, tuple[bytes, bytes]] = field(default_factory=dict)
 
 
 @dataclass
@@ -138,13 +142,15 @@ def unified_diff(rel: str, old: list[str], new: list[str]) -> str:
     return "".join(out)
 
 
-def _plan_remedy(remedy: dict[str, Any], sources: list[_Source]) -> tuple[list[Edit], str, str | None]:
+def _plan_remedy(remedy: dict[str, Any], sources: list[_Source]
+                 ) -> tuple[list[Edit], str, str | None, dict[str, tuple[bytes, bytes]]]:
     template, params = remedy["template"], remedy.get("params") or {}
     needles = _needles(template, params)
     if not needles:
-        return [], "", f"template {template} edits no source lines"
+        return [], "", f"template {template} edits no source lines", {}
     edits: list[Edit] = []
     diffs: list[str] = []
+    changes: dict[str, tuple[bytes, bytes]] = {}
     for source in sources:
         new_lines: list[str] = []
         changed: list[Edit] = []
@@ -166,10 +172,11 @@ def _plan_remedy(remedy: dict[str, Any], sources: list[_Source]) -> tuple[list[E
         try:
             ast.parse(new_text, filename=source.rel)
         except SyntaxError as exc:
-            return [], "", f"the edited {source.rel} would not parse (line {exc.lineno}): refused"
+            return [], "", f"the edited {source.rel} would not parse (line {exc.lineno}): refused", {}
         edits.extend(changed)
         diffs.append(unified_diff(source.rel, source.lines, new_lines))
-    return edits, "".join(diffs), None
+        changes[source.rel] = ("".join(source.lines).encode(source.encoding), new_text.encode(source.encoding))
+    return edits, "".join(diffs), None, changes
 
 
 def plan_fix(report: dict[str, Any], root: str | Path) -> FixPlan:
@@ -180,14 +187,15 @@ def plan_fix(report: dict[str, Any], root: str | Path) -> FixPlan:
     sources = [s for s in (_read(p, root) for p in _python_files(root)) if s is not None]
     plans: list[RemedyPlan] = []
     for cause in report["root_causes"]:
-        plan = RemedyPlan(cause.get("key", cause["rule"]), cause["title"], cause["confidence"], None)
+        plan = RemedyPlan(cause.get("key", cause["rule"]), cause["title"], cause["confidence"], None,
+                          rule=cause["rule"], tests=list(cause.get("tests", [])))
         reasons: list[str] = []
         for remedy in cause["remedies"]:
             if remedy["kind"] != "code-edit" or not remedy.get("template"):
                 continue
-            edits, diff, refused = _plan_remedy(remedy, sources)
+            edits, diff, refused, changes = _plan_remedy(remedy, sources)
             if edits:
-                plan.remedy, plan.edits, plan.diff = remedy, edits, diff
+                plan.remedy, plan.edits, plan.diff, plan.changes = remedy, edits, diff, changes
                 break
             reasons.append(refused or f"template {remedy['template']} found nothing to change under {root}")
         if plan.remedy is None:
@@ -201,3 +209,94 @@ def plan_fix(report: dict[str, Any], root: str | Path) -> FixPlan:
                 plan.skipped = "no remedy known"
         plans.append(plan)
     return FixPlan(root, plans)
+
+
+# ---------------------------------------------------------------- the transaction
+
+@dataclass
+class Outcome:
+    fix_id: str
+    verdict: str  # verified | plausible | failed | rolled back
+    note: str
+    tests_before: int
+    tests_after: dict[str, int] | None = None
+
+
+def gate(item: RemedyPlan, *, yes: bool, min_confidence: float, allow_critical: bool,
+         allow_auto_fix: bool, interactive: bool) -> str | None:
+    """Why this remedy may not be applied now (None: it may, subject to approval when not ``yes``)."""
+    remedy = item.remedy or {}
+    risk = remedy.get("risk", "critical")
+    if risk == "critical":
+        if not allow_critical:
+            return "critical risk: needs --allow-critical"
+        if not interactive:
+            return "critical risk: needs a person at the terminal to approve it"
+        return None
+    if yes:
+        if not allow_auto_fix:
+            return "allow_auto_fix is off in this project's kb configuration"
+        if risk != "low":
+            return f"{risk} risk: --yes applies only low-risk remedies (run without --yes to approve it)"
+        if item.confidence < min_confidence:
+            return f"confidence {item.confidence:.2f} is below --min-confidence {min_confidence:.2f}"
+        return None
+    if not interactive:
+        return "needs approval at a terminal (or --yes for low-risk remedies)"
+    return None
+
+
+def _verdict(item: RemedyPlan, after: dict[str, Any] | None, run: Any) -> tuple[str, str]:
+    if run is None or after is None:
+        return "failed", "the test command wrote no report"
+    if run.tests == 0:
+        return "failed", "no test ran (the affected tests were not found)"
+    if any(c.get("key") == item.cause for c in after["root_causes"]):
+        return "failed", "the targeted failures remain"
+    failing = run.failures + run.errors
+    if failing == 0:
+        return "verified", f"{run.tests} test(s) re-run, all pass"
+    others = "; ".join(c["title"] for c in after["root_causes"][:3]) or "no known cause"
+    return "plausible", f"the targeted cause is gone; {failing} failure(s) remain: {others}"
+
+
+def apply_fix(item: RemedyPlan, root: str | Path, store: Any, *, verify: bool = True,
+              test_command: list[str] | None = None, timeout: float | None = None) -> Outcome:
+    """Journal, back up, write atomically, verify by re-running the affected tests, roll back on failure,
+    and record the outcome in the KB (which moves the rule's learned confidence)."""
+    from .diagnose import diagnose_run
+    from .journal import Journal
+    from .orchestrate import DEFAULT_TIMEOUT, run_tests
+
+    if item.remedy is None or not item.changes:
+        raise FixError(f"nothing planned for {item.title}")
+    journal = Journal(root)
+    for rel, (old, _new) in item.changes.items():
+        if journal._target(rel).read_bytes() != old:
+            raise FixError(f"{rel} changed since the fix was planned; plan again")
+    entry = journal.begin(cause=item.cause, rule=item.rule, title=item.title, remedy=item.remedy,
+                          diff=item.diff, changes=item.changes)
+    try:
+        journal.write(entry, item.changes)
+    except BaseException:
+        journal.restore(entry, "rolled back", "the write failed")
+        raise
+    verdict, note, after_counts = "plausible", "not verified (--no-verify)", None
+    if verify:
+        result = run_tests(item.tests, root, test_command, timeout or DEFAULT_TIMEOUT)
+        after = diagnose_run(result.run, store, record=False) if result.run is not None else None
+        verdict, note = _verdict(item, after, result.run)
+        if result.run is not None:
+            after_counts = result.run.summary()
+        if verdict == "failed" and result.run is None:
+            note += ": " + " ".join(result.output.strip().splitlines()[-1:])
+    entry.tests = {"before": item.tests, "after": after_counts}
+    if verdict == "failed":
+        journal.restore(entry, "rolled back", note)
+    else:
+        journal.set_state(entry, verdict, note)
+    store.record_outcome(item.cause, item.rule, verdict if verdict != "failed" else "rolled back", {
+        "fix": entry.id, "title": item.title, "remedy": item.remedy, "diff": item.diff, "note": note,
+        "tests_before": len(item.tests), "tests_after": after_counts,
+    })
+    return Outcome(entry.id, verdict if verdict != "failed" else "rolled back", note, len(item.tests), after_counts)

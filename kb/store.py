@@ -370,6 +370,13 @@ class Store:
             } for rank, cause in enumerate(diagnoses)))
         return run_id
 
+    def record_outcome(self, cause_key: str, rule: str, verdict: str, doc: dict[str, Any]) -> int:
+        """Record what happened to a fix (verified / plausible / failed / rolled back / undone)."""
+        with self.write() as db:
+            return int(db["fix_outcomes"].insert({
+                "created_at": _now(), "cause_key": cause_key, "rule": rule, "verdict": verdict,
+                "run_id": None, "doc": _j(doc)}).last_pk)
+
     def last_report(self) -> dict[str, Any]:
         """The root causes of the most recent recorded run, in the report's shape (for ``kb fix --last``)."""
         row = self.db.execute("SELECT id, sources FROM runs ORDER BY id DESC LIMIT 1").fetchone()

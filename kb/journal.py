@@ -1,0 +1,175 @@
+"""The fix journal: every change kb makes to a project is written down *before* it happens.
+
+Layout under the project's ``.kb/``::
+
+    journal/<id>.json     what will change: files, sha256 before/after, state
+    backups/<id>/<path>   the bytes of every file before the change
+
+A fix moves through states ``applying`` → ``applied`` → ``verified`` | ``rolled back`` |
+``failed``; ``kb undo`` marks it ``undone``. A journal left in ``applying`` means kb was killed
+mid-write: :func:`recover` restores the backups of every such fix at the next start, so no file
+stays half-changed. All writes are atomic (temp file + fsync + ``os.replace``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .errors import FixError
+from .safeio import write_bytes_atomic
+
+__all__ = ["FileChange", "Entry", "Journal", "sha256"]
+
+STATES = ("applying", "applied", "verified", "plausible", "failed", "rolled back", "undone")
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass
+class FileChange:
+    path: str  # relative to the project root
+    before: str  # sha256 of the bytes before
+    after: str  # sha256 of the bytes kb writes
+
+
+@dataclass
+class Entry:
+    id: str
+    created_at: str
+    root: str
+    cause: str
+    rule: str
+    title: str
+    remedy: dict[str, Any]
+    diff: str
+    files: list[FileChange]
+    state: str = "applying"
+    history: list[list[str]] = field(default_factory=list)  # [state, timestamp, note]
+    tests: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, data: dict[str, Any]) -> Entry:
+        data = dict(data)
+        data["files"] = [FileChange(**f) for f in data["files"]]
+        return cls(**data)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class Journal:
+    """The journal and backups of one project (``<root>/.kb``)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).resolve()
+        self.folder = self.root / ".kb" / "journal"
+        self.backups = self.root / ".kb" / "backups"
+
+    def _path(self, fix_id: str) -> Path:
+        if not fix_id.replace("-", "").isalnum():
+            raise FixError(f"{fix_id}: not a fix id")
+        return self.folder / f"{fix_id}.json"
+
+    def _target(self, rel: str) -> Path:
+        """The project file for a journal path; refuses anything outside the root."""
+        path = (self.root / rel).resolve()
+        if path != self.root and self.root not in path.parents:
+            raise FixError(f"{rel}: outside the project root {self.root}")
+        return path
+
+    def save(self, entry: Entry) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomic(self._path(entry.id), json.dumps(asdict(entry), indent=1).encode("utf-8"))
+
+    def load(self, fix_id: str) -> Entry:
+        try:
+            return Entry.load(json.loads(self._path(fix_id).read_text("utf-8")))
+        except FileNotFoundError:
+            raise FixError(f"no fix {fix_id} in {self.folder}") from None
+        except (ValueError, TypeError, KeyError) as exc:
+            raise FixError(f"{self._path(fix_id)}: unreadable journal entry: {exc}") from None
+
+    def entries(self) -> list[Entry]:
+        if not self.folder.is_dir():
+            return []
+        return sorted((self.load(p.stem) for p in self.folder.glob("*.json")), key=lambda e: e.id)
+
+    def set_state(self, entry: Entry, state: str, note: str = "") -> None:
+        entry.state = state
+        entry.history.append([state, _now(), note])
+        self.save(entry)
+
+    def begin(self, *, cause: str, rule: str, title: str, remedy: dict[str, Any], diff: str,
+              changes: dict[str, tuple[bytes, bytes]]) -> Entry:
+        """Journal first, then back up every file; returns the entry in state ``applying``."""
+        fix_id = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+        entry = Entry(id=fix_id, created_at=_now(), root=str(self.root), cause=cause, rule=rule, title=title,
+                      remedy=remedy, diff=diff,
+                      files=[FileChange(rel, sha256(old), sha256(new)) for rel, (old, new) in sorted(changes.items())])
+        entry.history.append(["applying", entry.created_at, ""])
+        self.save(entry)
+        for rel, (old, _new) in changes.items():
+            self._target(rel)
+            write_bytes_atomic(self._backup(fix_id, rel), old)
+        return entry
+
+    def _backup(self, fix_id: str, rel: str) -> Path:
+        path = self.backups / fix_id / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def write(self, entry: Entry, changes: dict[str, tuple[bytes, bytes]]) -> None:
+        """Write the new bytes of every file (atomically, one file at a time), then mark ``applied``."""
+        for rel, (_old, new) in sorted(changes.items()):
+            write_bytes_atomic(self._target(rel), new)
+        self.set_state(entry, "applied")
+
+    def restore(self, entry: Entry, state: str, note: str = "") -> list[str]:
+        """Put back the backed-up bytes of every file that differs from them; returns the paths restored."""
+        restored = []
+        for change in entry.files:
+            target = self._target(change.path)
+            current = target.read_bytes() if target.exists() else None
+            try:
+                backup = (self.backups / entry.id / change.path).read_bytes()
+            except FileNotFoundError:
+                # killed while backing up: files are only written after every backup exists
+                if current is not None and sha256(current) == change.before:
+                    continue
+                raise FixError(f"{change.path}: no backup for fix {entry.id} and the file has changed") from None
+            if current != backup:
+                write_bytes_atomic(target, backup)
+                restored.append(change.path)
+        self.set_state(entry, state, note)
+        return restored
+
+    def undo(self, fix_id: str, *, force: bool = False) -> list[str]:
+        """Restore every byte of a recorded fix (refuses files changed since, unless ``force``)."""
+        entry = self.load(fix_id)
+        if entry.state in ("rolled back", "undone"):
+            raise FixError(f"fix {fix_id} is already {entry.state}")
+        if not force:
+            for change in entry.files:
+                target = self._target(change.path)
+                current = sha256(target.read_bytes()) if target.exists() else ""
+                if current not in (change.after, change.before):
+                    raise FixError(f"{change.path} changed since fix {fix_id}; use --force to restore it anyway")
+        return self.restore(entry, "undone")
+
+    def recover(self) -> list[Entry]:
+        """Roll back every fix that a crash left half-applied."""
+        recovered = []
+        for entry in self.entries():
+            if entry.state == "applying":
+                self.restore(entry, "rolled back", "recovered after an interrupted apply")
+                recovered.append(entry)
+        return recovered
