@@ -109,3 +109,26 @@ def test_cli_dry_run_patch_and_last(tmp_path: Path) -> None:
                           capture_output=True, text=True, env=env)
     assert last.returncode == 0 and "+from collections.abc import Mapping" in last.stdout
     assert subprocess.run([sys.executable, "-m", "kb", "fix"], capture_output=True, env=env).returncode == 2
+
+
+@pytest.mark.parametrize(("before", "after", "why"), [
+    ("x = a.tostring()", "try: x = a.tostring()\nexcept Exception: pass", "adds 'except'"),
+    ("def test_x():", "@pytest.mark.skip\ndef test_x():", "adds 'pytest.mark.skip'"),
+    ("    assert f() == 1", "    f()", "removes 'assert'"),
+    ("    self.assertEqual(a, b)", "    pass", "removes 'self.assert'"),
+    ("def test_old(): pass", "", "removes 'def test'"),
+    ("x = a.tostring()", "x = a.tobytes()", None),
+])
+def test_silencing_edits_are_recognised(before: str, after: str, why: str | None) -> None:
+    from kb.fix import silences
+
+    assert silences(before, after) == why
+
+
+def test_a_template_that_silences_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "proj"
+    _write(root, "tests/test_m.py", b"def test_m():\n    assert m.tostring()\n")
+    remedy = {"kind": "code-edit", "template": "rename-attribute", "params": {"old": "assert m.tostring", "new": "m.tostring"},
+              "description": "d", "risk": "low"}
+    [item] = plan_fix(_synthetic(remedy), root).plans
+    assert item.remedy is None and "would hide the failure" in item.skipped
