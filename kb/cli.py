@@ -83,11 +83,14 @@ def diagnose(reports: tuple[str, ...], fmt: str, no_record: bool, output: str | 
 @click.option("--allow-critical", is_flag=True, help="Allow critical-risk fixes (still asks at the terminal).")
 @click.option("--no-verify", is_flag=True, help="Do not re-run the affected tests after applying.")
 @click.option("--test-command", help="Command that runs the tests, e.g. 'venv/bin/python -m pytest'.")
+@click.option("--max-rounds", type=click.IntRange(1, 50), default=8, show_default=True,
+              help="With --apply: after a fix holds, re-diagnose the re-run and fix the next (layered) cause, "
+                   "at most this many rounds.")
 @_db_option
 @_debug_option
 def fix(reports: tuple[str, ...], last: bool, root: str, patch: str | None, apply_: bool, yes: bool,
         min_confidence: float | None, allow_critical: bool, no_verify: bool, test_command: str | None,
-        db: str | None) -> None:
+        max_rounds: int, db: str | None) -> None:
     """Plan fixes for the root causes of REPORTS and show each diff; --apply applies them.
 
     Applying journals and backs up every file first (.kb/journal, .kb/backups), writes atomically,
@@ -112,39 +115,53 @@ def fix(reports: tuple[str, ...], last: bool, root: str, patch: str | None, appl
     try:
         report = store.last_report() if last else run_diagnose(list(reports), db=db, record=True,
                                                                stdin=sys.stdin.buffer)
-        plan = plan_fix(report, root)
         config = load_config(root)
         command = shlex.split(test_command) if test_command else list(config.test_command) or None
         interactive = sys.stdin.isatty() and sys.stdout.isatty()
-        for n, item in enumerate(plan.plans, 1):
-            click.echo(f"{n}. {item.title}  (confidence {item.confidence:.2f})")
-            if item.remedy is None:
-                click.echo(f"   not planned: {item.skipped}")
-                continue
-            remedy = item.remedy
-            files = sorted({e.path for e in item.edits})
-            click.echo(f"   [{remedy['kind']}, {remedy['risk']} risk] {remedy['description']} "
-                       f"— {len(item.edits)} line(s) in {len(files)} file(s), {len(item.tests)} affected test(s)")
-            click.echo(item.diff, nl=False)
-            if not apply_:
-                continue
-            refused = gate(item, yes=yes, min_confidence=min_confidence or config.min_confidence,
-                           allow_critical=allow_critical, allow_auto_fix=config.allow_auto_fix,
-                           interactive=interactive)
-            if refused:
-                click.echo(f"   not applied: {refused}")
-                continue
-            if not yes and not click.confirm("   apply this fix?", default=False):
-                click.echo("   skipped")
-                continue
-            outcome = apply_fix(item, root, store, verify=not no_verify, test_command=command)
-            click.echo(f"   {outcome.verdict}: {outcome.note} (fix {outcome.fix_id}; undo with kb undo {outcome.fix_id})")
+        patches: list[str] = []
+        for round_no in range(1, max_rounds + 1):
+            plan = plan_fix(report, root)
+            patches.append(plan.diff())
+            layered: dict[str, dict] = {}
+            for n, item in enumerate(plan.plans, 1):
+                click.echo(f"{n}. {item.title}  (confidence {item.confidence:.2f})")
+                if item.remedy is None:
+                    click.echo(f"   not planned: {item.skipped}")
+                    continue
+                remedy = item.remedy
+                files = sorted({e.path for e in item.edits})
+                click.echo(f"   [{remedy['kind']}, {remedy['risk']} risk] {remedy['description']} "
+                           f"— {len(item.edits)} line(s) in {len(files)} file(s), {len(item.tests)} affected test(s)")
+                click.echo(item.diff, nl=False)
+                if not apply_:
+                    continue
+                refused = gate(item, yes=yes, min_confidence=min_confidence or config.min_confidence,
+                               allow_critical=allow_critical, allow_auto_fix=config.allow_auto_fix,
+                               interactive=interactive)
+                if refused:
+                    click.echo(f"   not applied: {refused}")
+                    continue
+                if not yes and not click.confirm("   apply this fix?", default=False):
+                    click.echo("   skipped")
+                    continue
+                outcome = apply_fix(item, root, store, verify=not no_verify, test_command=command)
+                click.echo(f"   {outcome.verdict}: {outcome.note} "
+                           f"(fix {outcome.fix_id}; undo with kb undo {outcome.fix_id})")
+                for cause in (outcome.after or {}).get("root_causes", []):
+                    layered.setdefault(cause["key"], cause)
+            if not apply_ or not layered:
+                break
+            if round_no == max_rounds:
+                click.echo(f"stopping after --max-rounds {max_rounds}; {len(layered)} known cause(s) remain")
+                break
+            click.echo(f"round {round_no + 1}: the fixes revealed {len(layered)} further known cause(s)")
+            report = {"root_causes": sorted(layered.values(), key=lambda c: -c["confidence"])}
     finally:
         store.close()
     if patch:
         from .safeio import write_text_atomic
 
-        write_text_atomic(patch, plan.diff())
+        write_text_atomic(patch, patches[0] if not apply_ else "".join(patches))
         click.echo(f"patch written to {patch} (apply with: git apply {patch})")
     if not apply_:
         click.echo("dry run: nothing was changed")

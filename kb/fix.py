@@ -242,6 +242,8 @@ class Outcome:
     note: str
     tests_before: int
     tests_after: dict[str, int] | None = None
+    #: the diagnosis of the verification run: where the next (layered) causes come from
+    after: dict[str, Any] | None = None
 
 
 def gate(item: RemedyPlan, *, yes: bool, min_confidence: float, allow_critical: bool,
@@ -303,7 +305,7 @@ def apply_fix(item: RemedyPlan, root: str | Path, store: Any, *, verify: bool = 
     except BaseException:
         journal.restore(entry, "rolled back", "the write failed")
         raise
-    verdict, note, after_counts = "plausible", "not verified (--no-verify)", None
+    verdict, note, after_counts, after = "plausible", "not verified (--no-verify)", None, None
     if verify:
         result = run_tests(item.tests, root, test_command, timeout or DEFAULT_TIMEOUT)
         after = diagnose_run(result.run, store, record=False) if result.run is not None else None
@@ -321,4 +323,5 @@ def apply_fix(item: RemedyPlan, root: str | Path, store: Any, *, verify: bool = 
         "fix": entry.id, "title": item.title, "remedy": item.remedy, "diff": item.diff, "note": note,
         "tests_before": len(item.tests), "tests_after": after_counts,
     })
-    return Outcome(entry.id, verdict if verdict != "failed" else "rolled back", note, len(item.tests), after_counts)
+    return Outcome(entry.id, verdict if verdict != "failed" else "rolled back", note, len(item.tests), after_counts,
+                   after if verdict == "plausible" else None)

@@ -166,10 +166,14 @@ class Journal:
         return self.restore(entry, "undone")
 
     def recover(self) -> list[Entry]:
-        """Roll back every fix that a crash left half-applied."""
+        """Roll back every fix that a crash left half-applied, and drop its stray temp files."""
         recovered = []
         for entry in self.entries():
             if entry.state == "applying":
                 self.restore(entry, "rolled back", "recovered after an interrupted apply")
+                for change in entry.files:
+                    target = self._target(change.path)
+                    for stray in target.parent.glob(f".{target.name}.*.tmp"):
+                        stray.unlink(missing_ok=True)
                 recovered.append(entry)
         return recovered

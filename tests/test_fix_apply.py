@@ -46,14 +46,14 @@ LAYERED = {
 }
 
 
-def test_layered_causes_heal_in_two_rounds_and_confidence_learns(tmp_path: Path) -> None:
+def test_layered_causes_heal_in_two_rounds_and_outcomes_are_recorded(tmp_path: Path) -> None:
     root = _project(tmp_path / "proj", LAYERED)
     db = tmp_path / "kb.sqlite"
-    first = _kb("fix", str(_pytest_report(root)), "--root", str(root), "--apply", "--yes", db=db)
-    assert first.returncode == 0, first.stderr
-    assert "plausible: the targeted cause is gone" in first.stdout and "collections.Sequence" in first.stdout
-    second = _kb("fix", str(_pytest_report(root)), "--root", str(root), "--apply", "--yes", db=db)
-    assert "verified: 2 test(s) re-run, all pass" in second.stdout, second.stdout
+    out = _kb("fix", str(_pytest_report(root)), "--root", str(root), "--apply", "--yes", db=db)
+    assert out.returncode == 0, out.stderr
+    assert "plausible: the targeted cause is gone" in out.stdout and "collections.Sequence" in out.stdout
+    assert "round 2: the fixes revealed 1 further known cause(s)" in out.stdout
+    assert "verified: 2 test(s) re-run, all pass" in out.stdout, out.stdout
     assert (root / "pkg/core.py").read_text().startswith(
         "from collections.abc import Mapping\nfrom collections.abc import Sequence\n")
     states = [e.state for e in Journal(root).entries()]
