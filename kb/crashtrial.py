@@ -44,12 +44,13 @@ def make_project(root: Path, seed: int) -> dict[str, bytes]:
     return originals
 
 
-def trial(root: Path, seed: int, max_delay: float = 0.6) -> str:
+def trial(root: Path, seed: int, window: tuple[float, float] = (0.02, 0.12)) -> str:
     """Run one trial; returns "completed", "rolled back" or "untouched". Raises AssertionError on damage."""
     originals = make_project(root, seed)
     child = subprocess.Popen([sys.executable, "-c", _CHILD, str(root)], stdout=subprocess.PIPE,
                              env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
-    time.sleep(random.Random(seed).uniform(0.0, max_delay))
+    # the window covers interpreter start-up and the apply itself (~0.05 s of backups and writes here)
+    time.sleep(random.Random(seed).uniform(*window))
     child.send_signal(signal.SIGKILL)
     child.wait()
     child.stdout.close()
