@@ -134,7 +134,7 @@ def main() -> None:
     results = {}
     for n in (100, 10_000):
         for record in (False, True):
-            t = median_time(lambda: diag(n, record), args.repeat)
+            t = median_time(lambda n=n, record=record: diag(n, record), args.repeat)
             results[(n, record)] = t
             label = "recorded" if record else "--no-record"
             print(f"kb diagnose in-process, {n:>6} rules, {label:11}: {t:.3f} s = {t / base:.2f} × (a), "
@@ -164,7 +164,7 @@ def main() -> None:
     # Engine construction alone, to see how the index scales
     for n in (100, 10_000):
         rules = stores[n].rules()
-        t = median_time(lambda: Engine(rules), args.repeat)
+        t = median_time(lambda rules=rules: Engine(rules), args.repeat)
         print(f"Engine index build with {len(rules)} rules: {t * 1000:.1f} ms")
 
 

@@ -114,7 +114,7 @@ class Engine:
         dists = {d.import_name: d for d in knowledge.distributions(t for t in tops if t)}
         rows: dict[str, ApiRow] = {}
         sym_ids: dict[str, Symptom] = {}
-        for i, (s, found) in enumerate(zip(symptoms, candidates)):
+        for i, (s, found) in enumerate(zip(symptoms, candidates, strict=True)):
             if found or s.kind == "direct" or (s.kind == "missing_module" and s.get("top") in dists):
                 sym_ids[f"S{i}"] = s
                 rows.update((row.id, row) for row in found)

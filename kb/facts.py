@@ -55,6 +55,29 @@ def _scan_window(text: str) -> str:
     return text[: SCAN_BYTES // 4] + "\n" + text[-(SCAN_BYTES * 3 // 4):]
 
 
+def _e_blocks(window: str) -> list[list[str]]:
+    """pytest's ``E   `` lines, grouped into runs of consecutive lines (one per exception shown)."""
+    blocks: list[list[str]] = []
+    last_end = -1
+    for found in _E_LINE.finditer(window):
+        if found.start() != last_end:
+            blocks.append([])
+        blocks[-1].append(found.group(1))
+        last_end = found.end()
+    return blocks
+
+
+def _typed(lines: list[str], expected: str = "") -> tuple[str, str] | None:
+    """(type, message) from the first ``Type: message`` line of an E block (of type ``expected`` if given)."""
+    for i, line in enumerate(lines):
+        typed = _TYPED.match(line.strip())
+        if typed and _is_type(typed.group(1)) and (not expected or typed.group(1) == expected
+                                                    or typed.group(1).endswith("." + expected)):
+            message = "\n".join([typed.group(2), *(rest.strip() for rest in lines[i + 1:])]).strip()
+            return typed.group(1), message[:MESSAGE_LIMIT]
+    return None
+
+
 def parse_traceback(text: str) -> tuple[str, str, list[Frame]]:
     """(exception type, message, frames) found in a traceback text; empty strings if none."""
     window = "\n" + _scan_window(text)
@@ -75,25 +98,14 @@ def parse_traceback(text: str) -> tuple[str, str, list[Frame]]:
     if not frames:
         frames = [Frame(f.group(1), int(f.group(2)), f.group(3)) for f in _NATIVE_FRAME.finditer(window)]
     exception, message = "", ""
-    blocks: list[list[str]] = []
-    last_end = -1
-    for found in _E_LINE.finditer(window):
-        if found.start() != last_end:
-            blocks.append([])
-        blocks[-1].append(found.group(1))
-        last_end = found.end()
+    blocks = _e_blocks(window)
     if blocks:
-        lines = blocks[-1]
-        for i, line in enumerate(lines):
-            typed = _TYPED.match(line.strip())
-            if typed and _is_type(typed.group(1)) and (not final_type or typed.group(1) == final_type
-                                                        or typed.group(1).endswith("." + final_type)):
-                exception = typed.group(1)
-                message = "\n".join([typed.group(2), *(l.strip() for l in lines[i + 1:])]).strip()
-                break
+        typed = _typed(blocks[-1], final_type)
+        if typed:
+            exception, message = typed
         else:
             exception = final_type
-            message = "\n".join(l.strip() for l in lines).strip()
+            message = "\n".join(line.strip() for line in blocks[-1]).strip()
     elif text.strip():
         for line in reversed(window.strip().splitlines()[-20:]):
             native = _NATIVE_LAST.match(line.strip())
@@ -113,22 +125,7 @@ def parse_chain(text: str) -> list[tuple[str, str]]:
     """The earlier exceptions of a chained traceback, oldest first (the last one is not included)."""
     if not any(marker in text for marker in _CHAIN_MARKERS):
         return []
-    window = "\n" + _scan_window(text)
-    blocks: list[list[str]] = []
-    last_end = -1
-    for found in _E_LINE.finditer(window):
-        if found.start() != last_end:
-            blocks.append([])
-        blocks[-1].append(found.group(1))
-        last_end = found.end()
-    chain: list[tuple[str, str]] = []
-    for lines in blocks[:-1]:
-        for i, line in enumerate(lines):
-            typed = _TYPED.match(line.strip())
-            if typed and _is_type(typed.group(1)):
-                message = "\n".join([typed.group(2), *(l.strip() for l in lines[i + 1:])]).strip()
-                chain.append((typed.group(1), message[:MESSAGE_LIMIT]))
-                break
+    chain = [typed for typed in (_typed(lines) for lines in _e_blocks("\n" + _scan_window(text))[:-1]) if typed]
     return chain[-MAX_CHAIN:]
 
 

@@ -311,7 +311,7 @@ class Store:
                 cursor = self.db.execute(f"SELECT * FROM api_changes WHERE ({columns}) IN (VALUES {values})", params)
                 names = [d[0] for d in cursor.description]
                 for raw in cursor.fetchall():
-                    row = dict(zip(names, raw))
+                    row = dict(zip(names, raw, strict=True))
                     key = (kind, row[first], "" if kind == "module" else row[second])
                     by_key.setdefault(key, []).append(_api_from_row(row))
         return [[row for key in mine for row in by_key.get(key, [])] for mine in keys]
