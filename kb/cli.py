@@ -101,7 +101,7 @@ def fix(reports: tuple[str, ...], last: bool, root: str, patch: str | None, appl
 
     from .config import load_config
     from .diagnose import diagnose as run_diagnose
-    from .fix import apply_fix, gate, plan_fix
+    from .fix import FixOptions, fix_rounds
     from .journal import Journal
     from .store import open_store
 
@@ -111,20 +111,25 @@ def fix(reports: tuple[str, ...], last: bool, root: str, patch: str | None, appl
         raise click.UsageError("--yes only makes sense with --apply")
     for entry in Journal(root).recover():
         click.echo(f"recovered: fix {entry.id} was interrupted while applying; its files were restored")
+    config = load_config(root)
+    options = FixOptions(
+        apply=apply_, yes=yes, min_confidence=min_confidence if min_confidence is not None else config.min_confidence,
+        allow_critical=allow_critical, allow_auto_fix=config.allow_auto_fix,
+        interactive=sys.stdin.isatty() and sys.stdout.isatty(), verify=not no_verify,
+        test_command=shlex.split(test_command) if test_command else list(config.test_command) or None,
+        max_rounds=max_rounds)
     store = open_store(db)
+    patches: list[str] = []
     try:
         report = store.last_report() if last else run_diagnose(list(reports), db=db, record=True,
                                                                stdin=sys.stdin.buffer)
-        config = load_config(root)
-        command = shlex.split(test_command) if test_command else list(config.test_command) or None
-        interactive = sys.stdin.isatty() and sys.stdout.isatty()
-        patches: list[str] = []
-        for round_no in range(1, max_rounds + 1):
-            plan = plan_fix(report, root)
-            patches.append(plan.diff())
-            layered: dict[str, dict] = {}
-            for n, item in enumerate(plan.plans, 1):
-                click.echo(f"{n}. {item.title}  (confidence {item.confidence:.2f})")
+        number = 0
+        approve = lambda item: click.confirm("   apply this fix?", default=False)  # noqa: E731
+        for event in fix_rounds(report, root, store, options, approve):
+            item = event.item
+            if event.kind == "plan":
+                number += 1
+                click.echo(f"{number}. {item.title}  (confidence {item.confidence:.2f})")
                 if item.remedy is None:
                     click.echo(f"   not planned: {item.skipped}")
                     continue
@@ -133,35 +138,23 @@ def fix(reports: tuple[str, ...], last: bool, root: str, patch: str | None, appl
                 click.echo(f"   [{remedy['kind']}, {remedy['risk']} risk] {remedy['description']} "
                            f"— {len(item.edits)} line(s) in {len(files)} file(s), {len(item.tests)} affected test(s)")
                 click.echo(item.diff, nl=False)
-                if not apply_:
-                    continue
-                refused = gate(item, yes=yes, min_confidence=min_confidence or config.min_confidence,
-                               allow_critical=allow_critical, allow_auto_fix=config.allow_auto_fix,
-                               interactive=interactive)
-                if refused:
-                    click.echo(f"   not applied: {refused}")
-                    continue
-                if not yes and not click.confirm("   apply this fix?", default=False):
-                    click.echo("   skipped")
-                    continue
-                outcome = apply_fix(item, root, store, verify=not no_verify, test_command=command)
+                patches.append(item.diff)
+            elif event.kind == "refused":
+                click.echo(f"   not applied: {event.note}")
+            elif event.kind == "declined":
+                click.echo("   skipped")
+            elif event.kind == "outcome":
+                outcome = event.outcome
                 click.echo(f"   {outcome.verdict}: {outcome.note} "
                            f"(fix {outcome.fix_id}; undo with kb undo {outcome.fix_id})")
-                for cause in (outcome.after or {}).get("root_causes", []):
-                    layered.setdefault(cause["key"], cause)
-            if not apply_ or not layered:
-                break
-            if round_no == max_rounds:
-                click.echo(f"stopping after --max-rounds {max_rounds}; {len(layered)} known cause(s) remain")
-                break
-            click.echo(f"round {round_no + 1}: the fixes revealed {len(layered)} further known cause(s)")
-            report = {"root_causes": sorted(layered.values(), key=lambda c: -c["confidence"])}
+            else:
+                click.echo(event.note)
     finally:
         store.close()
     if patch:
         from .safeio import write_text_atomic
 
-        write_text_atomic(patch, patches[0] if not apply_ else "".join(patches))
+        write_text_atomic(patch, "".join(patches))
         click.echo(f"patch written to {patch} (apply with: git apply {patch})")
     if not apply_:
         click.echo("dry run: nothing was changed")

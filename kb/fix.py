@@ -28,7 +28,8 @@ from typing import Any
 from .errors import FixError
 from .templates import render_template
 
-__all__ = ["Edit", "RemedyPlan", "FixPlan", "Outcome", "plan_fix", "gate", "apply_fix", "unified_diff", "SKIP_DIRS"]
+__all__ = ["Edit", "RemedyPlan", "FixPlan", "Outcome", "FixOptions", "Event", "plan_fix", "gate", "apply_fix",
+           "fix_rounds", "silences", "unified_diff", "SKIP_DIRS"]
 
 SKIP_DIRS = {".git", ".hg", ".svn", ".kb", ".tox", ".nox", ".venv", "venv", "env", ".env", "site-packages",
              "node_modules", "build", "dist", "__pycache__", ".mypy_cache", ".pytest_cache", ".eggs"}
@@ -325,3 +326,63 @@ def apply_fix(item: RemedyPlan, root: str | Path, store: Any, *, verify: bool = 
     })
     return Outcome(entry.id, verdict if verdict != "failed" else "rolled back", note, len(item.tests), after_counts,
                    after if verdict == "plausible" else None)
+
+
+@dataclass(frozen=True)
+class FixOptions:
+    apply: bool = False
+    yes: bool = False
+    min_confidence: float = 0.8
+    allow_critical: bool = False
+    allow_auto_fix: bool = True
+    interactive: bool = False
+    verify: bool = True
+    test_command: list[str] | None = None
+    max_rounds: int = 8
+
+
+@dataclass
+class Event:
+    """What happened to one planned fix, or between rounds (for the CLI to show)."""
+
+    kind: str  # plan | refused | declined | outcome | round | stop
+    item: RemedyPlan | None = None
+    note: str = ""
+    outcome: Outcome | None = None
+
+
+def fix_rounds(report: dict[str, Any], root: str | Path, store: Any, options: FixOptions,
+               approve: Any = None) -> Iterator[Event]:
+    """Plan (and with ``options.apply``, gate, apply and verify) the fixes of a report, round by round.
+
+    After fixes that hold, the verification runs' diagnoses give the next round's causes (layered
+    causes: an import fix reveals the module's next removed API), up to ``max_rounds``. ``approve``
+    is asked for each fix when ``options.yes`` is not set.
+    """
+    for round_no in range(1, options.max_rounds + 1):
+        plan = plan_fix(report, root)
+        layered: dict[str, dict[str, Any]] = {}
+        for item in plan.plans:
+            yield Event("plan", item)
+            if item.remedy is None or not options.apply:
+                continue
+            refused = gate(item, yes=options.yes, min_confidence=options.min_confidence,
+                           allow_critical=options.allow_critical, allow_auto_fix=options.allow_auto_fix,
+                           interactive=options.interactive)
+            if refused:
+                yield Event("refused", item, refused)
+                continue
+            if not options.yes and not (approve and approve(item)):
+                yield Event("declined", item)
+                continue
+            outcome = apply_fix(item, root, store, verify=options.verify, test_command=options.test_command)
+            yield Event("outcome", item, outcome=outcome)
+            for cause in (outcome.after or {}).get("root_causes", []):
+                layered.setdefault(cause["key"], cause)
+        if not options.apply or not layered:
+            return
+        if round_no == options.max_rounds:
+            yield Event("stop", note=f"stopping after {options.max_rounds} rounds; {len(layered)} known cause(s) remain")
+            return
+        yield Event("round", note=f"round {round_no + 1}: the fixes revealed {len(layered)} further known cause(s)")
+        report = {"root_causes": sorted(layered.values(), key=lambda c: -c["confidence"])}
