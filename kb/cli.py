@@ -178,8 +178,11 @@ def undo(fix_id: str | None, root: str, force: bool, db: str | None) -> None:
         if not live:
             raise KbError(f"{journal.folder}: no applied fix to undo")
         fix_id = live[-1].id
+    from .fix import restore_environment
+
     entry = journal.load(fix_id)
     restored = journal.undo(fix_id, force=force)
+    restore_environment(entry)
     store = open_store(db)
     try:
         store.record_outcome(entry.cause, entry.rule, "undone", {"fix": fix_id, "title": entry.title})

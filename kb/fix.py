@@ -202,6 +202,54 @@ def _plan_remedy(remedy: dict[str, Any], sources: list[_Source]
     return edits, "".join(diffs), None, changes
 
 
+def _plan_pin(remedy: dict[str, Any], root: Path
+              ) -> tuple[list[Edit], str, str | None, dict[str, tuple[bytes, bytes]]]:
+    """Write the pin where the project declares the dependency (see :mod:`kb.pins`)."""
+    from .pins import declaration_files, pin_line, split_requirement
+
+    requirement = str((remedy.get("params") or {}).get("requirement", ""))
+    dist = split_requirement(requirement)[0]
+    if not dist:
+        return [], "", f"not a requirement: {requirement!r}", {}
+    edits: list[Edit] = []
+    diffs: list[str] = []
+    changes: dict[str, tuple[bytes, bytes]] = {}
+    for path, quoted in declaration_files(root):
+        source = _read_any(path, root)
+        if source is None:
+            continue
+        new_lines = []
+        changed = []
+        for number, line in enumerate(source.lines, 1):
+            body = line[: len(line) - len(_ending(line))]
+            pinned = pin_line(body, requirement, quoted)
+            if pinned != body:
+                changed.append(Edit(source.rel, number, body, pinned))
+            new_lines.append(pinned + _ending(line))
+        if changed:
+            edits.extend(changed)
+            diffs.append(unified_diff(source.rel, source.lines, new_lines))
+            changes[source.rel] = ("".join(source.lines).encode(source.encoding),
+                                   "".join(new_lines).encode(source.encoding))
+    if not edits:
+        return [], "", (f"the project does not declare {dist} (requirements*.txt, setup.cfg, pyproject.toml, "
+                        f"setup.py): add '{requirement}' where it declares its test dependencies"), {}
+    return edits, "".join(diffs), None, changes
+
+
+def _read_any(path: Path, root: Path) -> _Source | None:
+    """A UTF-8 text file of the project (declarations are not Python source)."""
+    try:
+        data = path.read_bytes()
+        text = data.decode("utf-8-sig" if data.startswith(b"\xef\xbb\xbf") else "utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    if len(data) > MAX_FILE_BYTES:
+        return None
+    encoding = "utf-8-sig" if data.startswith(b"\xef\xbb\xbf") else "utf-8"
+    return _Source(path, path.relative_to(root).as_posix(), encoding, text.splitlines(keepends=True))
+
+
 def plan_fix(report: dict[str, Any], root: str | Path) -> FixPlan:
     """Plan the code edits for every root cause of a diagnosis report (nothing is written)."""
     root = Path(root).resolve()
@@ -214,15 +262,18 @@ def plan_fix(report: dict[str, Any], root: str | Path) -> FixPlan:
                           rule=cause["rule"], tests=list(cause.get("tests", [])))
         reasons: list[str] = []
         for remedy in cause["remedies"]:
-            if remedy["kind"] != "code-edit" or not remedy.get("template"):
+            if remedy["kind"] == "dependency-pin" and (remedy.get("params") or {}).get("requirement"):
+                edits, diff, refused, changes = _plan_pin(remedy, root)
+            elif remedy["kind"] == "code-edit" and remedy.get("template"):
+                edits, diff, refused, changes = _plan_remedy(remedy, sources)
+            else:
                 continue
-            edits, diff, refused, changes = _plan_remedy(remedy, sources)
             if edits:
                 plan.remedy, plan.edits, plan.diff, plan.changes = remedy, edits, diff, changes
                 break
             reasons.append(refused or f"template {remedy['template']} found nothing to change under {root}")
         if plan.remedy is None:
-            others = [r for r in cause["remedies"] if r["kind"] != "code-edit"]
+            others = [r for r in cause["remedies"] if r["kind"] not in ("code-edit", "dependency-pin")]
             if reasons:
                 plan.skipped = "; ".join(reasons)
             elif others:
@@ -306,6 +357,13 @@ def apply_fix(item: RemedyPlan, root: str | Path, store: Any, *, verify: bool = 
     except BaseException:
         journal.restore(entry, "rolled back", "the write failed")
         raise
+    if item.remedy.get("kind") == "dependency-pin":
+        problem = _install_pin(item, entry, journal, test_command)
+        if problem:
+            restore_environment(entry)
+            journal.restore(entry, "rolled back", problem)
+            store.record_outcome(item.cause, item.rule, "rolled back", {"fix": entry.id, "note": problem})
+            return Outcome(entry.id, "rolled back", problem, len(item.tests))
     verdict, note, after_counts, after = "plausible", "not verified (--no-verify)", None, None
     if verify:
         result = run_tests(item.tests, root, test_command, timeout or DEFAULT_TIMEOUT)
@@ -317,6 +375,7 @@ def apply_fix(item: RemedyPlan, root: str | Path, store: Any, *, verify: bool = 
             note += ": " + " ".join(result.output.strip().splitlines()[-1:])
     entry.tests = {"before": item.tests, "after": after_counts}
     if verdict == "failed":
+        restore_environment(entry)
         journal.restore(entry, "rolled back", note)
     else:
         journal.set_state(entry, verdict, note)
@@ -326,6 +385,29 @@ def apply_fix(item: RemedyPlan, root: str | Path, store: Any, *, verify: bool = 
     })
     return Outcome(entry.id, verdict if verdict != "failed" else "rolled back", note, len(item.tests), after_counts,
                    after if verdict == "plausible" else None)
+
+
+def _install_pin(item: RemedyPlan, entry: Any, journal: Any, test_command: list[str] | None) -> str | None:
+    """Install the pinned requirement into the tests' environment, remembering what was there."""
+    from .pins import install, installed_version, split_requirement, test_python
+
+    requirement = str(item.remedy["params"]["requirement"])
+    python = test_python(test_command)
+    dist = split_requirement(requirement)[0].split("[")[0]
+    entry.env = {"python": python, "dist": dist, "requirement": requirement,
+                 "previous": installed_version(python, dist)}
+    journal.save(entry)
+    problem = install(python, [requirement])
+    return f"pip could not install {requirement}: {problem}" if problem else None
+
+
+def restore_environment(entry: Any) -> None:
+    """Put back the version of a pinned distribution that was installed before the fix."""
+    from .pins import install
+
+    env = getattr(entry, "env", None) or {}
+    if env.get("previous"):
+        install(env["python"], [f"{env['dist']}=={env['previous']}"])
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,8 @@ class Entry:
     state: str = "applying"
     history: list[list[str]] = field(default_factory=list)  # [state, timestamp, note]
     tests: dict[str, Any] = field(default_factory=dict)
+    #: for dependency pins: {"python", "dist", "requirement", "previous"} to restore on undo
+    env: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def load(cls, data: dict[str, Any]) -> Entry:

@@ -59,11 +59,39 @@ def test_only_the_named_callable_loses_its_keyword(tmp_path: Path) -> None:
     assert [(e.path, e.after.strip()) for e in item.edits] == [("janus/__init__.py", "self._async_mutex = asyncio.Lock()")]
 
 
-def test_pin_only_cause_is_not_planned(tmp_path: Path) -> None:
+def test_a_pin_needs_a_declaration_to_edit(tmp_path: Path) -> None:
     root = tmp_path / "proj"
     _write(root, "fs/__init__.py", b'__import__("pkg_resources").declare_namespace(__name__)\n')
     [item] = plan_fix(_report("fs-2.4.16", tmp_path), root).plans
-    assert item.remedy is None and "dependency-pin" in item.skipped and "setuptools<82" in item.skipped
+    assert item.remedy is None and "does not declare setuptools" in item.skipped and "setuptools<82" in item.skipped
+
+
+def test_a_pin_is_written_where_the_dependency_is_declared(tmp_path: Path) -> None:
+    root = tmp_path / "proj"
+    _write(root, "fs/__init__.py", b'__import__("pkg_resources").declare_namespace(__name__)\n')
+    _write(root, "setup.cfg", b"[metadata]\nname = fs\n\n[options]\ninstall_requires =\n    appdirs~=1.4.3\n"
+                              b"    setuptools\n    six ~=1.10\n")
+    _write(root, "requirements-dev.txt", b"setuptools>=40  # build\npytest\n")
+    [item] = plan_fix(_report("fs-2.4.16", tmp_path), root).plans
+    assert item.remedy["kind"] == "dependency-pin"
+    assert sorted((e.path, e.after) for e in item.edits) == [
+        ("requirements-dev.txt", "setuptools>=40,<82  # build"), ("setup.cfg", "    setuptools<82")]
+
+
+@pytest.mark.parametrize(("line", "quoted", "after"), [
+    ("    setuptools", False, "    setuptools<82"),
+    ('setuptools>=40.0 ; python_version<"4"  # why', False, 'setuptools>=40.0,<82 ; python_version<"4"  # why'),
+    ("setuptools==84.2.1", False, "setuptools<82"),
+    ('    "setuptools>=40",', True, '    "setuptools>=40,<82",'),
+    ('install_requires=["six", "Setuptools"],', True, 'install_requires=["six", "Setuptools<82"],'),
+    ("setuptools_scm", False, "setuptools_scm"),
+    ("python_requires = >=3.6", False, "python_requires = >=3.6"),
+    ("name = setuptools", False, "name = setuptools"),
+])
+def test_pin_line(line: str, quoted: bool, after: str) -> None:
+    from kb.pins import pin_line
+
+    assert pin_line(line, "setuptools<82", quoted) == after
 
 
 def _synthetic(remedy: dict) -> dict:
