@@ -38,9 +38,25 @@ def _short(text: str, limit: int = MESSAGE_LIMIT) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+#: passing tests from the same files that a fix's verification re-runs as well (overfitting check)
+NEIGHBOURS = 10
+
+
+def _neighbours(tests: list[str], order: list[str], failing: set[str]) -> list[str]:
+    files = {t.split("::", 1)[0] for t in tests}
+    found: list[str] = []
+    for test in order:
+        if test.split("::", 1)[0] in files and test not in failing and "::" in test:
+            found.append(test)
+            if len(found) == NEIGHBOURS:
+                break
+    return found
+
+
 def build_report(run: Run, failures: Sequence[Failure], result: Any, run_id: int | None) -> dict[str, Any]:
     """The report document for a run and its engine result."""
     by_id = {f.id: f for f in failures}
+    failing = {f.test for f in failures}
     root_causes = []
     for cause in result.causes:
         mine = [by_id[i] for i in cause.failures]
@@ -61,6 +77,7 @@ def build_report(run: Run, failures: Sequence[Failure], result: Any, run_id: int
                           for (file, line, func), n in where.most_common(MAX_LOCATIONS)],
             "remedies": [r.to_dict() for r in cause.remedies],
             "also_considered": cause.also_considered,
+            "neighbours": _neighbours([f.test for f in mine], run.order, failing),
         })
     undiagnosed = [{
         "test": by_id[i].test,

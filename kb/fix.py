@@ -56,6 +56,7 @@ class RemedyPlan:
     skipped: str | None = None  # why nothing is planned for this cause
     rule: str = ""
     tests: list[str] = field(default_factory=list)  # the failing tests this cause explains
+    neighbours: list[str] = field(default_factory=list)  # passing tests re-run too, to catch overfitting
     #: relative path -> (bytes before, bytes after)
     changes: dict[str, tuple[bytes, bytes]] = field(default_factory=dict)
 
@@ -162,6 +163,53 @@ def silences(before: str, after: str) -> str | None:
     return None
 
 
+_LITERAL_TOKENS = {tokenize.STRING, tokenize.COMMENT} | {
+    getattr(tokenize, name) for name in ("FSTRING_MIDDLE", "FSTRING_START", "FSTRING_END") if hasattr(tokenize, name)}
+
+
+def _literal_spans(lines: list[str]) -> dict[int, list[tuple[int, int]]] | None:
+    """Per 1-based row, the column spans of string literals and comments (None: not tokenizable)."""
+    spans: dict[int, list[tuple[int, int]]] = {}
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO("".join(lines)).readline):
+            if tok.type in _LITERAL_TOKENS:
+                (row, col), (end_row, end_col) = tok.start, tok.end
+                for r in range(row, end_row + 1):
+                    spans.setdefault(r, []).append((col if r == row else 0, end_col if r == end_row else 10**9))
+    except (tokenize.TokenError, SyntaxError, IndentationError):
+        return None
+    return spans
+
+
+def _changed_region(before: str, after: str) -> tuple[int, int]:
+    start = 0
+    while start < min(len(before), len(after)) and before[start] == after[start]:
+        start += 1
+    end = 0
+    while end < min(len(before), len(after)) - start and before[-1 - end] == after[-1 - end]:
+        end += 1
+    return start, max(start + 1, len(before) - end)
+
+
+def _outside_literals(body: str, rendered: str, spans: list[tuple[int, int]], template: str,
+                      params: dict[str, Any]) -> str:
+    """``rendered`` if the edit touches code only; else the edit of the code before a trailing comment;
+    else the line unchanged (never edit inside string literals or comments)."""
+    low, high = _changed_region(body, rendered)
+    if not any(a < high and low < b for a, b in spans):
+        return rendered
+    comment = min((a for a, b in spans if b >= len(body) and body[a:a + 1] == "#"), default=None)
+    if comment is None:
+        return body
+    code = body[:comment]
+    redone = render_template(template, line=code.rstrip(), params=params)
+    redone += code[len(code.rstrip()):]
+    low, high = _changed_region(code, redone)
+    if redone == code or any(a < high and low < b for a, b in spans if a < comment):
+        return body
+    return redone + body[comment:]
+
+
 def _plan_remedy(remedy: dict[str, Any], sources: list[_Source]
                  ) -> tuple[list[Edit], str, str | None, dict[str, tuple[bytes, bytes]]]:
     template, params = remedy["template"], remedy.get("params") or {}
@@ -174,11 +222,18 @@ def _plan_remedy(remedy: dict[str, Any], sources: list[_Source]
     for source in sources:
         new_lines: list[str] = []
         changed: list[Edit] = []
+        spans: dict[int, list[tuple[int, int]]] | None = None
         for number, line in enumerate(source.lines, 1):
             body = line[: len(line) - len(_ending(line))]
             if all(n in body for n in needles):
                 rendered = render_template(template, line=body, params=params)
                 if rendered != body:
+                    if spans is None:
+                        spans = _literal_spans(source.lines) or {}
+                    rendered = _outside_literals(body, rendered, spans.get(number, []), template, params)
+                    if rendered == body:
+                        new_lines.append(line)  # the API's name only inside strings or comments: not code
+                        continue
                     why = None if remedy.get("kind") == "quarantine" else silences(body, rendered)
                     if why:
                         return [], "", f"{source.rel}:{number}: the edit {why}: it would hide the failure, refused", {}
@@ -259,7 +314,8 @@ def plan_fix(report: dict[str, Any], root: str | Path) -> FixPlan:
     plans: list[RemedyPlan] = []
     for cause in report["root_causes"]:
         plan = RemedyPlan(cause.get("key", cause["rule"]), cause["title"], cause["confidence"], None,
-                          rule=cause["rule"], tests=list(cause.get("tests", [])))
+                          rule=cause["rule"], tests=list(cause.get("tests", [])),
+                          neighbours=list(cause.get("neighbours", [])))
         reasons: list[str] = []
         for remedy in cause["remedies"]:
             if remedy["kind"] == "dependency-pin" and (remedy.get("params") or {}).get("requirement"):
@@ -329,6 +385,9 @@ def _verdict(item: RemedyPlan, after: dict[str, Any] | None, run: Any) -> tuple[
         return "failed", "no test ran (the affected tests were not found)"
     if any(c.get("key") == item.cause for c in after["root_causes"]):
         return "failed", "the targeted failures remain"
+    broken = {r.test_id for r in run.results if r.outcome in ("failed", "error")} & set(item.neighbours)
+    if broken:
+        return "failed", f"{len(broken)} neighbouring test(s) that passed before now fail"
     failing = run.failures + run.errors
     if failing == 0:
         return "verified", f"{run.tests} test(s) re-run, all pass"
@@ -366,7 +425,7 @@ def apply_fix(item: RemedyPlan, root: str | Path, store: Any, *, verify: bool = 
             return Outcome(entry.id, "rolled back", problem, len(item.tests))
     verdict, note, after_counts, after = "plausible", "not verified (--no-verify)", None, None
     if verify:
-        result = run_tests(item.tests, root, test_command, timeout or DEFAULT_TIMEOUT)
+        result = run_tests([*item.tests, *item.neighbours], root, test_command, timeout or DEFAULT_TIMEOUT)
         after = diagnose_run(result.run, store, record=False) if result.run is not None else None
         verdict, note = _verdict(item, after, result.run)
         if result.run is not None:

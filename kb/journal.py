@@ -113,7 +113,7 @@ class Journal:
     def begin(self, *, cause: str, rule: str, title: str, remedy: dict[str, Any], diff: str,
               changes: dict[str, tuple[bytes, bytes]]) -> Entry:
         """Journal first, then back up every file; returns the entry in state ``applying``."""
-        fix_id = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+        fix_id = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-%f-") + secrets.token_hex(2)  # sorts by time
         entry = Entry(id=fix_id, created_at=_now(), root=str(self.root), cause=cause, rule=rule, title=title,
                       remedy=remedy, diff=diff,
                       files=[FileChange(rel, sha256(old), sha256(new)) for rel, (old, new) in sorted(changes.items())])

@@ -142,3 +142,23 @@ def test_apply_then_undo_restores_bytes(tmp_path: Path, text: str, newline: str,
     journal.write(entry, {"f.py": (old, old + b"#")})
     journal.undo(entry.id)
     assert (root / "f.py").read_bytes() == old
+
+
+def test_a_fix_that_breaks_a_neighbouring_test_is_rolled_back(tmp_path: Path) -> None:
+    files = {
+        "pkg/__init__.py": "",
+        "pkg/core.py": "def raw(a):\n    return a.tostring()\n",
+        "tests/test_core.py": "import array\nfrom pkg.core import raw\n\n\ndef test_raw():\n"
+                              "    assert raw(array.array('b', [1])) == b'\\x01'\n\n\n"
+                              "def test_source_unchanged():\n    import inspect, pkg.core\n"
+                              "    assert 'a.tostring' in inspect.getsource(pkg.core.raw)\n",
+    }
+    root = _project(tmp_path / "proj", files)
+    before = (root / "pkg/core.py").read_bytes()
+    db = tmp_path / "kb.sqlite"
+    report = _pytest_report(root)
+    doc = json.loads(_kb("diagnose", str(report), "--format", "json", "--no-record", db=db).stdout)
+    assert doc["root_causes"][0]["neighbours"] == ["tests/test_core.py::test_source_unchanged"]
+    out = _kb("fix", str(report), "--root", str(root), "--apply", "--yes", "--min-confidence", "0.5", db=db)
+    assert "rolled back: 1 neighbouring test(s) that passed before now fail" in out.stdout, out.stdout + out.stderr
+    assert (root / "pkg/core.py").read_bytes() == before

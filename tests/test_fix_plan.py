@@ -160,3 +160,13 @@ def test_a_template_that_silences_is_refused(tmp_path: Path) -> None:
               "description": "d", "risk": "low"}
     [item] = plan_fix(_synthetic(remedy), root).plans
     assert item.remedy is None and "would hide the failure" in item.skipped
+
+
+def test_names_inside_strings_and_comments_are_not_edited(tmp_path: Path) -> None:
+    root = tmp_path / "proj"
+    _write(root, "m.py", b"b = arr.tostring()  # arr.tostring() was removed\nmsg = 'use x.tostring()'\n"
+                         b'doc = """\nsee y.tostring()\n"""\n')
+    remedy = {"kind": "code-edit", "template": "rename-attribute", "params": {"old": "tostring", "new": "tobytes"},
+              "description": "d", "risk": "low"}
+    [item] = plan_fix(_synthetic(remedy), root).plans
+    assert [(e.line, e.after) for e in item.edits] == [(1, "b = arr.tobytes()  # arr.tostring() was removed")]
