@@ -329,12 +329,12 @@ def plan_fix(report: dict[str, Any], root: str | Path) -> FixPlan:
                 break
             reasons.append(refused or f"template {remedy['template']} found nothing to change under {root}")
         if plan.remedy is None:
-            others = [r for r in cause["remedies"] if r["kind"] not in ("code-edit", "dependency-pin")]
             if reasons:
                 plan.skipped = "; ".join(reasons)
-            elif others:
-                first = others[0]
-                plan.skipped = f"no code edit known; suggested: [{first['kind']}] {first['description']}"
+            elif cause["remedies"]:
+                first = cause["remedies"][0]
+                plan.skipped = (f"kb cannot apply this remedy itself (no fix template); do it by hand: "
+                                f"[{first['kind']}] {first['description']}")
             else:
                 plan.skipped = "no remedy known"
         plans.append(plan)
