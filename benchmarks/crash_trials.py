@@ -12,7 +12,7 @@ import collections
 import tempfile
 from pathlib import Path
 
-from kb.crashtrial import trial
+from crashtrial import trial
 
 
 def main() -> None:

@@ -3,11 +3,13 @@ benchmarks/crash_trials.py runs 50+)."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 
-from kb.crashtrial import trial
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+from crashtrial import trial  # noqa: E402  (shared with benchmarks/crash_trials.py)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4, 5, 6])

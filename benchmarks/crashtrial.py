@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from .journal import Journal
+from kb.journal import Journal
 
 __all__ = ["make_project", "trial"]
 
