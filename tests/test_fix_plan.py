@@ -98,12 +98,16 @@ def _synthetic(remedy: dict) -> dict:
     return {"root_causes": [{"key": "k", "rule": "r", "title": "t", "confidence": 0.9, "remedies": [remedy]}]}
 
 
+def _rename(old: str, new: str) -> dict:
+    """A report with one cause whose remedy renames ``old`` to ``new``."""
+    return _synthetic({"kind": "code-edit", "template": "rename-attribute", "params": {"old": old, "new": new},
+                       "description": "d", "risk": "low"})
+
+
 def test_an_edit_that_breaks_the_syntax_is_refused(tmp_path: Path) -> None:
     root = tmp_path / "proj"
     _write(root, "m.py", b"x = a.tostring()\n")
-    remedy = {"kind": "code-edit", "template": "rename-attribute", "params": {"old": "tostring", "new": "1bad"},
-              "description": "d", "risk": "low"}
-    [item] = plan_fix(_synthetic(remedy), root).plans
+    [item] = plan_fix(_rename("tostring", "1bad"), root).plans
     assert item.remedy is None and "would not parse" in item.skipped
 
 
@@ -115,9 +119,7 @@ def test_symlinks_out_of_the_root_are_not_followed(tmp_path: Path) -> None:
     _write(root, "m.py", b"b = arr.tostring()\n")
     os.symlink(outside, root / "linked")
     os.symlink(outside / "victim.py", root / "victim.py")
-    remedy = {"kind": "code-edit", "template": "rename-attribute", "params": {"old": "tostring", "new": "tobytes"},
-              "description": "d", "risk": "low"}
-    [item] = plan_fix(_synthetic(remedy), root).plans
+    [item] = plan_fix(_rename("tostring", "tobytes"), root).plans
     assert [e.path for e in item.edits] == ["m.py"]
 
 
@@ -156,9 +158,7 @@ def test_silencing_edits_are_recognised(before: str, after: str, why: str | None
 def test_a_template_that_silences_is_refused(tmp_path: Path) -> None:
     root = tmp_path / "proj"
     _write(root, "tests/test_m.py", b"def test_m():\n    assert m.tostring()\n")
-    remedy = {"kind": "code-edit", "template": "rename-attribute", "params": {"old": "assert m.tostring", "new": "m.tostring"},
-              "description": "d", "risk": "low"}
-    [item] = plan_fix(_synthetic(remedy), root).plans
+    [item] = plan_fix(_rename("assert m.tostring", "m.tostring"), root).plans
     assert item.remedy is None and "would hide the failure" in item.skipped
 
 
@@ -166,7 +166,5 @@ def test_names_inside_strings_and_comments_are_not_edited(tmp_path: Path) -> Non
     root = tmp_path / "proj"
     _write(root, "m.py", b"b = arr.tostring()  # arr.tostring() was removed\nmsg = 'use x.tostring()'\n"
                          b'doc = """\nsee y.tostring()\n"""\n')
-    remedy = {"kind": "code-edit", "template": "rename-attribute", "params": {"old": "tostring", "new": "tobytes"},
-              "description": "d", "risk": "low"}
-    [item] = plan_fix(_synthetic(remedy), root).plans
+    [item] = plan_fix(_rename("tostring", "tobytes"), root).plans
     assert [(e.line, e.after) for e in item.edits] == [(1, "b = arr.tobytes()  # arr.tostring() was removed")]
