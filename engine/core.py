@@ -149,7 +149,8 @@ class Engine:
                            "tail": fields.get("tail", ""), "param": fields.get("param", ""),
                            "top": fields.get("top", ""), "parent": parent})
         for row in rows.values():
-            stage2.append({"type": "api", "id": row.id, "kind": row.kind, "package": row.package, "module": row.module,
+            stage2.append({"type": "api", "id": row.id, "kind": row.kind, "package": row.package.lower(),
+                           "module": row.module,
                            "name": row.name, "tail": row.name.rsplit(".", 1)[-1] if row.name else "",
                            "param": row.param, "rk": runner.version_key(row.removed_in)})
         for dist in dists.values():

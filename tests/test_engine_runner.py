@@ -96,3 +96,16 @@ def test_one_fact_per_distinct_symptom_and_only_candidates(tmp_path) -> None:
     assert result.stats["candidate_symptoms"] == 1  # only one has knowledge behind it
     assert [len(c.failures) for c in result.causes] == [500]
     assert len(result.undiagnosed) == 50
+
+
+def test_environment_versions_match_package_names_case_insensitively(tmp_path) -> None:
+    from kb.engine import Engine, FailureFact
+    from kb.store import Store
+
+    store = Store(tmp_path / "kb.sqlite")
+    fact = FailureFact(1, "TypeError", "call", "load() missing 1 required positional argument: 'Loader'",
+                       "data = yaml.load(stream)")
+    [cause] = Engine(store.rules()).run([fact], store, {"pyyaml": "6.0.1"}).causes
+    assert cause.breakdown["version"] == "satisfied"
+    [older] = Engine(store.rules()).run([fact], store, {"pyyaml": "5.4"}).causes
+    assert older.breakdown["version"] == "contradicted" and older.confidence < cause.confidence
