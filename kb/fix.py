@@ -1,16 +1,19 @@
-"""SelfCorrectionModule, planning half: turn diagnosed root causes into reviewed edits.
+"""SelfCorrectionModule: plan → gate → back up → apply → verify → roll back → record.
 
-``plan_fix(report, root)`` renders each root cause's first applicable code-edit remedy (a fix
-template from ``kb.fixes``) over the project's own Python files and returns the edits and a
-unified diff that ``git apply`` accepts. Nothing is written: ``kb fix`` is a dry run that
-shows the patch (``--patch FILE`` saves it). Applying, verifying and rolling back are the
-transaction's other half (not built yet).
+``plan_fix(report, root)`` turns each root cause's first applicable remedy into edits and a
+unified diff that ``git apply`` accepts: a code-edit renders its fix template (``kb.fixes``)
+over every line of the project's own Python files that contains the API (so a removed import is
+fixed in every module that has it, not only the one in the traceback); a dependency pin is
+merged into the project's own declarations (:mod:`kb.pins`). Nothing is written by planning.
 
-Where a template applies: every line of the project's Python files (outside virtual
-environments, site-packages, VCS and build folders) that contains the remedy's API, so a
-removed import is fixed in every module that has it, not only in the one the traceback shows.
-Guards: paths stay inside ``root`` (symlinks are not followed), files keep their encoding,
-newline style and final newline, and an edited file that would no longer parse is refused.
+``apply_fix`` runs one planned remedy as a transaction (journal and backups first, atomic
+writes, verification by re-running the affected tests and some passing neighbours, roll back
+when the targeted cause remains or a neighbour breaks, outcome recorded in the KB);
+``fix_rounds`` gates and applies a whole report, going on with the causes a fix reveals.
+
+Guards: paths stay inside ``root`` (symlinks, virtual environments, site-packages, VCS and build
+folders are skipped), files keep their encoding, newline style and final newline, strings and
+comments are never edited, and an edit that would not parse or only hides a failure is refused.
 """
 
 from __future__ import annotations
