@@ -113,6 +113,8 @@ class Journal:
     def begin(self, *, cause: str, rule: str, title: str, remedy: dict[str, Any], diff: str,
               changes: dict[str, tuple[bytes, bytes]]) -> Entry:
         """Journal first, then back up every file; returns the entry in state ``applying``."""
+        for rel in changes:
+            self._target(rel)  # refuse escapes before anything is written
         fix_id = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-%f-") + secrets.token_hex(2)  # sorts by time
         entry = Entry(id=fix_id, created_at=_now(), root=str(self.root), cause=cause, rule=rule, title=title,
                       remedy=remedy, diff=diff,
@@ -120,7 +122,6 @@ class Journal:
         entry.history.append(["applying", entry.created_at, ""])
         self.save(entry)
         for rel, (old, _new) in changes.items():
-            self._target(rel)
             write_bytes_atomic(self._backup(fix_id, rel), old)
         return entry
 

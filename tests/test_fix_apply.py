@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -162,3 +163,21 @@ def test_a_fix_that_breaks_a_neighbouring_test_is_rolled_back(tmp_path: Path) ->
     out = _kb("fix", str(report), "--root", str(root), "--apply", "--yes", "--min-confidence", "0.5", db=db)
     assert "rolled back: 1 neighbouring test(s) that passed before now fail" in out.stdout, out.stdout + out.stderr
     assert (root / "pkg/core.py").read_bytes() == before
+
+
+def test_journal_refuses_paths_and_ids_that_escape_the_project(tmp_path: Path) -> None:
+    from kb.errors import FixError
+
+    root = _project(tmp_path / "proj", {"m.py": "x = 1\n"})
+    (tmp_path / "outside.py").write_text("secret\n")
+    journal = Journal(root)
+    for rel in ("../outside.py", "/etc/passwd", "sub/../../outside.py"):
+        with pytest.raises(FixError, match="outside the project root"):
+            journal.begin(cause="c", rule="r", title="t", remedy={}, diff="", changes={rel: (b"a", b"b")})
+    os.symlink(tmp_path / "outside.py", root / "link.py")
+    with pytest.raises(FixError, match="outside the project root"):
+        journal.begin(cause="c", rule="r", title="t", remedy={}, diff="", changes={"link.py": (b"a", b"b")})
+    with pytest.raises(FixError, match="not a fix id"):
+        journal.load("../../etc/passwd")
+    assert (tmp_path / "outside.py").read_text() == "secret\n"
+    assert journal.entries() == [] and journal.recover() == []  # nothing half-journalled
