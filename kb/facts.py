@@ -153,11 +153,12 @@ def _from_attributes(result: TestResult) -> tuple[str, str]:
 
 def _failure(fid: int, result: TestResult) -> Failure:
     exception, message, frames = parse_traceback(result.text) if result.text else ("", "", [])
-    attr_type, attr_message = _from_attributes(result)
-    if not exception:
-        exception, message = attr_type, message or attr_message
-    elif not message:
-        message = attr_message
+    if not exception or not message:  # the attributes only fill what the traceback did not say
+        attr_type, attr_message = _from_attributes(result)
+        if not exception:
+            exception, message = attr_type, message or attr_message
+        else:
+            message = attr_message
     if not exception and message.lower() in ("", "collection failure") and result.text.strip():
         # e.g. pytest collection errors that print a bare sentence instead of an exception
         message = result.text.strip().splitlines()[0]
