@@ -39,8 +39,9 @@ def render_text(doc: dict[str, Any]) -> str:
         for item in undiagnosed:
             where = location_text(item.get("location"))
             head = f"{item['exception']}: " if item["exception"] else ""
-            message = item["message"].splitlines()[0] if item["message"] else ""
-            out.append(f"  - {item['test']}: {head}{message[:160]}" + (f"  ({where})" if where else ""))
+            message = item["message"].splitlines()[0] if item["message"].strip() else ""
+            said = f"{head}{message[:160]}" or "(the report gives no message)"
+            out.append(f"  - {item['test']}: {said}" + (f"  ({where})" if where else ""))
     if doc.get("run_id") is not None:
         out.append("")
         out.append(f"recorded as run {doc['run_id']}")
