@@ -23,11 +23,16 @@ import itertools
 import json
 import os
 import threading
+import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import durable.engine as durable_engine
-import durable_rules_engine
+try:
+    import durable.engine as durable_engine
+    import durable_rules_engine
+except ImportError as exc:  # pragma: no cover - depends on the interpreter
+    # durable-rules 2.0.28 (unmaintained) calls PyEval_CallObject, which Python 3.13 removed
+    raise ImportError(f"durable-rules cannot be loaded on this Python ({exc}); kb needs Python 3.10-3.12") from exc
 
 __all__ = ["DEFINITION", "RULESET", "chain", "version_key"]
 
@@ -218,7 +223,10 @@ def chain(facts: Iterable[Fact]) -> list[Fact]:
     batch = _dedupe(facts)
     if not batch:
         return []
-    with _lock:
+    # durable's actions call datetime.utcfromtimestamp, deprecated since Python 3.12: keep that
+    # third-party warning out of users' runs (and from failing runs with -W error)
+    with _lock, warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
         host = _get_host()
         sid = f"{os.getpid()}-{next(_sessions)}"
         for fact in batch:
