@@ -295,6 +295,29 @@ def _plan_pin(remedy: dict[str, Any], root: Path
     return edits, "".join(diffs), None, changes
 
 
+def _plan_config(remedy: dict[str, Any], root: Path
+                 ) -> tuple[list[Edit], str, str | None, dict[str, tuple[bytes, bytes]]]:
+    """Register a pytest marker in the project's pytest configuration (see :mod:`kb.pytestconfig`)."""
+    from .pytestconfig import add_marker, config_file
+
+    found = config_file(root)
+    if found is None:
+        return [], "", "no pytest configuration (pytest.ini, pyproject.toml, tox.ini, setup.cfg) to register it in", {}
+    path, header = found
+    source = _read_any(path, root)
+    if source is None:
+        return [], "", f"{path.name}: not readable as UTF-8 text", {}
+    line = render_template(remedy["template"], params=remedy.get("params") or {})
+    new_lines = add_marker(source.lines, header, line, path.suffix == ".toml")
+    if new_lines is None or new_lines == source.lines:
+        return [], "", f"{source.rel}: already registered, or no {header} section", {}
+    diff = unified_diff(source.rel, source.lines, new_lines)
+    added = next(i for i, (a, b) in enumerate(zip(source.lines + [""], new_lines, strict=False)) if a != b)
+    edit = Edit(source.rel, added + 1, "", new_lines[added].rstrip("\r\n"))
+    return [edit], diff, None, {source.rel: ("".join(source.lines).encode(source.encoding),
+                                             "".join(new_lines).encode(source.encoding))}
+
+
 def _read_any(path: Path, root: Path) -> _Source | None:
     """A UTF-8 text file of the project (declarations are not Python source)."""
     try:
@@ -325,6 +348,8 @@ def plan_fix(report: dict[str, Any], root: str | Path) -> FixPlan:
                 edits, diff, refused, changes = _plan_pin(remedy, root)
             elif remedy["kind"] == "code-edit" and remedy.get("template"):
                 edits, diff, refused, changes = _plan_remedy(remedy, sources)
+            elif remedy["kind"] == "test-config" and remedy.get("template") == "register-marker":
+                edits, diff, refused, changes = _plan_config(remedy, root)
             else:
                 continue
             if edits:

@@ -181,3 +181,21 @@ def test_journal_refuses_paths_and_ids_that_escape_the_project(tmp_path: Path) -
         journal.load("../../etc/passwd")
     assert (tmp_path / "outside.py").read_text() == "secret\n"
     assert journal.entries() == [] and journal.recover() == []  # nothing half-journalled
+
+
+@pytest.mark.parametrize(("config", "text"), [
+    ("pytest.ini", "[pytest]\naddopts = --strict-markers\n"),
+    ("pyproject.toml", '[project]\nname = "p"\n\n[tool.pytest.ini_options]\naddopts = "--strict-markers"\n'),
+    ("setup.cfg", "[metadata]\nname = p\n\n[tool:pytest]\naddopts = --strict-markers\nmarkers =\n    network: net\n"),
+])
+def test_an_unregistered_marker_is_registered_and_verified(tmp_path: Path, config: str, text: str) -> None:
+    root = _project(tmp_path / "proj", {
+        config: text,
+        "tests/test_m.py": "import pytest\n\n\n@pytest.mark.slow\ndef test_slow():\n    assert True\n",
+    })
+    db = tmp_path / "kb.sqlite"
+    out = _kb("fix", str(_pytest_report(root)), "--root", str(root), "--apply", "--yes", "--min-confidence", "0.5", db=db)
+    assert "verified:" in out.stdout, out.stdout + out.stderr
+    assert "slow: registered by kb" in (root / config).read_text()
+    assert _kb("undo", "--root", str(root), db=db).returncode == 0
+    assert (root / config).read_text() == text
