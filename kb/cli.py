@@ -168,24 +168,12 @@ def fix(reports: tuple[str, ...], last: bool, root: str, patch: str | None, appl
 @_debug_option
 def undo(fix_id: str | None, root: str, force: bool, db: str | None) -> None:
     """Restore every byte a fix changed (the last applied fix when no FIX_ID is given)."""
-    from .journal import Journal
+    from .fix import undo_fix
     from .store import open_store
 
-    journal = Journal(root)
-    journal.recover()
-    if fix_id is None:
-        live = [e for e in journal.entries() if e.state in ("applied", "verified", "plausible")]
-        if not live:
-            raise KbError(f"{journal.folder}: no applied fix to undo")
-        fix_id = live[-1].id
-    from .fix import restore_environment
-
-    entry = journal.load(fix_id)
-    restored = journal.undo(fix_id, force=force)
-    restore_environment(entry)
     store = open_store(db)
     try:
-        store.record_outcome(entry.cause, entry.rule, "undone", {"fix": fix_id, "title": entry.title})
+        fix_id, restored = undo_fix(root, store, fix_id, force=force)
     finally:
         store.close()
     click.echo(f"undone {fix_id}: restored {', '.join(restored) or 'nothing (files already as before)'}")

@@ -32,7 +32,7 @@ from .errors import FixError
 from .templates import render_template
 
 __all__ = ["Edit", "RemedyPlan", "FixPlan", "Outcome", "FixOptions", "Event", "plan_fix", "gate", "apply_fix",
-           "fix_rounds", "silences", "unified_diff", "SKIP_DIRS"]
+           "fix_rounds", "undo_fix", "restore_environment", "silences", "unified_diff", "SKIP_DIRS"]
 
 SKIP_DIRS = {".git", ".hg", ".svn", ".kb", ".tox", ".nox", ".venv", "venv", "env", ".env", "site-packages",
              "node_modules", "build", "dist", "__pycache__", ".mypy_cache", ".pytest_cache", ".eggs"}
@@ -495,6 +495,25 @@ def restore_environment(entry: Any) -> None:
     env = getattr(entry, "env", None) or {}
     if env.get("previous"):
         install(env["python"], [f"{env['dist']}=={env['previous']}"])
+
+
+def undo_fix(root: str | Path, store: Any, fix_id: str | None = None, *, force: bool = False) -> tuple[str, list[str]]:
+    """Undo a fix (the last one still in place when ``fix_id`` is None): files, installed versions,
+    and an "undone" outcome in the KB. Returns the fix id and the files restored."""
+    from .journal import Journal
+
+    journal = Journal(root)
+    journal.recover()
+    if fix_id is None:
+        live = [e for e in journal.entries() if e.state in ("applied", "verified", "plausible")]
+        if not live:
+            raise FixError(f"{journal.folder}: no applied fix to undo")
+        fix_id = live[-1].id
+    entry = journal.load(fix_id)
+    restored = journal.undo(fix_id, force=force)
+    restore_environment(entry)
+    store.record_outcome(entry.cause, entry.rule, "undone", {"fix": fix_id, "title": entry.title})
+    return fix_id, restored
 
 
 @dataclass(frozen=True)
