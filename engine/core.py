@@ -99,7 +99,7 @@ class Engine:
     ) -> EngineResult:
         tried_before = self.matcher.regexes_tried
         symptoms, unmatched = self.matcher.symptoms(facts)
-        texts = {fact.id: fact.text or fact.message for fact in facts}
+        by_id = {fact.id: fact for fact in facts}
         stats = {
             "failures": len(facts),
             "symptoms": len(symptoms),
@@ -165,10 +165,10 @@ class Engine:
 
         derived = runner.chain(stage2)
         stats["derived_facts"] = len(derived)
-        causes = self._assemble(derived, sym_ids, rows, dists, options, texts, knowledge, environment or {})
+        causes = self._assemble(derived, sym_ids, rows, dists, options, by_id, knowledge, environment or {})
         explained = {fid for cause in causes for fid in cause.failures}
         undiagnosed = sorted(set(unmatched) | ({f.id for f in facts} - explained))
-        undiagnosed = _same_wrapper(causes, facts, undiagnosed)
+        undiagnosed = _same_wrapper(causes, by_id, undiagnosed)
         return EngineResult(causes, undiagnosed, symptoms, stats)
 
     def _assemble(
@@ -178,7 +178,7 @@ class Engine:
         rows: dict[str, ApiRow],
         dists: dict[str, Distribution],
         options: dict[str, list[Remedy]],
-        texts: dict[int, str],
+        by_id: dict[int, FailureFact],
         knowledge: Knowledge,
         environment: dict[str, str],
     ) -> list[Cause]:
@@ -220,7 +220,8 @@ class Engine:
             mentioned = False
             if row is not None and entry["via"] == "name-only-row":
                 needle = f"{row.module}.{row.name}"
-                mentioned = any(needle in texts.get(fid, "") for fid in failures[:_MENTION_SAMPLE])
+                mentioned = any(needle in (by_id[fid].text or by_id[fid].message)
+                                for fid in failures[:_MENTION_SAMPLE])
             verified, failed = knowledge.learned(owner)
             value, breakdown = confidence(Evidence(
                 prior=rule.prior, match=entry["via"], version=version, mentioned=mentioned,
@@ -267,7 +268,7 @@ class Engine:
 _MIN_WRAPPER = 24
 
 
-def _same_wrapper(causes: list[Cause], facts: Sequence[FailureFact], undiagnosed: list[int]) -> list[int]:
+def _same_wrapper(causes: list[Cause], by_id: dict[int, FailureFact], undiagnosed: list[int]) -> list[int]:
     """Give an undiagnosed failure to a cause when it shows the same wrapper error.
 
     Libraries often catch an exception and raise their own (``CoreError: Unable to load ...``).
@@ -276,7 +277,6 @@ def _same_wrapper(causes: list[Cause], facts: Sequence[FailureFact], undiagnosed
     """
     if not undiagnosed:
         return undiagnosed
-    by_id = {f.id: f for f in facts}
     wrappers: dict[str, Cause] = {}
     for cause in causes:
         for fid in cause.failures:

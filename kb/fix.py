@@ -126,6 +126,12 @@ def _needles(template: str, params: dict[str, Any]) -> list[str]:
     return []
 
 
+def _rewrite(source: _Source, new_lines: list[str]) -> tuple[str, tuple[bytes, bytes]]:
+    """The diff of one rewritten file and its bytes before and after (in the file's own encoding)."""
+    return unified_diff(source.rel, source.lines, new_lines), (
+        "".join(source.lines).encode(source.encoding), "".join(new_lines).encode(source.encoding))
+
+
 def _ending(line: str) -> str:
     for end in ("\r\n", "\n", "\r"):
         if line.endswith(end):
@@ -255,8 +261,8 @@ def _plan_remedy(remedy: dict[str, Any], sources: list[_Source]
         except SyntaxError as exc:
             return [], "", f"the edited {source.rel} would not parse (line {exc.lineno}): refused", {}
         edits.extend(changed)
-        diffs.append(unified_diff(source.rel, source.lines, new_lines))
-        changes[source.rel] = ("".join(source.lines).encode(source.encoding), new_text.encode(source.encoding))
+        diff, changes[source.rel] = _rewrite(source, new_lines)
+        diffs.append(diff)
     return edits, "".join(diffs), None, changes
 
 
@@ -286,9 +292,8 @@ def _plan_pin(remedy: dict[str, Any], root: Path
             new_lines.append(pinned + _ending(line))
         if changed:
             edits.extend(changed)
-            diffs.append(unified_diff(source.rel, source.lines, new_lines))
-            changes[source.rel] = ("".join(source.lines).encode(source.encoding),
-                                   "".join(new_lines).encode(source.encoding))
+            diff, changes[source.rel] = _rewrite(source, new_lines)
+            diffs.append(diff)
     if not edits:
         return [], "", (f"the project does not declare {dist} (requirements*.txt, setup.cfg, pyproject.toml, "
                         f"setup.py): add '{requirement}' where it declares its test dependencies"), {}
@@ -311,11 +316,10 @@ def _plan_config(remedy: dict[str, Any], root: Path
     new_lines = add_marker(source.lines, header, line, path.suffix == ".toml")
     if new_lines is None or new_lines == source.lines:
         return [], "", f"{source.rel}: already registered, or no {header} section", {}
-    diff = unified_diff(source.rel, source.lines, new_lines)
+    diff, change = _rewrite(source, new_lines)
     added = next(i for i, (a, b) in enumerate(zip(source.lines + [""], new_lines, strict=False)) if a != b)
     edit = Edit(source.rel, added + 1, "", new_lines[added].rstrip("\r\n"))
-    return [edit], diff, None, {source.rel: ("".join(source.lines).encode(source.encoding),
-                                             "".join(new_lines).encode(source.encoding))}
+    return [edit], diff, None, {source.rel: change}
 
 
 def _read_any(path: Path, root: Path) -> _Source | None:

@@ -21,7 +21,7 @@ from .engine.matcher import check_fields, regex_hazard
 from .errors import RuleError
 from .validate import errors as schema_errors
 
-__all__ = ["Pack", "parse_pack", "read_pack", "builtin_packs", "golden_cases", "MAX_PACK_BYTES"]
+__all__ = ["Pack", "parse_pack", "read_pack", "builtin_packs", "golden_cases", "digest", "MAX_PACK_BYTES"]
 
 MAX_PACK_BYTES = 16 * 1024 * 1024
 
@@ -80,6 +80,11 @@ def _lint(doc: dict[str, Any]) -> list[tuple[str, str]]:
     return problems
 
 
+def digest(data: bytes) -> str:
+    """The sha256 a pack is recorded under (the store reloads a built-in pack when it changes)."""
+    return hashlib.sha256(data).hexdigest()
+
+
 def parse_pack(data: bytes, origin: str) -> Pack:
     """Parse and validate one pack; raise RuleError naming origin, path and reason."""
     if len(data) > MAX_PACK_BYTES:
@@ -102,7 +107,7 @@ def parse_pack(data: bytes, origin: str) -> Pack:
         path, reason = problems[0]
         more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
         raise RuleError(f"{origin}: {path}: {reason}{more}")
-    return Pack(str(doc["pack"]), str(doc["version"]), origin, hashlib.sha256(data).hexdigest(), doc)
+    return Pack(str(doc["pack"]), str(doc["version"]), origin, digest(data), doc)
 
 
 def read_pack(path: str | Path) -> Pack:

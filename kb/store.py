@@ -27,7 +27,7 @@ import sqlite_utils
 from . import __version__
 from .engine import ApiRow, Distribution, Remedy, Rule, Symptom
 from .errors import KbError, RuleError, StoreError
-from .rulepack import Pack, builtin_packs, parse_pack
+from .rulepack import Pack, builtin_packs, digest, parse_pack
 from .validate import validate
 
 __all__ = ["Store", "find_db", "open_store", "rule_row", "rule_from_row", "SCHEMA_VERSION"]
@@ -236,7 +236,7 @@ class Store:
         """Load every built-in pack that is missing or changed (by sha256)."""
         wanted = builtin_packs()
         have = {row["origin"]: row["sha256"] for row in self.db["packs"].rows}
-        if all(have.get(origin) == _sha(data) for origin, data in wanted):
+        if all(have.get(origin) == digest(data) for origin, data in wanted):
             return
         packs = [parse_pack(data, origin) for origin, data in wanted]
         _check_unique_ids(packs)
@@ -453,12 +453,6 @@ def _check_unique_ids(packs: Sequence[Pack]) -> None:
                 if item["id"] in seen:
                     raise RuleError(f"{where}: id {item['id']!r} is already defined in {seen[item['id']]}")
                 seen[item["id"]] = where
-
-
-def _sha(data: bytes) -> str:
-    import hashlib
-
-    return hashlib.sha256(data).hexdigest()
 
 
 def open_store(db: str | Path | None = None) -> Store:
