@@ -217,6 +217,12 @@ class Engine:
                 version = "unknown"
             else:
                 version = "n/a"
+            since = rule.since if row is None and dist is None else None
+            if since and version == "n/a":
+                installed = environment.get(since[0].lower(), "")
+                version = ("unknown" if not runner.version_key(installed) else
+                           "satisfied" if runner.version_key(installed) >= runner.version_key(since[1])
+                           else "contradicted")
             mentioned = False
             if row is not None and entry["via"] == "name-only-row":
                 needle = f"{row.module}.{row.name}"
@@ -256,6 +262,9 @@ class Engine:
                 title = _fill_text(rule.title, fields)
                 explanation, source = rule.explanation.strip(), rule.source
                 category = rule.category or "known-pattern"
+                if since and version in ("satisfied", "contradicted"):
+                    relation = "≥" if version == "satisfied" else "<"
+                    evidence.append(f"environment: {since[0]} {environment.get(since[0].lower())} {relation} {since[1]}")
             causes.append(Cause(
                 key=owner, rule=rule, title=title, category=category, explanation=explanation,
                 source=source, failures=failures, symptoms=syms, confidence=value,

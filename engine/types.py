@@ -67,6 +67,7 @@ class Rule:
     field: str = "message"  # "message" or "text"
     set: tuple[tuple[str, str], ...] = ()
     remedies: tuple[Remedy, ...] = ()
+    since: tuple[str, str] | None = None  # (distribution, version): a symptom of that release onwards
 
 
 @dataclass(frozen=True)

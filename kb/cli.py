@@ -53,14 +53,24 @@ def cli() -> None:
 @click.option("--no-record", is_flag=True, help="Do not record this run in the knowledge base.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
               help="Write the report to this file instead of standard output.")
+@click.option("--python", "python", type=click.Path(dir_okay=False, exists=True),
+              help="Interpreter whose installed versions the tests ran with (makes version-aware rules precise).")
 @_db_option
 @_debug_option
-def diagnose(reports: tuple[str, ...], fmt: str, no_record: bool, output: str | None, db: str | None) -> None:
+def diagnose(reports: tuple[str, ...], fmt: str, no_record: bool, output: str | None, python: str | None,
+             db: str | None) -> None:
     """Diagnose test REPORTS: JUnit XML files, pytest terminal output, directories, or - for stdin."""
     from .diagnose import diagnose as run_diagnose
     from .report import render
 
-    doc = run_diagnose(list(reports), db=db, record=not no_record, stdin=sys.stdin.buffer)
+    environment = None
+    if python:
+        from .pins import environment as read_environment
+
+        environment = read_environment(python)
+        if not environment:
+            raise click.UsageError(f"{python}: could not read its installed versions")
+    doc = run_diagnose(list(reports), db=db, record=not no_record, stdin=sys.stdin.buffer, environment=environment)
     text = render(doc, fmt)
     if output:
         from .safeio import write_text_atomic
@@ -121,8 +131,13 @@ def fix(reports: tuple[str, ...], last: bool, root: str, patch: str | None, appl
     store = open_store(db)
     patches: list[str] = []
     try:
-        report = store.last_report() if last else run_diagnose(list(reports), db=db, record=True,
-                                                               stdin=sys.stdin.buffer)
+        if last:
+            report = store.last_report()
+        else:  # the versions installed where the tests run make version-aware rules precise
+            from .pins import environment, test_python
+
+            report = run_diagnose(list(reports), db=db, record=True, stdin=sys.stdin.buffer,
+                                  environment=environment(test_python(options.test_command)))
         number = 0
         approve = lambda item: click.confirm("   apply this fix?", default=False)  # noqa: E731
         for event in fix_rounds(report, root, store, options, approve):

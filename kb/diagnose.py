@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gc
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -148,10 +148,17 @@ def diagnose(
     db: str | Path | None = None,
     record: bool = True,
     stdin: BinaryIO | None = None,
+    environment: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Read the reports at ``paths`` ("-" for stdin) and diagnose them against the KB."""
+    """Read the reports at ``paths`` ("-" for stdin) and diagnose them against the KB.
+
+    ``environment`` (distribution → version, "python" → version) adds to what the reports say
+    about the environment the tests ran in; the reports' own facts win.
+    """
     with _no_cyclic_gc():
         run = read_reports([str(p) for p in paths], stdin=stdin)
+        for key, value in (environment or {}).items():
+            run.environment.setdefault(key, value)
         store = open_store(db)
         try:
             return diagnose_run(run, store, record=record)

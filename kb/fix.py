@@ -22,9 +22,11 @@ import ast
 import difflib
 import io
 import os
+import re
 import tokenize
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -123,7 +125,34 @@ def _needles(template: str, params: dict[str, Any]) -> list[str]:
         return [str(params["param"]), str(params["callable"]).rsplit(".", 1)[-1]]
     if template == "add-kwarg":
         return [str(params["callable"]).rsplit(".", 1)[-1]]
+    if template == "replace-kwarg-value":
+        return [str(params["param"]), str(params["old"])]
+    if template == "rename-method":
+        return ["def", str(params["old"])]
     return []
+
+
+#: templates whose edit is a string literal itself (a keyword's value): comments stay untouchable
+_EDITS_STRINGS = {"replace-kwarg-value"}
+
+
+def _method_lines(source: _Source, params: dict[str, Any]) -> set[int] | None:
+    """Lines of ``def <params.old>`` directly in a class whose bases name none of ``params.skip_bases``
+    (nose-style ``setUp`` on a plain class, not on a ``unittest.TestCase``). None: not parseable."""
+    try:
+        tree = ast.parse("".join(source.lines))
+    except (SyntaxError, ValueError):
+        return None
+    skip = [b.strip() for b in str(params.get("skip_bases", "")).split(",") if b.strip()]
+    lines: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef):
+            bases = " ".join(ast.unparse(b) for b in node.bases)
+            if any(name in bases for name in skip):
+                continue
+            lines.update(f.lineno for f in node.body
+                         if isinstance(f, ast.FunctionDef | ast.AsyncFunctionDef) and f.name == params["old"])
+    return lines
 
 
 def _rewrite(source: _Source, new_lines: list[str]) -> tuple[str, tuple[bytes, bytes]]:
@@ -176,12 +205,12 @@ _LITERAL_TOKENS = {tokenize.STRING, tokenize.COMMENT} | {
     getattr(tokenize, name) for name in ("FSTRING_MIDDLE", "FSTRING_START", "FSTRING_END") if hasattr(tokenize, name)}
 
 
-def _literal_spans(lines: list[str]) -> dict[int, list[tuple[int, int]]] | None:
+def _literal_spans(lines: list[str], kinds: set[int] = _LITERAL_TOKENS) -> dict[int, list[tuple[int, int]]] | None:
     """Per 1-based row, the column spans of string literals and comments (None: not tokenizable)."""
     spans: dict[int, list[tuple[int, int]]] = {}
     try:
         for tok in tokenize.generate_tokens(io.StringIO("".join(lines)).readline):
-            if tok.type in _LITERAL_TOKENS:
+            if tok.type in kinds:
                 (row, col), (end_row, end_col) = tok.start, tok.end
                 for r in range(row, end_row + 1):
                     spans.setdefault(r, []).append((col if r == row else 0, end_col if r == end_row else 10**9))
@@ -228,17 +257,23 @@ def _plan_remedy(remedy: dict[str, Any], sources: list[_Source]
     edits: list[Edit] = []
     diffs: list[str] = []
     changes: dict[str, tuple[bytes, bytes]] = {}
+    kinds = {tokenize.COMMENT} if template in _EDITS_STRINGS else _LITERAL_TOKENS
     for source in sources:
         new_lines: list[str] = []
         changed: list[Edit] = []
         spans: dict[int, list[tuple[int, int]]] | None = None
+        allowed: set[int] | None = None
+        if template == "rename-method":
+            if not any(all(n in line for n in needles) for line in source.lines):
+                continue
+            allowed = _method_lines(source, params) or set()
         for number, line in enumerate(source.lines, 1):
             body = line[: len(line) - len(_ending(line))]
-            if all(n in body for n in needles):
+            if all(n in body for n in needles) and (allowed is None or number in allowed):
                 rendered = render_template(template, line=body, params=params)
                 if rendered != body:
                     if spans is None:
-                        spans = _literal_spans(source.lines) or {}
+                        spans = _literal_spans(source.lines, kinds) or {}
                     rendered = _outside_literals(body, rendered, spans.get(number, []), template, params)
                     if rendered == body:
                         new_lines.append(line)  # the API's name only inside strings or comments: not code
@@ -295,15 +330,37 @@ def _plan_pin(remedy: dict[str, Any], root: Path
             diff, changes[source.rel] = _rewrite(source, new_lines)
             diffs.append(diff)
     if not edits:
-        return [], "", (f"the project does not declare {dist} (requirements*.txt, setup.cfg, pyproject.toml, "
-                        f"setup.py): add '{requirement}' where it declares its test dependencies"), {}
+        return _plan_new_requirement(requirement, root)
     return edits, "".join(diffs), None, changes
+
+
+def _plan_new_requirement(requirement: str, root: Path
+                          ) -> tuple[list[Edit], str, str | None, dict[str, tuple[bytes, bytes]]]:
+    """The dependency comes in transitively: constrain it where the project lists test dependencies."""
+    from .pins import add_requirement, split_requirement, test_declarations
+
+    for path in test_declarations(root):
+        source = _read_any(path, root)
+        new_lines = add_requirement(source.lines, requirement, path.name == "tox.ini") if source else None
+        if source is None or new_lines is None:
+            continue
+        added = next(i for i, line in enumerate(new_lines) if line.strip() == requirement
+                     and source.lines[i:i + 1] != [line])
+        diff, change = _rewrite(source, new_lines)
+        return [Edit(source.rel, added + 1, "", requirement)], diff, None, {source.rel: change}
+    return [], "", (f"the project does not declare {split_requirement(requirement)[0]} (requirements*.txt, setup.cfg, pyproject.toml, setup.py) "
+                    f"and lists no test dependencies (tox.ini [testenv] deps, requirements-test*.txt): "
+                    f"add '{requirement}' where it declares its test dependencies"), {}
+
+
+_CONFIG_KEYS = {"register-marker": "markers", "filterwarnings": "filterwarnings"}
 
 
 def _plan_config(remedy: dict[str, Any], root: Path
                  ) -> tuple[list[Edit], str, str | None, dict[str, tuple[bytes, bytes]]]:
-    """Register a pytest marker in the project's pytest configuration (see :mod:`kb.pytestconfig`)."""
-    from .pytestconfig import add_marker, config_file
+    """Add a marker or a filterwarnings entry to the project's pytest configuration
+    (see :mod:`kb.pytestconfig`)."""
+    from .pytestconfig import add_setting, config_file
 
     found = config_file(root)
     if found is None:
@@ -313,13 +370,81 @@ def _plan_config(remedy: dict[str, Any], root: Path
     if source is None:
         return [], "", f"{path.name}: not readable as UTF-8 text", {}
     line = render_template(remedy["template"], params=remedy.get("params") or {})
-    new_lines = add_marker(source.lines, header, line, path.suffix == ".toml")
+    new_lines = add_setting(source.lines, header, _CONFIG_KEYS[remedy["template"]], line, path.suffix == ".toml")
     if new_lines is None or new_lines == source.lines:
         return [], "", f"{source.rel}: already registered, or no {header} section", {}
     diff, change = _rewrite(source, new_lines)
     added = next(i for i, (a, b) in enumerate(zip(source.lines + [""], new_lines, strict=False)) if a != b)
     edit = Edit(source.rel, added + 1, "", new_lines[added].rstrip("\r\n"))
     return [edit], diff, None, {source.rel: change}
+
+
+QUARANTINE_DAYS = 30
+
+
+def _plan_quarantine(remedy: dict[str, Any], tests: list[str], sources: list[_Source], today: date | None = None
+                     ) -> tuple[list[Edit], str, str | None, dict[str, tuple[bytes, bytes]]]:
+    """Mark each of the cause's tests xfail until an expiry date (``params.days``, default 30 days),
+    importing pytest where the module does not. The only remedy allowed to add an xfail."""
+    params = dict(remedy.get("params") or {})
+    until = ((today or date.today()) + timedelta(days=int(params.get("days", QUARANTINE_DAYS)))).isoformat()
+    reason = f"kb quarantine until {until}: {params.get('reason') or remedy.get('description', '')}".strip()
+    by_file: dict[str, set[str]] = {}
+    for test in tests:
+        path, _, rest = test.partition("::")
+        if rest:
+            by_file.setdefault(path, set()).add(rest.rsplit("::", 1)[-1].split("[", 1)[0])
+    edits: list[Edit] = []
+    diffs: list[str] = []
+    changes: dict[str, tuple[bytes, bytes]] = {}
+    for source in sources:
+        names = next((n for p, n in by_file.items() if source.rel == p or source.rel.endswith("/" + p)), None)
+        if not names:
+            continue
+        new_lines = list(source.lines)
+        changed: list[Edit] = []
+        for index in range(len(source.lines) - 1, -1, -1):
+            line = source.lines[index]
+            body = line[: len(line) - len(_ending(line))]
+            found = _DEF.match(body)
+            if not found or found.group(1) not in names or (index and "xfail" in source.lines[index - 1]):
+                continue
+            rendered = render_template("quarantine", line=body, params={"until": until, "reason": reason})
+            if rendered == body:
+                continue
+            ending = _ending(line) or "\n"
+            new_lines[index:index + 1] = [part + ending for part in rendered.split("\n")[:-1]] + [line]
+            changed.append(Edit(source.rel, index + 1, body, rendered))
+        if not changed:
+            continue
+        if not any(re.match(r"\s*(import pytest\b|from pytest import)", line) for line in new_lines):
+            at = _import_position(source)
+            new_lines.insert(at, "import pytest" + (_ending(source.lines[0]) if source.lines else "\n"))
+        edits.extend(reversed(changed))
+        diff, changes[source.rel] = _rewrite(source, new_lines)
+        diffs.append(diff)
+    if not edits:
+        return [], "", "none of the cause's tests was found in the project's files", {}
+    return edits, "".join(diffs), None, changes
+
+
+_DEF = re.compile(r"\s*(?:async\s+)?def\s+(test\w*)\s*\(")
+
+
+def _import_position(source: _Source) -> int:
+    """Index of the line a new top-level import goes before: after the docstring and __future__ imports."""
+    try:
+        tree = ast.parse("".join(source.lines))
+    except (SyntaxError, ValueError):
+        return 0
+    at = 0
+    for node in tree.body:
+        if (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+                and at == 0) or (isinstance(node, ast.ImportFrom) and node.module == "__future__"):
+            at = node.end_lineno or at
+        else:
+            break
+    return at
 
 
 def _read_any(path: Path, root: Path) -> _Source | None:
@@ -352,8 +477,10 @@ def plan_fix(report: dict[str, Any], root: str | Path) -> FixPlan:
                 edits, diff, refused, changes = _plan_pin(remedy, root)
             elif remedy["kind"] == "code-edit" and remedy.get("template"):
                 edits, diff, refused, changes = _plan_remedy(remedy, sources)
-            elif remedy["kind"] == "test-config" and remedy.get("template") == "register-marker":
+            elif remedy["kind"] == "test-config" and remedy.get("template") in _CONFIG_KEYS:
                 edits, diff, refused, changes = _plan_config(remedy, root)
+            elif remedy["kind"] == "quarantine" and remedy.get("template") == "quarantine":
+                edits, diff, refused, changes = _plan_quarantine(remedy, plan.tests, sources)
             else:
                 continue
             if edits:
@@ -480,7 +607,7 @@ def apply_fix(item: RemedyPlan, root: str | Path, store: Any, *, verify: bool = 
 
 def _install_pin(item: RemedyPlan, entry: Any, journal: Any, test_command: list[str] | None) -> str | None:
     """Install the pinned requirement into the tests' environment, remembering what was there."""
-    from .pins import install, installed_version, split_requirement, test_python
+    from .pins import conflicts, install, installed_version, split_requirement, test_python
 
     requirement = str(item.remedy["params"]["requirement"])
     python = test_python(test_command)
@@ -488,8 +615,14 @@ def _install_pin(item: RemedyPlan, entry: Any, journal: Any, test_command: list[
     entry.env = {"python": python, "dist": dist, "requirement": requirement,
                  "previous": installed_version(python, dist)}
     journal.save(entry)
+    broken_before = conflicts(python)
     problem = install(python, [requirement])
-    return f"pip could not install {requirement}: {problem}" if problem else None
+    if problem:
+        return f"pip could not install {requirement}: {problem}"
+    broken = sorted(conflicts(python) - broken_before)
+    if broken:  # e.g. Werkzeug<3 under Flask 3: pip installs it and only warns
+        return f"installing {requirement} breaks what other installed distributions require: {broken[0]}"
+    return None
 
 
 def restore_environment(entry: Any) -> None:

@@ -5,18 +5,22 @@ Declarations looked at, in the project root: ``requirements*.txt`` / ``constrain
 a ``requirements/`` folder), ``setup.cfg``, ``pyproject.toml`` and ``setup.py``. A pin is merged
 with what is there: lower bounds and exclusions stay, upper bounds and exact pins give way to the
 new constraint, environment markers are kept. When the project does not declare the dependency
-(it comes in transitively), nothing is planned and kb says where the pin should go.
+(it comes in transitively), the constraint is added where the project lists its *test*
+dependencies — the ``deps`` of tox.ini's ``[testenv]``, else a test/dev requirements file — and
+when it has neither, nothing is planned and kb says where the pin should go.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["split_requirement", "merge", "pin_line", "declaration_files", "installed_version", "install", "test_python"]
+__all__ = ["split_requirement", "merge", "pin_line", "declaration_files", "installed_version", "install", "test_python",
+           "environment", "test_declarations", "add_requirement", "conflicts"]
 
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 
@@ -95,11 +99,68 @@ def declaration_files(root: Path) -> list[tuple[Path, bool]]:
     return list(dict.fromkeys(found))
 
 
+TEST_REQUIREMENTS = ("requirements-test*.txt", "requirements_test*.txt", "test-requirements*.txt",
+                     "test_requirements*.txt", "requirements-dev*.txt", "requirements_dev*.txt",
+                     "dev-requirements*.txt", "requirements/test*.txt", "requirements/dev*.txt")
+
+
+def test_declarations(root: Path) -> list[Path]:
+    """Where the project lists its test dependencies: tox.ini (with a [testenv] deps), then test/dev
+    requirements files."""
+    found: list[Path] = []
+    tox = root / "tox.ini"
+    if tox.is_file() and not tox.is_symlink():
+        found.append(tox)
+    for pattern in TEST_REQUIREMENTS:
+        found.extend(p for p in sorted(root.glob(pattern)) if p.is_file() and not p.is_symlink())
+    return list(dict.fromkeys(found))
+
+
+def add_requirement(lines: list[str], requirement: str, tox: bool) -> list[str] | None:
+    """``lines`` with ``requirement`` added as a new line (tox.ini: at the end of ``[testenv]``'s
+    ``deps``); None when there is no place for it. Lines keep their endings."""
+    ending = next((line[len(line.rstrip("\r\n")):] for line in lines if line.endswith(("\n", "\r"))), "\n")
+    if not tox:
+        body = list(lines)
+        if body and not body[-1].endswith(("\n", "\r")):
+            body[-1] += ending
+        return [*body, requirement + ending]
+    start = next((i for i, line in enumerate(lines) if line.strip() == "[testenv]"), None)
+    if start is None:
+        return None
+    for i in range(start + 1, len(lines)):
+        if lines[i].startswith("["):
+            return None
+        if re.match(r"deps\s*=", lines[i]):
+            last, indent = i, "    "
+            while last + 1 < len(lines) and lines[last + 1][:1] in (" ", "\t") and lines[last + 1].strip():
+                last += 1
+                indent = lines[last][: len(lines[last]) - len(lines[last].lstrip())]
+            tail = lines[last] if lines[last].endswith(("\n", "\r")) else lines[last] + ending
+            return [*lines[:last], tail, f"{indent}{requirement}{ending}", *lines[last + 1:]]
+    return None
+
+
 def installed_version(python: str, dist: str) -> str | None:
     code = ("import importlib.metadata as m, sys\n"
             "try:\n    print(m.version(sys.argv[1]))\nexcept m.PackageNotFoundError:\n    pass\n")
     done = subprocess.run([python, "-c", code, dist], capture_output=True, text=True)
     return done.stdout.strip() or None
+
+
+def environment(python: str) -> dict[str, str]:
+    """``{"python": "3.11.7", "<distribution>": "<version>", ...}`` of ``python``'s environment: the
+    facts that let version-aware rules say whether an API row applies (empty when it cannot run)."""
+    code = ("import importlib.metadata as m, json, platform\n"
+            "env = {(d.metadata['Name'] or '').lower(): d.version for d in m.distributions() if d.metadata['Name']}\n"
+            "env['python'] = platform.python_version()\n"
+            "print(json.dumps(env))\n")
+    try:
+        done = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60)
+        found = json.loads(done.stdout) if done.returncode == 0 else {}
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
 
 
 def install(python: str, requirements: Sequence[str]) -> str | None:
@@ -108,6 +169,13 @@ def install(python: str, requirements: Sequence[str]) -> str | None:
     if done.returncode == 0:
         return None
     return (done.stderr.strip().splitlines() or ["pip failed"])[-1]
+
+
+def conflicts(python: str) -> set[str]:
+    """``pip check``'s complaints about ``python``'s environment (requirements installed
+    distributions no longer satisfy)."""
+    done = subprocess.run([python, "-m", "pip", "check"], capture_output=True, text=True)
+    return set() if done.returncode == 0 else {line.strip() for line in done.stdout.splitlines() if line.strip()}
 
 
 def test_python(command: Sequence[str] | None) -> str:

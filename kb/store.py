@@ -99,7 +99,11 @@ def _m2_history(db: sqlite_utils.Database) -> None:
     db["fix_outcomes"].create_index(["cause_key"])
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_knowledge, _m2_history]
+def _m3_rule_since(db: sqlite_utils.Database) -> None:
+    db["rules"].add_column("since", str)
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_knowledge, _m2_history, _m3_rule_since]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -126,7 +130,7 @@ def rule_row(pack: str, doc: dict[str, Any]) -> dict[str, Any]:
         "regex": match["regex"], "literal": literal.lower() if literal else None,
         "ignore_case": int(ignore_case), "field": match.get("in", "message"), "symptom": doc["symptom"],
         "set_fields": _j(doc.get("set", {})), "remedies": _j(doc.get("remedies", [])),
-        "examples": _j(doc["examples"]),
+        "examples": _j(doc["examples"]), "since": _j(doc.get("since") or {}),
     }
 
 
@@ -148,7 +152,13 @@ def rule_from_row(row: dict[str, Any]) -> Rule:
         exceptions=tuple(json.loads(row["exceptions"])), phases=tuple(json.loads(row["phases"])),
         literal=row["literal"], ignore_case=bool(row["ignore_case"]), field=row["field"],
         set=tuple(sorted(json.loads(row["set_fields"]).items())), remedies=_remedies(row["remedies"]),
+        since=_since(row.get("since")),
     )
+
+
+def _since(text: str | None) -> tuple[str, str] | None:
+    found = json.loads(text or "{}")
+    return (found["package"], found["version"]) if found else None
 
 
 def _api_from_row(row: dict[str, Any]) -> ApiRow:

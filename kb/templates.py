@@ -29,7 +29,7 @@ def _env() -> SandboxedEnvironment:
         autoescape=False,
         keep_trailing_newline=False,
     )
-    for name in ("drop_kwarg", "add_kwarg", "replace_import", "rename_attr"):
+    for name in edits.__all__:
         env.filters[name] = _strict(getattr(edits, name))
     return env
 
