@@ -129,6 +129,8 @@ def _needles(template: str, params: dict[str, Any]) -> list[str]:
         return [str(params["param"]), str(params["old"])]
     if template == "rename-method":
         return ["def", str(params["old"])]
+    if template == "quarantine":  # as a code-edit it only gets as far as the silences guard
+        return ["def", "test"]
     return []
 
 
