@@ -131,13 +131,15 @@ def fix(reports: tuple[str, ...], last: bool, root: str, patch: str | None, appl
     store = open_store(db)
     patches: list[str] = []
     try:
+        from .pins import environment, test_python
+
+        # the versions installed where the tests run make version-aware rules precise
+        options.environment = environment(test_python(options.test_command))
         if last:
             report = store.last_report()
-        else:  # the versions installed where the tests run make version-aware rules precise
-            from .pins import environment, test_python
-
+        else:
             report = run_diagnose(list(reports), db=db, record=True, stdin=sys.stdin.buffer,
-                                  environment=environment(test_python(options.test_command)))
+                                  environment=options.environment)
         number = 0
         approve = lambda item: click.confirm("   apply this fix?", default=False)  # noqa: E731
         for event in fix_rounds(report, root, store, options, approve):

@@ -557,9 +557,11 @@ def _verdict(item: RemedyPlan, after: dict[str, Any] | None, run: Any) -> tuple[
 
 
 def apply_fix(item: RemedyPlan, root: str | Path, store: Any, *, verify: bool = True,
-              test_command: list[str] | None = None, timeout: float | None = None) -> Outcome:
+              test_command: list[str] | None = None, timeout: float | None = None,
+              environment: dict[str, str] | None = None) -> Outcome:
     """Journal, back up, write atomically, verify by re-running the affected tests, roll back on failure,
-    and record the outcome in the KB (which moves the rule's learned confidence)."""
+    and record the outcome in the KB (which moves the rule's learned confidence). ``environment``
+    (installed versions where the tests run) is given to the diagnosis of the verification run."""
     from .diagnose import diagnose_run
     from .journal import Journal
     from .orchestrate import DEFAULT_TIMEOUT, run_tests
@@ -587,6 +589,9 @@ def apply_fix(item: RemedyPlan, root: str | Path, store: Any, *, verify: bool = 
     verdict, note, after_counts, after = "plausible", "not verified (--no-verify)", None, None
     if verify:
         result = run_tests([*item.tests, *item.neighbours], root, test_command, timeout or DEFAULT_TIMEOUT)
+        if result.run is not None:
+            for key, value in (environment or {}).items():
+                result.run.environment.setdefault(key, value)
         after = diagnose_run(result.run, store, record=False) if result.run is not None else None
         verdict, note = _verdict(item, after, result.run)
         if result.run is not None:
@@ -655,7 +660,7 @@ def undo_fix(root: str | Path, store: Any, fix_id: str | None = None, *, force: 
     return fix_id, restored
 
 
-@dataclass(frozen=True)
+@dataclass
 class FixOptions:
     apply: bool = False
     yes: bool = False
@@ -666,6 +671,8 @@ class FixOptions:
     verify: bool = True
     test_command: list[str] | None = None
     max_rounds: int = 8
+    #: installed versions where the tests run (layered causes are diagnosed with them too)
+    environment: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -678,6 +685,16 @@ class Event:
     outcome: Outcome | None = None
 
 
+def _stale(item: RemedyPlan, root: Path) -> bool:
+    for rel, (old, _new) in item.changes.items():
+        try:
+            if (root / rel).read_bytes() != old:
+                return True
+        except OSError:
+            return True
+    return False
+
+
 def fix_rounds(report: dict[str, Any], root: str | Path, store: Any, options: FixOptions,
                approve: Any = None) -> Iterator[Event]:
     """Plan (and with ``options.apply``, gate, apply and verify) the fixes of a report, round by round.
@@ -688,8 +705,12 @@ def fix_rounds(report: dict[str, Any], root: str | Path, store: Any, options: Fi
     """
     for round_no in range(1, options.max_rounds + 1):
         plan = plan_fix(report, root)
+        causes = {c.get("key", c["rule"]): c for c in report["root_causes"]}
         layered: dict[str, dict[str, Any]] = {}
         for item in plan.plans:
+            if item.remedy is not None and options.apply and _stale(item, plan.root):
+                # an earlier fix of this round edited the same file: plan this one on the new bytes
+                item = plan_fix({"root_causes": [causes[item.cause]]}, root).plans[0]
             yield Event("plan", item)
             if item.remedy is None or not options.apply:
                 continue
@@ -702,7 +723,8 @@ def fix_rounds(report: dict[str, Any], root: str | Path, store: Any, options: Fi
             if not options.yes and not (approve and approve(item)):
                 yield Event("declined", item)
                 continue
-            outcome = apply_fix(item, root, store, verify=options.verify, test_command=options.test_command)
+            outcome = apply_fix(item, root, store, verify=options.verify, test_command=options.test_command,
+                                environment=options.environment)
             yield Event("outcome", item, outcome=outcome)
             for cause in (outcome.after or {}).get("root_causes", []):
                 layered.setdefault(cause["key"], cause)

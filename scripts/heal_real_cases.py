@@ -32,7 +32,7 @@ def main() -> None:
         recipe = subprocess.run(["bash", str(args.corpus / case / "recipe.sh"), str(work)], capture_output=True, text=True)
         report = work / "report.xml"
         if not report.exists():
-            rows.append((case, "recipe failed", "", "", recipe.stderr.strip().splitlines()[-1:] or ""))
+            rows.append((case, "recipe failed", "", "", "", " ".join(recipe.stderr.strip().splitlines()[-1:])))
             continue
         before = _counts(report)
         env = {**os.environ, "KB_DB": str(work / "kb.sqlite")}
@@ -42,13 +42,18 @@ def main() -> None:
         verdicts = [line.strip().split(":", 1)[0] for line in fix.stdout.splitlines()
                     if line.strip().startswith(("verified:", "plausible:", "rolled back:"))]
         skipped = [line.strip() for line in fix.stdout.splitlines() if "not applied:" in line or "not planned:" in line]
+        if fix.returncode:
+            skipped.append(f"kb exit {fix.returncode}: {' '.join(fix.stderr.strip().splitlines()[-1:])}")
         subprocess.run(["bash", str(work / "rerun.sh")], capture_output=True)
         after = _counts(report)
         expected = "; ".join(f"{c['fix_kind']}{' (mechanical)' if c.get('mechanical') else ''}" for c in label["root_causes"])
-        rows.append((case, expected, f"{before}", f"{after}", ", ".join(verdicts) or "; ".join(skipped)[:120]))
-    print(f"{'case':24} {'label fix':34} {'failing before':>14} {'after':>6}  kb")
-    for case, expected, before, after, note in rows:
-        print(f"{case:24} {expected:34} {before:>14} {after:>6}  {note}")
+        by_hand = label.get("tests_after_fix") or {}
+        label_after = by_hand.get("failed", 0) + by_hand.get("errors", 0)
+        rows.append((case, expected, f"{before}", f"{after}", f"{label_after}",
+                     ", ".join(verdicts) + ("; " if verdicts and skipped else "") + "; ".join(skipped)[:140]))
+    print(f"{'case':24} {'label fix':36} {'failing before':>14} {'after kb':>8} {'after the label fix':>19}  kb")
+    for case, expected, before, after, label_after, note in rows:
+        print(f"{case:24} {expected:36} {before:>14} {after:>8} {label_after:>19}  {note}")
 
 
 def _counts(report: Path) -> int:

@@ -17,7 +17,7 @@ from ..errors import ReportError
 from ..models import Run, TestResult
 from . import reader
 
-__all__ = ["read_pytest_text", "parse_pytest_text"]
+__all__ = ["read_pytest_text", "parse_pytest_text", "looks_like_pytest"]
 
 MAX_TEXT_BYTES = 512 * 1024**2
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -35,7 +35,8 @@ _MARKERS = (b"test session starts", b"short test summary info", b"= FAILURES =",
             b"while loading conftest", b"_ ERROR collecting ")
 
 
-def _sniff(head: bytes) -> bool:
+def looks_like_pytest(head: bytes) -> bool:
+    """Whether ``head`` (the first bytes of a file or of captured output) is pytest's terminal output."""
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         try:
             head = head.decode("utf-16", errors="ignore").encode("utf-8")
@@ -173,7 +174,7 @@ def parse_pytest_text(text: str, name: str) -> Run:
     return run
 
 
-@reader("pytest-text", sniff=_sniff)
+@reader("pytest-text", sniff=looks_like_pytest)
 def read_pytest_text(data: BinaryIO, name: str) -> Run:
     raw = data.read(MAX_TEXT_BYTES + 1)
     if len(raw) > MAX_TEXT_BYTES:
