@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 import traceback
+from pathlib import Path
 from typing import Any
 
 import click
@@ -175,6 +176,168 @@ def fix(reports: tuple[str, ...], last: bool, root: str, patch: str | None, appl
         click.echo(f"patch written to {patch} (apply with: git apply {patch})")
     if not apply_:
         click.echo("dry run: nothing was changed")
+
+
+class _Progress:
+    """One self-overwriting status line on a terminal (step, runs so far, elapsed); silent otherwise."""
+
+    def __init__(self) -> None:
+        import time
+
+        self.started = time.monotonic()
+        self.live = sys.stderr.isatty()
+        self.shown = False
+
+    def __call__(self, step: str, runs: int) -> None:
+        import time
+
+        if self.live:
+            line = f"kb: {step} · {runs} run(s) · {time.monotonic() - self.started:.1f} s"
+            click.echo(f"\r{line[:110]:110}", nl=False, err=True)
+            self.shown = True
+
+    def done(self) -> None:
+        if self.shown:
+            click.echo(f"\r{'':110}\r", nl=False, err=True)
+
+
+_FAIL_ON = ("status", "undiagnosed", "any", "never")
+
+
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.option("--root", type=click.Path(file_okay=False, exists=True), default=".", show_default=True,
+              help="Where the command runs.")
+@click.option("--report", "report_path", help="The report file a non-pytest command writes (JUnit XML or pytest output).")
+@click.option("--repeat", type=click.IntRange(0, 1000), default=0, show_default=True,
+              help="Re-run the failing tests this many times by node id; those that pass on a re-run are flaky.")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=900, show_default=True,
+              help="Seconds before the command (and everything it started) is killed.")
+@click.option("--fail-on", type=click.Choice(_FAIL_ON), default="status", show_default=True,
+              help="Exit status: the command's (status), 1 if a failure is undiagnosed, 1 if any test failed, or 0.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
+@click.option("--quiet", is_flag=True, help="Do not echo the command's own output.")
+@_db_option
+@_debug_option
+def run(command: tuple[str, ...], root: str, report_path: str | None, repeat: int, timeout: float, fail_on: str,
+        fmt: str, quiet: bool, db: str | None) -> None:
+    """Run a test COMMAND (after --), record and diagnose it: kb run -- python -m pytest tests/
+
+    pytest gets --junitxml to a temporary file (its own output is kept); other commands name their
+    report with --report. Exits with the command's status unless --fail-on says otherwise; when
+    the command cannot run, hangs past --timeout, or writes no report, kb says so in one line,
+    records the run, and exits 1.
+    """
+    from .orchestrate import run_suite
+    from .pins import environment, test_python
+    from .report import render
+    from .store import open_store
+
+    progress = _Progress()
+    store = open_store(db)
+    try:
+        env = environment(test_python(list(command))) if Path(command[0]).name.startswith("python") else {}
+        result = run_suite(list(command), root, store, timeout=timeout, report=report_path, repeat=repeat,
+                           echo=None if quiet else (lambda text: click.echo(text, nl=False, err=True)),
+                           progress=progress, environment=env)
+    finally:
+        progress.done()
+        store.close()
+    done = result.command
+    if result.report is None:
+        raise KbError(f"{' '.join(command)}: {done.problem} (run {result.run_id} recorded)")
+    if done.problem:
+        click.echo(f"kb: warning: {done.problem}", err=True)
+    if fmt == "json":
+        import json
+
+        click.echo(json.dumps({**result.report, "verdicts": [v.as_dict() for v in result.verdicts],
+                               "command": {"argv": done.command, "exit_status": done.returncode,
+                                           "seconds": round(done.seconds, 3)}}, indent=2))
+    else:
+        click.echo(render(result.report, fmt), nl=False)
+        for verdict in result.verdicts:
+            if verdict.kind == "flaky":
+                hint = f" (only in the full suite: try kb isolate {verdict.test})" if verdict.failed == 1 else ""
+                click.echo(f"flaky: {verdict.test} failed {verdict.failed} of {verdict.runs} runs{hint}")
+    summary = result.report["summary"]
+    failing = summary.get("failures", 0) + summary.get("errors", 0)
+    if fail_on == "status":
+        status = done.returncode if done.returncode is not None else 1
+    elif fail_on == "undiagnosed":
+        status = 1 if summary.get("undiagnosed") else 0
+    elif fail_on == "any":
+        status = 1 if failing else 0
+    else:
+        status = 0
+    sys.exit(status if 0 <= status < 256 else 1)
+
+
+@cli.command()
+@click.argument("node_id")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.option("--root", type=click.Path(file_okay=False, exists=True), default=".", show_default=True)
+@click.option("--repeat", type=click.IntRange(1, 100), default=3, show_default=True,
+              help="Runs per probe: a probe fails when the test fails in any of them (survives flaky polluters).")
+@click.option("--max-polluters", type=click.IntRange(1, 10), default=2, show_default=True)
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=900, show_default=True,
+              help="Seconds per test-command run.")
+@click.option("--json", "as_json", is_flag=True, help="Print the verdict and its diagnosis as JSON.")
+@_db_option
+@_debug_option
+def isolate(node_id: str, command: tuple[str, ...], root: str, repeat: int, max_polluters: int, timeout: float,
+            as_json: bool, db: str | None) -> None:
+    """Find out why NODE_ID fails: its own code, chance (flaky), or another test (order-dependent).
+
+    COMMAND (after --) is the pytest command, default this Python's -m pytest. Prints the
+    verdict, the polluters or the setup it depends on, the runs used and a minimal reproducer.
+    """
+    import shlex
+
+    from .diagnose import diagnose_run
+    from .isolate import AS_FACTS, with_verdicts
+    from .models import Run
+    from .orchestrate import isolate_test
+    from .store import open_store
+
+    cmd = list(command) or [sys.executable, "-m", "pytest"]
+    progress = _Progress()
+    try:
+        verdict, alone, before = isolate_test(node_id, root, cmd, repeat=repeat, timeout=timeout, progress=progress,
+                                              max_polluters=max_polluters)
+    finally:
+        progress.done()
+    store = open_store(db)
+    try:
+        base = Run(sources=["kb isolate"], format="kb-isolate", tests=1, passed=1)
+        if verdict.kind in AS_FACTS:
+            diagnosis = diagnose_run(with_verdicts(base, [verdict]), store)
+        elif alone is not None and verdict.kind == "deterministic":
+            diagnosis = diagnose_run(alone, store)
+            if any(c.get("api_change") or c["category"] in ("missing-dependency", "environment")
+                   for c in diagnosis["root_causes"]):
+                verdict.kind = "environment-dependent"
+        else:
+            diagnosis = None
+        store.record_verdicts(diagnosis.get("run_id") if diagnosis else None, [verdict.as_dict()])
+    finally:
+        store.close()
+    reproduce = shlex.join([*cmd, *verdict.reproducer])
+    if as_json:
+        import json
+
+        click.echo(json.dumps({**verdict.as_dict(), "tests_before": before, "reproduce": reproduce,
+                               "root_causes": diagnosis["root_causes"] if diagnosis else []}, indent=2))
+        return
+    click.echo(f"{verdict.test}: {verdict.kind}")
+    for step in verdict.steps:
+        click.echo(f"  - {step}")
+    click.echo(f"  {verdict.probes} test run(s) used ({before} test(s) ran before it in the suite)")
+    click.echo(f"  reproduce: {reproduce}")
+    for cause in (diagnosis or {}).get("root_causes", [])[:1]:
+        click.echo(f"  cause: {cause['title']} (confidence {cause['confidence']:.2f})")
+        for remedy in cause["remedies"][:2]:
+            click.echo(f"  fix: [{remedy['kind']}, {remedy['risk']} risk] {remedy['description']}")
 
 
 @cli.command()

@@ -107,8 +107,10 @@ def build_report(run: Run, failures: Sequence[Failure], result: Any, run_id: int
     }
 
 
-def diagnose_run(run: Run, store: Store, *, record: bool = True, engine: Engine | None = None) -> dict[str, Any]:
-    """Diagnose an already-read run against ``store``."""
+def diagnose_run(run: Run, store: Store, *, record: bool = True, engine: Engine | None = None,
+                 run_meta: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Diagnose an already-read run against ``store``; ``run_meta`` (the command kb ran, its exit
+    status, problem and duration) is recorded with the run."""
     failures = failures_from_run(run)
     facts = [FailureFact(f.id, f.exception, f.phase, f.message, f.text, f.chain) for f in failures]
     engine = engine or Engine(store.rules())
@@ -119,7 +121,7 @@ def diagnose_run(run: Run, store: Store, *, record: bool = True, engine: Engine 
         report["run_id"] = store.record_run(
             {"format": run.format, "sources": list(run.sources), **run.summary(),
              "environment": dict(run.environment), "diagnosed": report["summary"]["diagnosed"],
-             "undiagnosed": report["summary"]["undiagnosed"]},
+             "undiagnosed": report["summary"]["undiagnosed"], **(run_meta or {})},
             [{"test": f.test, "phase": f.phase, "exception": f.exception, "message": f.message,
               "file": f.location.file if f.location else None, "line": f.location.line if f.location else None,
               "frames": [[fr.file, fr.line, fr.function] for fr in f.frames], "source": f.source}

@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-__all__ = ["Verdict", "isolate", "bisect_one", "ddmin", "run_bound"]
+from .models import Run, TestResult
+
+__all__ = ["Verdict", "isolate", "bisect_one", "ddmin", "run_bound", "with_verdicts", "VERDICT_TYPE"]
 
 Probe = Callable[[list[str]], bool]  # runs node ids in order; True when the target (last) failed
 
@@ -209,3 +211,32 @@ def _needs_setup(verdict: Verdict, counter: _Counter, before: list[str]) -> None
     verdict.failed = 0
     verdict.steps.append(f"passes only after: {', '.join(verdict.providers)}")
     verdict.reproducer = [*verdict.providers, verdict.test]
+
+
+VERDICT_TYPE = "KbVerdict"
+#: verdicts the engine diagnoses from the verdict itself (the others keep the test's own failure)
+AS_FACTS = ("flaky", "order-dependent", "needs-setup")
+
+
+def with_verdicts(run: Run, verdicts: Sequence[Verdict]) -> Run:
+    """``run`` with each flaky / order-dependent test's failure replaced by its verdict — a
+    ``KbVerdict`` failure the rules of the test-behaviour pack turn into a cause and remedies."""
+    by_test = {v.test: v for v in verdicts if v.kind in AS_FACTS}
+    results: list[TestResult] = []
+    for result in run.results:
+        verdict = by_test.pop(result.test_id, None)
+        results.append(result if verdict is None else _verdict_result(verdict, result))
+    extra = [_verdict_result(v, None) for v in by_test.values()]  # e.g. kb isolate on a test that passed
+    new = replace(run, results=[*results, *extra])
+    new.failures += len(extra)
+    new.passed = max(0, new.passed - len(extra))
+    return new
+
+
+def _verdict_result(verdict: Verdict, original: TestResult | None) -> TestResult:
+    message = verdict.message()
+    return TestResult(
+        verdict.test, "failed", original.phase if original else "call", original.classname if original else "",
+        original.name if original else verdict.test.rsplit("::", 1)[-1], message, VERDICT_TYPE,
+        f"{VERDICT_TYPE}: {message}", original.file if original else None, original.line if original else None,
+        source=original.source if original else "kb isolate", flaky=verdict.kind == "flaky")

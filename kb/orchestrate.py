@@ -13,21 +13,28 @@ keeps the command line's order), which is what verification and isolation are bu
 
 from __future__ import annotations
 
+import codecs
 import os
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import FixError, ReportError
 from .ingest import read_report, read_reports
 from .models import Run
 
-__all__ = ["TestRun", "CommandRun", "run_tests", "run_command", "collect", "is_pytest", "DEFAULT_TIMEOUT"]
+if TYPE_CHECKING:
+    from .isolate import Verdict
+
+__all__ = ["TestRun", "CommandRun", "SuiteRun", "run_tests", "run_command", "run_suite", "collect", "is_pytest",
+           "rerun_failing", "isolate_test", "DEFAULT_TIMEOUT"]
 
 DEFAULT_TIMEOUT = 900
 
@@ -69,46 +76,45 @@ def is_pytest(cmd: Sequence[str]) -> bool:
 def _execute(cmd: list[str], root: str | Path, timeout: float, echo: Callable[[str], None] | None
              ) -> tuple[int | None, str, float, str | None, str | None]:
     """(status, output, seconds, problem, signal name). The command gets its own process group so a
-    timeout kills everything it started."""
+    timeout kills everything it started; a thread drains its output (echoing it as it comes)."""
     started = time.monotonic()
     try:
-        proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                errors="replace", start_new_session=True,
-                                env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+        proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                start_new_session=True, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
     except FileNotFoundError:
         return None, "", 0.0, f"command not found: {cmd[0]}", None
     except PermissionError:
         return None, "", 0.0, f"command not executable: {cmd[0]}", None
-    chunks: list[str] = []
-    deadline = started + timeout
-    assert proc.stdout is not None
-    os.set_blocking(proc.stdout.fileno(), False)
-    timed_out = False
-    while True:
-        piece = proc.stdout.read()
-        if piece:
+    chunks: list[bytes] = []
+
+    def drain() -> None:
+        assert proc.stdout is not None
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        for piece in iter(lambda: proc.stdout.read1(65536), b""):  # type: ignore[union-attr]
             chunks.append(piece)
             if echo:
-                echo(piece)
-        if proc.poll() is not None:
-            rest = proc.stdout.read() or ""
-            chunks.append(rest)
-            if echo and rest:
-                echo(rest)
-            break
-        if time.monotonic() > deadline:
-            timed_out = True
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            break
-        time.sleep(0.02)
+                echo(decoder.decode(piece))
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    timed_out = False
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    reader.join(timeout=5)
     seconds = time.monotonic() - started
-    output = "".join(chunks)
+    output = b"".join(chunks).decode("utf-8", "replace")
     if timed_out:
         return None, output, seconds, f"timed out after {timeout:g} s (killed)", "SIGKILL"
     status = proc.returncode
     if status < 0:
-        name = signal.Signals(-status).name if -status in signal.Signals._value2member_map_ else str(-status)
+        try:
+            name = signal.Signals(-status).name
+        except ValueError:
+            name = f"signal {-status}"
         return status, output, seconds, f"killed by {name}", name
     return status, output, seconds, None, None
 
@@ -192,3 +198,120 @@ def collect(command: Sequence[str], root: str | Path, timeout: float = DEFAULT_T
         raise FixError(f"collecting the tests failed (exit {status}): "
                        + " ".join(output.strip().splitlines()[-1:]))
     return ids
+
+
+def _failed(run: Run | None, test: str) -> bool | None:
+    """Whether ``test`` failed or errored in ``run`` (None: it is not in the run at all)."""
+    if run is None:
+        return None
+    if any(r.test_id == test and r.outcome in ("failed", "error") for r in run.results):
+        return True
+    return False if test in run.order else None
+
+
+def rerun_failing(node_ids: Sequence[str], repeat: int, root: str | Path, command: Sequence[str] | None = None,
+                  timeout: float = DEFAULT_TIMEOUT, progress: Callable[[str, int], None] | None = None
+                  ) -> list[Verdict]:
+    """Re-run the failing tests ``repeat`` times by node id; those that pass at least once are flaky,
+    with the observed rate (the original failure counts as one failed run)."""
+    from .isolate import Verdict
+
+    failed = dict.fromkeys(node_ids, 1)
+    for attempt in range(1, repeat + 1):
+        if progress:
+            progress(f"re-running {len(failed)} failing test(s)", attempt)
+        result = run_tests(list(node_ids), root, command, timeout)
+        for test in node_ids:
+            failed[test] += _failed(result.run, test) is not False  # missing from the re-run: not a pass
+    runs = repeat + 1
+    verdicts = []
+    for test, count in failed.items():
+        steps = [f"failed {count} of {runs} runs (the suite run and {repeat} re-run(s))"]
+        if count == 1 and repeat:
+            steps.append("it failed only in the full suite: order-dependent or flaky — kb isolate tells which")
+        verdicts.append(Verdict(test, "flaky" if count < runs else "deterministic", count, runs, probes=repeat,
+                                steps=steps, reproducer=[test]))
+    return verdicts
+
+
+def isolate_test(target: str, root: str | Path, command: Sequence[str] | None = None, *, repeat: int = 3,
+                 timeout: float = DEFAULT_TIMEOUT, progress: Callable[[str, int], None] | None = None,
+                 max_polluters: int = 2) -> tuple[Verdict, Run | None, int]:
+    """Progressive isolation of one test through real runs (see :mod:`kb.isolate`).
+
+    Returns the verdict, the run of the test alone (its own failure, for the diagnosis) and the
+    number of tests that ran before it in the suite."""
+    from .isolate import isolate
+
+    command = list(command) if command else [sys.executable, "-m", "pytest"]
+    order = collect(command, root, timeout)
+    if target not in order:
+        near = [t for t in order if t.endswith(target) or target.endswith(t)]
+        if len(near) != 1:
+            raise FixError(f"{target}: not among the {len(order)} tests the command collects")
+        target = near[0]
+    before = order[: order.index(target)]
+    alone: list[Run] = []
+
+    def probe(tests: list[str]) -> bool:
+        result = run_tests(tests, root, command, timeout)
+        state = _failed(result.run, target)
+        if state is None:
+            last = " ".join(result.output.strip().splitlines()[-1:])
+            raise FixError(f"{target} did not run ({' '.join(result.command[:3])} …): {last}")
+        if len(tests) == 1 and result.run is not None and not alone:
+            alone.append(result.run)
+        return state
+
+    verdict = isolate(target, probe, before, repeat=repeat, progress=progress, max_polluters=max_polluters)
+    return verdict, (alone[0] if alone else None), len(before)
+
+
+@dataclass
+class SuiteRun:
+    """What ``kb run`` did: the command's run, the diagnosis (None without a report), the verdicts."""
+
+    command: CommandRun
+    report: dict | None
+    verdicts: list[Verdict]
+    run_id: int | None
+
+
+def run_suite(cmd: Sequence[str], root: str | Path, store: object, *, timeout: float = DEFAULT_TIMEOUT,
+              report: str | Path | None = None, repeat: int = 0, echo: Callable[[str], None] | None = None,
+              progress: Callable[[str, int], None] | None = None,
+              environment: dict[str, str] | None = None) -> SuiteRun:
+    """Run the test command, re-run its failures ``repeat`` times (pytest), diagnose with the verdicts as
+    facts, and record the run — also when there is no report (then with the problem, no failures)."""
+    from .diagnose import diagnose_run
+    from .isolate import with_verdicts
+
+    done = run_command(cmd, root, timeout=timeout, report=report, echo=echo)
+    meta = {"command": done.command, "exit_status": done.returncode, "problem": done.problem,
+            "seconds": round(done.seconds, 3)}
+    if done.run is None:
+        run_id = store.record_run({"sources": [], "format": "", "tests": 0, "passed": 0, "failures": 0, "errors": 0,
+                                   "skipped": 0, "environment": dict(environment or {}), "diagnosed": 0,
+                                   "undiagnosed": 0, **meta}, [], [])
+        return SuiteRun(done, None, [], run_id)
+    run = done.run
+    for key, value in (environment or {}).items():
+        run.environment.setdefault(key, value)
+    verdicts: list[Verdict] = []
+    failing = list(dict.fromkeys(r.test_id for r in run.results if r.outcome in ("failed", "error")
+                                 and r.phase != "suite"))
+    if repeat and failing and is_pytest(cmd) and not done.problem:
+        base = [a for a in cmd if not a.startswith(("--junitxml", "--junit-xml"))]
+        verdicts = rerun_failing(failing, repeat, root, _command_only(base), timeout, progress)
+        run = with_verdicts(run, verdicts)
+    diagnosis = diagnose_run(run, store, record=True, run_meta=meta)
+    if verdicts:
+        store.record_verdicts(diagnosis.get("run_id"), [v.as_dict() for v in verdicts])
+    return SuiteRun(done, diagnosis, verdicts, diagnosis.get("run_id"))
+
+
+def _command_only(cmd: list[str]) -> list[str]:
+    """The test command without the paths/node ids the user selected (re-runs name their own tests)."""
+    if Path(cmd[0]).name in ("pytest", "py.test"):
+        return cmd[:1]
+    return cmd[:3]

@@ -103,7 +103,19 @@ def _m3_rule_since(db: sqlite_utils.Database) -> None:
     db["rules"].add_column("since", str)
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_knowledge, _m2_history, _m3_rule_since]
+def _m4_commands(db: sqlite_utils.Database) -> None:
+    """Runs kb started itself (``kb run``, ``kb isolate``): the command, its status, what went wrong;
+    and the orchestrator's verdicts per test (flaky with its rate, order-dependent with polluters)."""
+    for column, kind in (("command", str), ("exit_status", int), ("problem", str), ("seconds", float)):
+        db["runs"].add_column(column, kind)
+    db["verdicts"].create({
+        "id": int, "run_id": int, "test": str, "verdict": str, "failed": int, "runs": int, "doc": str,
+    }, pk="id", foreign_keys=[("run_id", "runs", "id")])
+    db["verdicts"].create_index(["test"])
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_knowledge, _m2_history, _m3_rule_since,
+                                                             _m4_commands]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -361,6 +373,8 @@ class Store:
             validate(cause, "diagnosis", "root_cause", what=f"diagnosis {i}", error=StoreError)
         run_row["sources"] = _j(run_row.get("sources", []))
         run_row["environment"] = _j(run_row.get("environment", {}))
+        if "command" in run_row:
+            run_row["command"] = _j(run_row["command"])
         with self.write() as db:
             run_id = int(db["runs"].insert(run_row).last_pk)
             first = int(db.execute("SELECT COALESCE(MAX(id), 0) FROM failures").fetchone()[0]) + 1
@@ -379,6 +393,13 @@ class Store:
                 "confidence": cause["confidence"], "tests": len(cause["tests"]), "doc": _j(cause),
             } for rank, cause in enumerate(diagnoses)))
         return run_id
+
+    def record_verdicts(self, run_id: int | None, verdicts: Sequence[dict[str, Any]]) -> None:
+        """Record the orchestrator's verdicts (``{"test", "verdict", "failed", "runs", ...}``)."""
+        with self.write() as db:
+            db["verdicts"].insert_all(({
+                "run_id": run_id, "test": v["test"], "verdict": v["verdict"], "failed": v.get("failed", 0),
+                "runs": v.get("runs", 0), "doc": _j(v)} for v in verdicts))
 
     def record_outcome(self, cause_key: str, rule: str, verdict: str, doc: dict[str, Any]) -> int:
         """Record what happened to a fix (verified / plausible / failed / rolled back / undone)."""
