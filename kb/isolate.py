@@ -8,8 +8,9 @@
 (b) it passes alone: bisect the tests that ran before it in the suite for the polluter — one
     probe per halving, the last of which runs the polluter alone and so confirms it (or one more
     probe does) — then remove it and check for a second one. One polluter among n tests costs
-    at most ⌈log2 n⌉ + 2 probes per repeat in step (b). When no single test is enough, ddmin
-    minimises the set; when even all of them together do not make it fail, it "passes".
+    at most ⌈log2 n⌉ + 2 probes per repeat in step (b). When no single test is enough, the set is
+    minimised (:func:`minimise`, ddmin's goal by prefix bisection); when even all of them together
+    do not make it fail, it "passes".
 (c) the reverse, when it fails alone but passes in the suite: bisect for the test it needs to run
     after (a missing setup dependency).
 
@@ -27,7 +28,7 @@ from typing import Any
 
 from .models import Run, TestResult
 
-__all__ = ["Verdict", "isolate", "bisect_one", "ddmin", "run_bound", "with_verdicts", "VERDICT_TYPE"]
+__all__ = ["Verdict", "isolate", "bisect_one", "minimise", "run_bound", "with_verdicts", "VERDICT_TYPE"]
 
 Probe = Callable[[list[str]], bool]  # runs node ids in order; True when the target (last) failed
 
@@ -113,28 +114,25 @@ def bisect_one(candidates: Sequence[str], decides: Callable[[list[str]], bool]) 
     return (pool[0] if pool else None), confirmed
 
 
-def ddmin(candidates: Sequence[str], decides: Callable[[list[str]], bool]) -> list[str]:
-    """Zeller's ddmin: a 1-minimal subset of ``candidates`` for which ``decides`` holds (it holds for all)."""
+def minimise(candidates: Sequence[str], decides: Callable[[list[str]], bool]) -> list[str]:
+    """A minimal subset of ``candidates`` (in their order) for which ``decides`` holds — it holds
+    for all of them. ddmin's goal, reached by prefix bisection: the shortest prefix that decides
+    ends with a culprit; keep it, bisect the prefix before it with the culprits found so far, until
+    those alone decide. k culprits among n cost about k·(⌈log2 n⌉ + 1) probes, where ddmin's
+    complement tests need O(n) even for two."""
+    found: list[str] = []
     pool = list(candidates)
-    n = 2
-    while len(pool) >= 2:
-        size = math.ceil(len(pool) / n)
-        chunks = [pool[i:i + size] for i in range(0, len(pool), size)]
-        for chunk in chunks:
-            if decides(chunk):
-                pool, n = chunk, 2
-                break
-        else:
-            for i in range(len(chunks)):
-                rest = [t for j, c in enumerate(chunks) if j != i for t in c]
-                if decides(rest):
-                    pool, n = rest, max(n - 1, 2)
-                    break
+    while pool and not decides(found):
+        low, high = 1, len(pool)  # decides(pool[:high] + found) holds
+        while low < high:
+            middle = (low + high) // 2
+            if decides([*pool[:middle], *found]):
+                high = middle
             else:
-                if n >= len(pool):
-                    break
-                n = min(n * 2, len(pool))
-    return pool
+                low = middle + 1
+        found.insert(0, pool[high - 1])
+        pool = pool[: high - 1]
+    return found
 
 
 def isolate(target: str, probe: Probe, before: Sequence[str], *, repeat: int = 3,
@@ -168,8 +166,8 @@ def _polluters(verdict: Verdict, counter: _Counter, before: list[str], max_pollu
         if found is None or not confirmed:
             counter.step = f"b: no single polluter; checking the {len(pool)} tests together"
             if counter.fails(pool):
-                counter.step = f"b: minimising a set of {len(pool)} tests (ddmin)"
-                group = ddmin(pool, counter.fails)
+                counter.step = f"b: minimising a set of {len(pool)} tests"
+                group = minimise(pool, counter.fails)
                 verdict.polluters.extend(group)
                 verdict.steps.append(f"polluting together: {', '.join(group)}")
             break
@@ -205,8 +203,8 @@ def _needs_setup(verdict: Verdict, counter: _Counter, before: list[str]) -> None
     if found is not None and (confirmed or passes([found])):
         verdict.providers = [found]
     else:
-        counter.step = f"c: minimising a set of {len(before)} tests (ddmin)"
-        verdict.providers = ddmin(before, passes)
+        counter.step = f"c: minimising a set of {len(before)} tests"
+        verdict.providers = minimise(before, passes)
     verdict.kind = "needs-setup"
     verdict.failed = 0
     verdict.steps.append(f"passes only after: {', '.join(verdict.providers)}")

@@ -78,10 +78,10 @@ def make_project(root: Path, *, tests: int = 40, per_file: int = 10, faults: tup
         chunk = [bodies[n] for n in range(start, min(start + per_file, tests))]
         (root / "tests" / f"test_{start // per_file:03d}.py").write_text("\n\n".join(chunk))
     if "collection-error" in faults:
-        (root / "tests" / "test_broken.py").write_text("import module_that_does_not_exist_kb\n\n\n"
+        (root / "tests" / "test_broken.py").write_text("import cv2\n\n\n"
                                                        "def test_never():\n    pass\n")
         info["broken"] = "tests/test_broken.py"
     if "conftest-error" in faults:
-        (root / "conftest.py").write_text("import module_that_does_not_exist_kb\n")
+        (root / "conftest.py").write_text("import cv2\n")
     info["order"] = [node(n) for n in range(tests)]
     return info

@@ -1,0 +1,67 @@
+"""Isolation cost on a generated 1,000-test suite: runs used vs the bound ⌈log2 n⌉ + 2 (issue 6).
+
+    python benchmarks/bench_isolate.py [--tests 1000] [--repeat 1] [--seed 1]
+
+Generates throwaway pytest projects (tests/faults.py) with one polluter at a random position, and
+with two polluters, runs `kb isolate VICTIM --json -- python -m pytest` on each through real
+pytest, and prints the runs used by step (b) against the bound (per polluter, per repeat), whether the polluters found are
+the injected ones, the wall time, and the minimal reproducer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from kb.isolate import run_bound  # noqa: E402
+from tests.faults import make_project  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tests", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    rng = random.Random(args.seed)
+    n = args.tests
+    cases = [("one polluter", ("polluter",), {"polluter": rng.randrange(0, n - 1)}),
+             ("two polluters", ("two-polluters",), {"polluter": rng.randrange(0, n // 2),
+                                                    "polluter2": rng.randrange(n // 2, n - 1)})]
+    print(f"{'case':14} {'n before':>8} {'alone runs':>10} {'step (b) runs':>13} {'bound':>14} "
+          f"{'found = injected':>16} {'seconds':>8}  reproducer")
+    with tempfile.TemporaryDirectory(prefix="kb-isolate-bench-") as tmp:
+        for name, faults, positions in cases:
+            root = Path(tmp) / name.replace(" ", "-")
+            info = make_project(root, tests=n, per_file=50, faults=faults, positions=positions)
+            started = time.perf_counter()
+            done = subprocess.run([sys.executable, "-m", "kb", "isolate", str(info["victim"]), "--repeat",
+                                   str(args.repeat), "--json", "--", sys.executable, "-m", "pytest"],
+                                  cwd=root, capture_output=True, text=True,
+                                  env={**os.environ, "KB_DB": str(Path(tmp) / "kb.sqlite")})
+            seconds = time.perf_counter() - started
+            if done.returncode:
+                print(f"{name:14} failed: {done.stderr.strip()}")
+                continue
+            found = json.loads(done.stdout)
+            before = found["tests_before"]
+            alone = args.repeat
+            step_b = found["probes"] - alone
+            bound = run_bound(before) * args.repeat * max(1, len(info["polluters"]))
+            ok = sorted(found["polluters"]) == sorted(info["polluters"])
+            print(f"{name:14} {before:>8} {alone:>10} {step_b:>13} {bound:>14} {str(ok):>16} {seconds:>8.1f}  "
+                  f"{found['reproduce'].split(' -m pytest ', 1)[-1]}")
+
+
+if __name__ == "__main__":
+    main()

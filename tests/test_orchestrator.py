@@ -1,0 +1,156 @@
+"""The orchestrator end to end through real pytest runs on generated projects with injected faults
+(tests/faults.py): kb run, targeted re-runs and flakiness, kb isolate's verdicts, and commands that
+hang, are missing or write no report."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kb.isolate import run_bound
+from kb.store import Store
+
+from .faults import make_project
+
+PYTEST = [sys.executable, "-m", "pytest"]
+
+
+def _kb(*args: str, db: Path, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "kb", *args], capture_output=True, text=True, cwd=cwd,
+                          env={**os.environ, "KB_DB": str(db)}, stdin=subprocess.DEVNULL, timeout=300)
+
+
+def _isolate(root: Path, db: Path, test: str, repeat: int = 1) -> dict:
+    out = _kb("isolate", test, "--repeat", str(repeat), "--json", "--", *PYTEST, db=db, cwd=root)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_one_polluter_is_found_within_the_bound_and_reproduced(tmp_path: Path) -> None:
+    info = make_project(tmp_path / "p", tests=30, faults=("polluter",))
+    found = _isolate(tmp_path / "p", tmp_path / "kb.sqlite", info["victim"])
+    assert found["verdict"] == "order-dependent" and found["polluters"] == info["polluters"]
+    n = found["tests_before"]
+    assert found["probes"] - 1 <= run_bound(n), found  # step (b) within ceil(log2 n) + 2; 1 probe alone
+    assert found["reproducer"] == [*info["polluters"], info["victim"]]
+    assert found["root_causes"][0]["rule"] == "verdict-order-dependent"
+    # the reproducer really reproduces
+    done = subprocess.run([*PYTEST, "-q", "-p", "no:cacheprovider", *found["reproducer"]], cwd=tmp_path / "p",
+                          capture_output=True, text=True)
+    assert "1 failed, 1 passed" in done.stdout
+    verdicts = list(Store(tmp_path / "kb.sqlite").db["verdicts"].rows)
+    assert [(v["test"], v["verdict"]) for v in verdicts] == [(info["victim"], "order-dependent")]
+
+
+def test_two_polluters_are_both_found(tmp_path: Path) -> None:
+    info = make_project(tmp_path / "p", tests=16, faults=("two-polluters",))
+    found = _isolate(tmp_path / "p", tmp_path / "kb.sqlite", info["victim"])
+    assert sorted(found["polluters"]) == sorted(info["polluters"])
+
+
+def test_polluters_that_only_pollute_together_are_minimised(tmp_path: Path) -> None:
+    info = make_project(tmp_path / "p", tests=12, faults=("group-polluter",))
+    found = _isolate(tmp_path / "p", tmp_path / "kb.sqlite", info["victim"])
+    assert found["verdict"] == "order-dependent"
+    assert sorted(found["polluters"]) == sorted(info["polluters"])
+    assert found["reproducer"][-1] == info["victim"] and len(found["reproducer"]) == 3
+
+
+def test_a_test_that_needs_another_ones_side_effect(tmp_path: Path) -> None:
+    info = make_project(tmp_path / "p", tests=20, faults=("needs-setup",))
+    found = _isolate(tmp_path / "p", tmp_path / "kb.sqlite", info["dependent"])
+    assert found["verdict"] == "needs-setup" and found["providers"] == [info["provider"]]
+    assert found["root_causes"][0]["rule"] == "verdict-needs-setup"
+
+
+def test_a_seeded_flaky_test_is_flaky_in_run_and_isolate(tmp_path: Path) -> None:
+    info = make_project(tmp_path / "p", tests=10, faults=("flaky",), flaky_rate=0.5, seed=3)
+    db = tmp_path / "kb.sqlite"
+    out = _kb("run", "--quiet", "--repeat", "3", "--format", "json", "--", *PYTEST, db=db, cwd=tmp_path / "p")
+    doc = json.loads(out.stdout)
+    assert out.returncode == doc["command"]["exit_status"]  # the command's own status
+    flaky = [v for v in doc["verdicts"] if v["test"] == info["flaky"]]
+    if doc["summary"]["failures"]:  # the seeded draw decides whether the suite run failed it
+        assert flaky and flaky[0]["verdict"] == "flaky" and 1 <= flaky[0]["failed"] < 4
+        assert doc["root_causes"][0]["rule"] == "verdict-flaky"
+        assert doc["root_causes"][0]["remedies"][0]["kind"] == "quarantine"
+    found = _isolate(tmp_path / "p", db, info["flaky"], repeat=6)
+    assert found["verdict"] == "flaky" and 0 < found["failed"] < 6 and found["runs"] == 6
+
+
+def test_a_removed_api_is_deterministic_and_explained(tmp_path: Path) -> None:
+    root = tmp_path / "p"
+    make_project(root, tests=5, faults=())
+    (root / "tests" / "test_api.py").write_text(
+        "import collections\n\n\ndef test_mapping():\n    assert isinstance({}, collections.Mapping)\n")
+    db = tmp_path / "kb.sqlite"
+    out = _kb("run", "--quiet", "--format", "json", "--", *PYTEST, db=db, cwd=root)
+    assert out.returncode == 1, out.stderr  # pytest's status: tests failed
+    doc = json.loads(out.stdout)
+    assert "collections.Mapping" in doc["root_causes"][0]["title"]
+    found = _isolate(root, db, "tests/test_api.py::test_mapping")
+    assert found["verdict"] == "environment-dependent" and found["probes"] == 2  # alone, then in the suite
+    assert "collections.Mapping" in found["root_causes"][0]["title"]
+
+
+def test_collection_and_conftest_errors_are_diagnosed(tmp_path: Path) -> None:
+    db = tmp_path / "kb.sqlite"
+    make_project(tmp_path / "c", tests=5, faults=("collection-error",))
+    out = _kb("run", "--quiet", "--format", "json", "--", *PYTEST, db=db, cwd=tmp_path / "c")
+    doc = json.loads(out.stdout)
+    assert "cv2" in doc["root_causes"][0]["title"]
+    make_project(tmp_path / "f", tests=5, faults=("conftest-error",))  # pytest writes no JUnit XML here
+    out = _kb("run", "--quiet", "--format", "json", "--", *PYTEST, db=db, cwd=tmp_path / "f")
+    doc = json.loads(out.stdout)
+    assert out.returncode == 4, out.stderr  # pytest's usage-error status, passed through
+    assert "cv2" in doc["root_causes"][0]["title"]
+
+
+def test_fail_on_decides_the_exit_status(tmp_path: Path) -> None:
+    info = make_project(tmp_path / "p", tests=10, faults=("polluter",))
+    db = tmp_path / "kb.sqlite"
+    assert info["victim"]
+    codes = {mode: _kb("run", "--quiet", "--fail-on", mode, "--", *PYTEST, db=db, cwd=tmp_path / "p").returncode
+             for mode in ("status", "any", "undiagnosed", "never")}
+    assert codes == {"status": 1, "any": 1, "undiagnosed": 1, "never": 0}  # an assertion failure: undiagnosed
+
+
+def test_commands_that_hang_are_missing_or_write_no_report(tmp_path: Path) -> None:
+    root = tmp_path / "p"
+    make_project(root, tests=2)
+    (root / "tests" / "test_slow.py").write_text("import time\n\n\ndef test_slow():\n    time.sleep(60)\n")
+    db = tmp_path / "kb.sqlite"
+    hang = _kb("run", "--quiet", "--timeout", "3", "--", *PYTEST, db=db, cwd=root)
+    missing = _kb("run", "--", "no-such-test-command-kb", db=db, cwd=root)
+    silent = _kb("run", "--", sys.executable, "-c", "print('all good')", db=db, cwd=root)
+    bare = tmp_path / "bare"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
+    no_pytest = _kb("run", "--", str(bare / "bin" / "python"), "-m", "pytest", db=db, cwd=root)
+    for out, words in ((hang, "timed out after 3 s (killed)"), (missing, "command not found: no-such-test-command-kb"),
+                       (silent, "wrote no report kb can read (name it with --report PATH)"),
+                       (no_pytest, "pytest is not installed")):
+        assert out.returncode == 1, out.stderr
+        last = out.stderr.strip().splitlines()[-1]  # the command's own output comes first (on stderr)
+        assert last.startswith("kb: error: ") and words in last and "Traceback" not in out.stderr, out.stderr
+    problems = [r["problem"] for r in Store(db).db["runs"].rows]
+    assert len(problems) == 4 and all(problems)  # every one recorded
+
+
+def test_a_non_pytest_command_names_its_report(tmp_path: Path) -> None:
+    source = Path(__file__).parent / "corpus/real/pyjwt-1.5.3/report.xml"
+    out = _kb("run", "--report", "out.xml", "--format", "json", "--", sys.executable, "-c",
+              f"import shutil; shutil.copy({str(source)!r}, 'out.xml'); raise SystemExit(3)",
+              db=tmp_path / "kb.sqlite", cwd=tmp_path)
+    assert out.returncode == 3, out.stderr
+    assert "collections.Mapping" in json.loads(out.stdout)["root_causes"][0]["title"]
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 1000])
+def test_run_bound(n: int) -> None:
+    assert run_bound(n) == math.ceil(math.log2(n)) + 2
