@@ -3,7 +3,8 @@
 Exit status: 0 when the command did its job (``kb diagnose`` exits 0 even when the tests it
 read had failed — it diagnosed them); 1 when kb could not (a bad report, a bad pack, a KB
 problem: one line naming the file and the reason, no traceback unless ``--debug``); 2 for
-usage errors (click's convention).
+usage errors (click's convention). ``kb run`` is the exception: it exits with the test
+command's own status unless ``--fail-on`` says otherwise.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from kb.fix import FixOptions, fix_rounds
 from kb.isolate import run_bound
 from kb.store import Store
 
@@ -82,6 +83,13 @@ def test_a_seeded_flaky_test_is_flaky_in_run_and_isolate(tmp_path: Path) -> None
         assert doc["root_causes"][0]["remedies"][0]["kind"] == "quarantine"
     found = _isolate(tmp_path / "p", db, info["flaky"], repeat=6)
     assert found["verdict"] == "flaky" and 0 < found["failed"] < 6 and found["runs"] == 6
+    # the verdict's remedy: quarantine, approved by a person, verified, and it holds while it lasts
+    store = Store(db)
+    events = list(fix_rounds(store.last_report(), tmp_path / "p", store, FixOptions(apply=True, interactive=True),
+                             approve=lambda item: True))
+    outcome = next(e.outcome for e in events if e.kind == "outcome")
+    assert outcome.verdict == "verified", outcome.note
+    assert "reason='kb quarantine until " in (tmp_path / "p" / info["flaky"].split("::")[0]).read_text()
 
 
 def test_a_removed_api_is_deterministic_and_explained(tmp_path: Path) -> None:
