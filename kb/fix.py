@@ -462,11 +462,31 @@ def _read_any(path: Path, root: Path) -> _Source | None:
     return _Source(path, path.relative_to(root).as_posix(), encoding, text.splitlines(keepends=True))
 
 
+def installed_location(root: Path) -> str | None:
+    """Why ``root`` is not a project kb may edit: the standard library, an installed package
+    (site-packages, an interpreter's own paths) or a virtual environment; None when it is fine."""
+    import sysconfig
+
+    if "site-packages" in root.parts or "dist-packages" in root.parts:
+        return "inside an installed package (site-packages)"
+    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+        path = sysconfig.get_paths().get(key)
+        if path and (root == Path(path).resolve() or Path(path).resolve() in root.parents):
+            return f"inside this interpreter's {key} ({path})"
+    for folder in (root, *root.parents):
+        if (folder / "pyvenv.cfg").is_file():
+            return f"inside the virtual environment {folder}"
+    return None
+
+
 def plan_fix(report: dict[str, Any], root: str | Path) -> FixPlan:
     """Plan the code edits for every root cause of a diagnosis report (nothing is written)."""
     root = Path(root).resolve()
     if not root.is_dir():
         raise FixError(f"{root}: not a directory")
+    refused = installed_location(root)
+    if refused:
+        raise FixError(f"{root}: {refused}; kb only edits a project's own files")
     sources = [s for s in (_read(p, root) for p in _python_files(root)) if s is not None]
     plans: list[RemedyPlan] = []
     for cause in report["root_causes"]:

@@ -168,3 +168,27 @@ def test_names_inside_strings_and_comments_are_not_edited(tmp_path: Path) -> Non
                          b'doc = """\nsee y.tostring()\n"""\n')
     [item] = plan_fix(_rename("tostring", "tobytes"), root).plans
     assert [(e.line, e.after) for e in item.edits] == [(1, "b = arr.tobytes()  # arr.tostring() was removed")]
+
+
+def test_installed_code_and_environments_are_never_edited(tmp_path: Path) -> None:
+    """Patch guard, one refusal at a time: virtual environments and installed packages inside the
+    project are skipped; a root that is site-packages, the standard library or inside a venv is refused."""
+    import sysconfig
+
+    from kb.errors import FixError
+
+    root = tmp_path / "proj"
+    _write(root, "m.py", b"b = arr.tostring()\n")
+    for folder in (".venv/lib/python3.11/site-packages/pkg", "venv/lib/pkg", "env/x", "site-packages/pkg",
+                   "build/lib/pkg", "pkg.egg-info", ".tox/py311/lib"):
+        _write(root / folder, "mod.py", b"b = arr.tostring()\n")
+    [item] = plan_fix(_rename("tostring", "tobytes"), root).plans
+    assert [e.path for e in item.edits] == ["m.py"]
+    for refused, words in ((root / ".venv/lib/python3.11/site-packages/pkg", "installed package"),
+                           (Path(sysconfig.get_paths()["stdlib"]), "interpreter's stdlib"),
+                           (root / "venv/lib/pkg", None)):
+        if words is None:  # a virtual environment is recognised by its pyvenv.cfg
+            (root / "venv/pyvenv.cfg").write_text("home = /usr/bin\n")
+            words = "inside the virtual environment"
+        with pytest.raises(FixError, match=words):
+            plan_fix(_rename("tostring", "tobytes"), refused)

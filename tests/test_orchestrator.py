@@ -137,17 +137,19 @@ def test_commands_that_hang_are_missing_or_write_no_report(tmp_path: Path) -> No
     hang = _kb("run", "--quiet", "--timeout", "3", "--", *PYTEST, db=db, cwd=root)
     missing = _kb("run", "--", "no-such-test-command-kb", db=db, cwd=root)
     silent = _kb("run", "--", sys.executable, "-c", "print('all good')", db=db, cwd=root)
+    killed = _kb("run", "--", sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)",
+                 db=db, cwd=root)
     bare = tmp_path / "bare"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
     no_pytest = _kb("run", "--", str(bare / "bin" / "python"), "-m", "pytest", db=db, cwd=root)
     for out, words in ((hang, "timed out after 3 s (killed)"), (missing, "command not found: no-such-test-command-kb"),
                        (silent, "wrote no report kb can read (name it with --report PATH)"),
-                       (no_pytest, "pytest is not installed")):
+                       (no_pytest, "pytest is not installed"), (killed, "killed by SIGKILL")):
         assert out.returncode == 1, out.stderr
         last = out.stderr.strip().splitlines()[-1]  # the command's own output comes first (on stderr)
         assert last.startswith("kb: error: ") and words in last and "Traceback" not in out.stderr, out.stderr
     problems = [r["problem"] for r in Store(db).db["runs"].rows]
-    assert len(problems) == 4 and all(problems)  # every one recorded
+    assert len(problems) == 5 and all(problems)  # every one recorded
 
 
 def test_a_non_pytest_command_names_its_report(tmp_path: Path) -> None:
