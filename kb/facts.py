@@ -152,6 +152,13 @@ def _from_attributes(result: TestResult) -> tuple[str, str]:
 
 
 def _failure(fid: int, result: TestResult) -> Failure:
+    if result.frames or result.chain:  # structured facts (a kb run file): nothing to guess from text
+        exception, message = _from_attributes(result)
+        frames = list(result.frames)
+        return Failure(id=fid, test=result.test_id, phase=result.phase, exception=exception,
+                       message=message[:MESSAGE_LIMIT], frames=tuple(frames[-MAX_FRAMES:]),
+                       location=_project_frame(frames), text=result.text or result.message, source=result.source,
+                       chain=result.chain[-MAX_CHAIN:])
     exception, message, frames = parse_traceback(result.text) if result.text else ("", "", [])
     if not exception or not message:  # the attributes only fill what the traceback did not say
         attr_type, attr_message = _from_attributes(result)

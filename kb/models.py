@@ -44,6 +44,10 @@ class TestResult:
     time: float | None = None
     source: str = ""  # the report file this came from
     flaky: bool = False
+    #: structured facts from a kb run file (else parsed from ``text``): frames of the raising
+    #: exception, innermost last, and the exceptions it was raised from/while handling, oldest first
+    frames: tuple[Frame, ...] = ()
+    chain: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass

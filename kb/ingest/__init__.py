@@ -135,11 +135,33 @@ def read_reports(paths: list[str], stdin: BinaryIO | None = None) -> Run:
             files.extend(_directory(Path(path)))
         else:
             files.append(path)
+    runs = [read_report(name, stdin=stdin) for name in files]
+    return _merge(runs)
+
+
+def _merge(runs: list[Run]) -> Run:
+    """One run of several reports. A kb run file's facts are richer than any other report's, so the
+    tests it covers are taken from it alone (a JUnit XML of the same session adds nothing new)."""
+    covered = {test for r in runs if r.format == "kb-run" for test in r.order}
     run = Run()
-    for name in files:
-        run.merge(read_report(name, stdin=stdin))
+    for part in runs:
+        if covered and part.format != "kb-run":
+            kept = [t for t in part.order if t not in covered]
+            dropped = len(part.order) - len(kept)
+            if dropped:
+                part.results = [r for r in part.results if r.test_id not in covered]
+                part.order = kept
+                part.tests = len(kept)
+                failing = {r.test_id for r in part.results if r.outcome in ("failed", "error")}
+                part.failures = sum(1 for r in part.results if r.outcome == "failed")
+                part.errors = sum(1 for r in part.results if r.outcome == "error")
+                part.skipped = min(part.skipped, len(kept) - len(failing))
+                part.passed = max(0, len(kept) - len(failing) - part.skipped)
+                part.warnings.append(f"{dropped} test(s) of {part.sources[0]} taken from the kb run file instead")
+        run.merge(part)
     return run
 
 
-# the built-in readers register themselves on import (JUnit first: it claims '<')
-from . import junit, pytest_text  # noqa: E402,F401
+# the built-in readers register themselves on import (JUnit first: it claims '<'; the run file's
+# first line is a JSON object; pytest's terminal output last)
+from . import junit, runfile, pytest_text  # noqa: E402,F401  (sniffed in this order)

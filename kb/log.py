@@ -1,0 +1,259 @@
+"""DiagnosticLogger: structured context, durations, state changes and errors as JSON lines.
+
+::
+
+    from kb.log import DiagnosticLogger
+
+    log = DiagnosticLogger("run.jsonl")            # a path or any text stream
+    log.bridge_logging()                           # stdlib logging records get the current context
+    with log.context("phase", name="import"):
+        with log.context("step", file="a.csv") as ctx:
+            ctx["rows"] = 120                      # attributes may be added while it runs
+            log.state_change("cache", "size", 0, 120)
+            logging.getLogger("app").info("loaded")  # → a "log" record inside phase/step
+    log.close()
+
+Contexts nest through :mod:`contextvars`, so each thread and each asyncio task sees its own
+stack: a task inherits the context that was current when it was created and its children do not
+leak back; a new thread starts at the top (``contextvars.copy_context().run`` carries a stack
+into it). Each context is written when it ends, with its start, duration, outcome (``ok`` or
+``error``) and, on error, the exception chain with the file/line/function of every frame.
+
+Every line is one JSON object valid against ``schemas/log-record.schema.json``; its ``type`` is
+``run`` (first line), ``context``, ``state``, ``log``, ``error``, ``env``, ``test`` or
+``collect-error`` (the last three are written by the pytest plugin). Writes are serialised
+by a lock and buffered (``flush_every`` records); ``close()`` flushes. Standard library only.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import io
+import itertools
+import json
+import logging
+import os
+import threading
+import time
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TextIO
+
+__all__ = ["DiagnosticLogger", "ContextFilter", "exception_chain", "current_context", "read_records", "FORMAT",
+           "FORMAT_VERSION"]
+
+FORMAT = "kb-run"
+FORMAT_VERSION = 1
+#: the context stack of the running thread / task: tuple of (id, name)
+_STACK: contextvars.ContextVar[tuple[tuple[int, str], ...]] = contextvars.ContextVar("kb_log_stack", default=())
+_IDS = itertools.count(1)
+MAX_TEXT = 20_000
+
+
+def current_context() -> list[str]:
+    """Names of the contexts open here, outermost first."""
+    return [name for _, name in _STACK.get()]
+
+
+def exception_chain(exc: BaseException, limit: int = 20) -> list[dict[str, Any]]:
+    """The exception and the ones it was raised from/while handling, oldest first, each with its frames."""
+    chain: list[BaseException] = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen and len(chain) < limit:
+        chain.append(current)
+        seen.add(id(current))
+        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
+    out = []
+    for item in reversed(chain):
+        frames = [{"file": f.filename, "line": f.lineno, "function": f.name}
+                  for f in traceback.extract_tb(item.__traceback__)] if item.__traceback__ else []
+        kind = type(item)
+        name = kind.__qualname__ if kind.__module__ in ("builtins", "__main__") else f"{kind.__module__}.{kind.__qualname__}"
+        out.append({"type": name, "message": _text(str(item)), "frames": frames})
+    return out
+
+
+def _text(value: str) -> str:
+    return value if len(value) <= MAX_TEXT else value[:MAX_TEXT] + f"… [{len(value) - MAX_TEXT} more characters]"
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float | str):
+        return value if not isinstance(value, str) else _text(value)
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_jsonable(v) for v in value]
+    return _text(repr(value))
+
+
+class DiagnosticLogger:
+    """Writes structured diagnostic records as JSON lines (see the module docstring)."""
+
+    def __init__(self, sink: str | os.PathLike[str] | TextIO, *, run: dict[str, Any] | None = None,
+                 flush_every: int = 500) -> None:
+        if isinstance(sink, str | os.PathLike):
+            path = Path(sink)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._stream: TextIO = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
+            self._owned = True
+        else:
+            self._stream, self._owned = sink, False
+        self._lock = threading.Lock()
+        self._buffer: list[str] = []
+        self._flush_every = flush_every
+        self._bridged: list[tuple[logging.Logger, logging.Handler]] = []
+        self.closed = False
+        self.write({"type": "run", "format": FORMAT, "version": FORMAT_VERSION, "pid": os.getpid(),
+                    **({"attrs": _jsonable(run)} if run else {})})
+
+    # ------------------------------------------------------------------ records
+    def write(self, record: dict[str, Any]) -> None:
+        """Write one record (``ts`` and, when missing, the current ``context`` are added)."""
+        record.setdefault("ts", time.time())
+        if record["type"] not in ("run", "env", "context"):
+            stack = _STACK.get()
+            record.setdefault("context", [name for _, name in stack])
+            if stack:
+                record.setdefault("cid", stack[-1][0])
+        line = json.dumps(record, ensure_ascii=False, default=repr)
+        with self._lock:
+            if self.closed:
+                return
+            self._buffer.append(line)
+            if len(self._buffer) >= self._flush_every:
+                self._flush_locked()
+
+    def _flush_locked(self) -> None:
+        if self._buffer:
+            self._stream.write("\n".join(self._buffer) + "\n")
+            self._buffer.clear()
+            self._stream.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            self._flush_locked()
+
+    def close(self) -> None:
+        """Flush, detach the logging bridge, and close a file this logger opened."""
+        for logger, handler in self._bridged:
+            logger.removeHandler(handler)
+        self._bridged.clear()
+        with self._lock:
+            if self.closed:
+                return
+            self._flush_locked()
+            self.closed = True
+            if self._owned:
+                self._stream.close()
+
+    def __enter__(self) -> DiagnosticLogger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ contexts
+    @contextmanager
+    def context(self, name: str, **attrs: Any) -> Iterator[dict[str, Any]]:
+        """A named context (nested under the current one); yields its attributes, which may be added to
+        (setting ``attrs["outcome"]`` to passed/failed/skipped records that instead of ``ok``)."""
+        ident = next(_IDS)
+        stack = _STACK.get()
+        parent = stack[-1][0] if stack else None
+        token = _STACK.set((*stack, (ident, name)))
+        started, clock = time.time(), time.perf_counter()
+        outcome, error = "ok", None
+        try:
+            yield attrs
+        except BaseException as exc:
+            outcome, error = "error", exception_chain(exc)
+            raise
+        finally:
+            duration = time.perf_counter() - clock
+            _STACK.reset(token)
+            if outcome == "ok" and attrs.get("outcome") in ("passed", "failed", "skipped"):
+                outcome = attrs.pop("outcome")  # the caller's own verdict (a test's outcome)
+            record = {"type": "context", "id": ident, "parent": parent, "name": name,
+                      "context": [n for _, n in stack], "start": started, "duration": duration,
+                      "outcome": outcome, "attrs": _jsonable(attrs)}
+            if error:
+                record["error"] = error
+            self.write(record)
+
+    @contextmanager
+    def scope(self, name: str) -> Iterator[None]:
+        """Name a nested scope for the records written inside it, without a context record of its own
+        (cheap: for scopes whose timing is recorded some other way, like pytest's test phases)."""
+        stack = _STACK.get()
+        token = _STACK.set((*stack, (next(_IDS), name)))
+        try:
+            yield
+        finally:
+            _STACK.reset(token)
+
+    def state_change(self, subject: str, field: str, before: Any, after: Any, **attrs: Any) -> None:
+        """Record that ``subject.field`` went from ``before`` to ``after`` in the current context."""
+        self.write({"type": "state", "subject": subject, "field": field, "before": _jsonable(before),
+                    "after": _jsonable(after), **({"attrs": _jsonable(attrs)} if attrs else {})})
+
+    def error(self, exc: BaseException, message: str = "", **attrs: Any) -> None:
+        """Record an exception (with its whole chain) in the current context."""
+        self.write({"type": "error", "message": _text(message or str(exc)), "chain": exception_chain(exc),
+                    **({"attrs": _jsonable(attrs)} if attrs else {})})
+
+    # ------------------------------------------------------------------ stdlib logging
+    def bridge_logging(self, logger: logging.Logger | None = None, level: int = logging.NOTSET) -> logging.Handler:
+        """Send ``logger``'s records (the root logger by default) here, stamped with the current context."""
+        handler = _Handler(self, level)
+        target = logger or logging.getLogger()
+        target.addHandler(handler)
+        self._bridged.append((target, handler))
+        return handler
+
+
+class ContextFilter(logging.Filter):
+    """Stamps every record with ``record.kb_context`` (the open contexts, outermost first), so any
+    handler or formatter (``%(kb_context)s``) sees where it was logged — no change to the code that logs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.kb_context = current_context()
+        return True
+
+
+class _Handler(logging.Handler):
+    def __init__(self, log: DiagnosticLogger, level: int) -> None:
+        super().__init__(level)
+        self.log = log
+        self.addFilter(ContextFilter())
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            entry: dict[str, Any] = {
+                "type": "log", "ts": record.created, "logger": record.name, "level": record.levelname,
+                "message": _text(record.getMessage()), "file": record.pathname, "line": record.lineno,
+                "context": getattr(record, "kb_context", current_context()), "thread": record.threadName,
+            }
+            stack = _STACK.get()
+            if stack:
+                entry["cid"] = stack[-1][0]
+            if record.exc_info and record.exc_info[1] is not None:
+                entry["error"] = exception_chain(record.exc_info[1])
+            self.log.write(entry)
+        except Exception:  # a logging handler must never raise into the code that logs
+            self.handleError(record)
+
+
+def read_records(source: str | os.PathLike[str] | io.TextIOBase) -> Iterator[dict[str, Any]]:
+    """The records of a run file (blank lines skipped)."""
+    stream = open(source, encoding="utf-8") if isinstance(source, str | os.PathLike) else source  # noqa: SIM115
+    try:
+        for line in stream:
+            if line.strip():
+                yield json.loads(line)
+    finally:
+        if stream is not source:
+            stream.close()
