@@ -377,6 +377,31 @@ def history(root: str) -> None:
 
 
 @cli.group()
+def log() -> None:
+    """Read kb run files (written by kb.log or pytest --kb)."""
+
+
+@log.command("show")
+@click.argument("runfile", type=click.Path(dir_okay=False))
+@click.option("--slowest", type=click.IntRange(1, 10_000), help="Only the N slowest contexts, slowest first.")
+@_debug_option
+def log_show(runfile: str, slowest: int | None) -> None:
+    """Print RUNFILE as a timeline: contexts as an indented tree with durations and outcomes."""
+    from .log import read_records, timeline
+
+    try:
+        records = list(read_records(runfile))
+    except OSError as exc:
+        raise KbError(f"{runfile}: {exc.strerror or exc}") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise KbError(f"{runfile}: not a kb run file ({exc.__class__.__name__}: {str(exc)[:120]})") from None
+    if not records or records[0].get("format") != "kb-run":
+        raise KbError(f"{runfile}: not a kb run file (its first line is not a run record)")
+    for line in timeline(records, slowest=slowest):
+        click.echo(line)
+
+
+@cli.group()
 def db() -> None:
     """Inspect the knowledge base."""
 

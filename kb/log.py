@@ -41,8 +41,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
-__all__ = ["DiagnosticLogger", "ContextFilter", "exception_chain", "current_context", "read_records", "FORMAT",
-           "FORMAT_VERSION"]
+__all__ = ["DiagnosticLogger", "ContextFilter", "exception_chain", "current_context", "read_records", "timeline",
+           "FORMAT", "FORMAT_VERSION"]
 
 FORMAT = "kb-run"
 FORMAT_VERSION = 1
@@ -117,7 +117,7 @@ class DiagnosticLogger:
         if record["type"] not in ("run", "env", "context"):
             stack = _STACK.get()
             record.setdefault("context", [name for _, name in stack])
-            if stack:
+            if stack and stack[-1][0]:
                 record.setdefault("cid", stack[-1][0])
         line = json.dumps(record, ensure_ascii=False, default=repr)
         with self._lock:
@@ -158,12 +158,12 @@ class DiagnosticLogger:
 
     # ------------------------------------------------------------------ contexts
     @contextmanager
-    def context(self, name: str, **attrs: Any) -> Iterator[dict[str, Any]]:
+    def context(self, name: str, /, **attrs: Any) -> Iterator[dict[str, Any]]:
         """A named context (nested under the current one); yields its attributes, which may be added to
         (setting ``attrs["outcome"]`` to passed/failed/skipped records that instead of ``ok``)."""
         ident = next(_IDS)
         stack = _STACK.get()
-        parent = stack[-1][0] if stack else None
+        parent = stack[-1][0] if stack and stack[-1][0] else None
         token = _STACK.set((*stack, (ident, name)))
         started, clock = time.time(), time.perf_counter()
         outcome, error = "ok", None
@@ -185,22 +185,23 @@ class DiagnosticLogger:
             self.write(record)
 
     @contextmanager
-    def scope(self, name: str) -> Iterator[None]:
+    def scope(self, name: str, /) -> Iterator[None]:
         """Name a nested scope for the records written inside it, without a context record of its own
         (cheap: for scopes whose timing is recorded some other way, like pytest's test phases)."""
         stack = _STACK.get()
-        token = _STACK.set((*stack, (next(_IDS), name)))
+        # it shares its parent's id: records inside belong to the nearest context with a record
+        token = _STACK.set((*stack, (stack[-1][0] if stack else 0, name)))
         try:
             yield
         finally:
             _STACK.reset(token)
 
-    def state_change(self, subject: str, field: str, before: Any, after: Any, **attrs: Any) -> None:
+    def state_change(self, subject: str, field: str, before: Any, after: Any, /, **attrs: Any) -> None:
         """Record that ``subject.field`` went from ``before`` to ``after`` in the current context."""
         self.write({"type": "state", "subject": subject, "field": field, "before": _jsonable(before),
                     "after": _jsonable(after), **({"attrs": _jsonable(attrs)} if attrs else {})})
 
-    def error(self, exc: BaseException, message: str = "", **attrs: Any) -> None:
+    def error(self, exc: BaseException, message: str = "", /, **attrs: Any) -> None:
         """Record an exception (with its whole chain) in the current context."""
         self.write({"type": "error", "message": _text(message or str(exc)), "chain": exception_chain(exc),
                     **({"attrs": _jsonable(attrs)} if attrs else {})})
@@ -238,7 +239,7 @@ class _Handler(logging.Handler):
                 "context": getattr(record, "kb_context", current_context()), "thread": record.threadName,
             }
             stack = _STACK.get()
-            if stack:
+            if stack and stack[-1][0]:
                 entry["cid"] = stack[-1][0]
             if record.exc_info and record.exc_info[1] is not None:
                 entry["error"] = exception_chain(record.exc_info[1])
@@ -257,3 +258,62 @@ def read_records(source: str | os.PathLike[str] | io.TextIOBase) -> Iterator[dic
     finally:
         if stream is not source:
             stream.close()
+
+
+def timeline(records: list[dict[str, Any]], *, slowest: int | None = None) -> list[str]:
+    """A run file as readable lines: contexts as an indented tree (children in start order) with
+    durations and outcomes, each context's state changes, errors, logs and test phases under it;
+    with ``slowest`` the N slowest contexts instead, slowest first."""
+    contexts = {r["id"]: r for r in records if r.get("type") == "context"}
+    if slowest:
+        ranked = sorted(contexts.values(), key=lambda r: -r["duration"])[:slowest]
+        return [f"{_ms(r['duration']):>10}  {' / '.join([*r['context'], _label(r)])}  {r['outcome']}" for r in ranked]
+    children: dict[int | None, list[dict[str, Any]]] = {}
+    for record in contexts.values():
+        children.setdefault(record.get("parent"), []).append(record)
+    inside: dict[int | None, list[dict[str, Any]]] = {}
+    for record in records:
+        if record.get("type") in ("state", "error", "log", "test", "collect-error"):
+            inside.setdefault(record.get("cid"), []).append(record)
+    lines = [_line(r) for r in records if r.get("type") in ("run", "env")]
+
+    def walk(parent: int | None, depth: int) -> None:
+        for record in inside.get(parent, []) if parent is not None else []:
+            lines.append("  " * depth + _line(record))
+        for record in sorted(children.get(parent, []), key=lambda r: r["start"]):
+            lines.append(f"{'  ' * depth}{_label(record)}  {_ms(record['duration'])}  {record['outcome']}")
+            walk(record["id"], depth + 1)
+
+    walk(None, 0)
+    lines.extend(_line(r) for r in inside.get(None, []))  # written outside any context
+    return lines
+
+
+def _label(record: dict[str, Any]) -> str:
+    attrs = record.get("attrs") or {}
+    shown = ", ".join(f"{k}={v}" for k, v in attrs.items() if k not in ("rootdir",))
+    return f"{record['name']} {attrs['nodeid']}" if "nodeid" in attrs else \
+        f"{record['name']}" + (f" ({shown})" if shown else "")
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+def _line(record: dict[str, Any]) -> str:
+    kind = record["type"]
+    if kind == "run":
+        return f"run file v{record.get('version')} (pid {record.get('pid')})"
+    if kind == "env":
+        return (f"environment: Python {record.get('python')} on {record.get('platform')}, "
+                f"{len(record.get('distributions') or {})} distributions")
+    if kind == "state":
+        return f"· {record['subject']}.{record['field']}: {record['before']!r} → {record['after']!r}"
+    if kind == "error":
+        return f"! {record['message']}"
+    if kind == "log":
+        return f"[{record['level']}] {record['logger']}: {record['message']}"
+    if kind == "test":
+        tail = f"  {record['message']}" if record.get("message") else ""
+        return f"{record['phase']}  {_ms(record['duration'])}  {record['outcome']}{tail}"
+    return f"collection error {record['nodeid']}: {record['message']}"
