@@ -100,6 +100,7 @@ class RunFile:
         self.path = path
         self.log = DiagnosticLogger(path, run={"argv": list(config.invocation_params.args)}, flush_every=2000)
         self.chains: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self.outcomes: dict[str, str] = {}  # nodeid -> failed | skipped while its protocol runs
         self.session_scope: Any = None
         self.counts = {"passed": 0, "failed": 0, "skipped": 0, "errors": 0}
 
@@ -113,33 +114,25 @@ class RunFile:
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> Any:
         with self.log.context("test", nodeid=item.nodeid) as attrs:
             yield
-            attrs["outcome"] = getattr(item, "_kb_outcome", "passed")
+            attrs["outcome"] = self.outcomes.pop(item.nodeid, "passed")
 
-    @pytest.hookimpl(hookwrapper=True)
-    def pytest_runtest_setup(self, item: pytest.Item) -> Any:
-        with self.log.scope("setup"):
-            yield
+    # plain tryfirst hooks, not wrappers: they run for every test and must stay cheap
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        self.log.switch_scope("setup")
 
-    @pytest.hookimpl(hookwrapper=True)
-    def pytest_runtest_call(self, item: pytest.Item) -> Any:
-        with self.log.scope("call"):
-            yield
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> None:
+        self.log.switch_scope("call")
 
-    @pytest.hookimpl(hookwrapper=True)
-    def pytest_runtest_teardown(self, item: pytest.Item, nextitem: pytest.Item | None) -> Any:
-        with self.log.scope("teardown"):
-            yield
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_teardown(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
+        self.log.switch_scope("teardown")
 
-    @pytest.hookimpl(hookwrapper=True)
-    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-        outcome = yield
-        report = outcome.get_result()
-        if report.failed and call.excinfo is not None:
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> None:
+        if call.excinfo is not None:  # the report is made by pytest; the live exception is only here
             self.chains[(item.nodeid, call.when)] = exception_chain(call.excinfo.value)
-        if report.failed:
-            item._kb_outcome = "failed"  # type: ignore[attr-defined]
-        elif report.skipped and call.when != "teardown" and getattr(item, "_kb_outcome", "passed") == "passed":
-            item._kb_outcome = "skipped"  # type: ignore[attr-defined]
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         record: dict[str, Any] = {"type": "test", "nodeid": report.nodeid, "phase": report.when,
@@ -149,9 +142,10 @@ class RunFile:
             record["file"], record["line"] = report.location[0], (report.location[1] or 0) + 1
         if hasattr(report, "wasxfail"):
             record["xfail"] = True
+        chain = self.chains.pop((report.nodeid, report.when), None)
         if report.failed:
+            self.outcomes[report.nodeid] = "failed"
             record["longrepr"] = str(report.longrepr)[-20000:]
-            chain = self.chains.pop((report.nodeid, report.when), None)
             if chain:
                 record["error"] = chain
                 record["message"] = f"{chain[-1]['type']}: {chain[-1]['message']}"[:4000]
@@ -160,6 +154,8 @@ class RunFile:
             self.counts["skipped" if report.skipped else "passed"] += 1
         elif report.skipped and report.when == "setup":
             self.counts["skipped"] += 1
+        if report.skipped and report.when != "teardown" and report.nodeid not in self.outcomes:
+            self.outcomes[report.nodeid] = "skipped"
         self.log.write(record)
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
