@@ -27,9 +27,13 @@ def test_wheel_contents(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     for expected in ("kb/cli.py", "kb/py.typed", "kb/engine/runner.py", "kb/schemas/diagnosis.schema.json",
                      "kb/schemas/rule-pack.schema.json", "kb/packs/python-core.yaml", "kb/fixes/__init__.py",
-                     "kb/fixes/golden.yaml", "kb/fixes/drop-kwarg.j2"):
+                     "kb/fixes/golden.yaml", "kb/fixes/drop-kwarg.j2", "kb/schemas/log-record.schema.json",
+                     "kb/packs/test-behaviour.yaml", "kb/pytest_plugin.py"):
         assert expected in names
     assert not any(n.startswith(("engine/", "schemas/", "fixes/", "tests/")) for n in names)
+    archive = zipfile.ZipFile(wheel)
+    entry_points = archive.read(next(n for n in names if n.endswith(".dist-info/entry_points.txt"))).decode()
+    assert "[pytest11]\nkb = kb.pytest_plugin" in entry_points and "kb = kb.cli:main" in entry_points
 
 
 def test_wheel_runs_outside_the_source_tree(wheel: Path, tmp_path: Path) -> None:
