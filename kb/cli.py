@@ -447,6 +447,236 @@ def rules_test(packs: tuple[str, ...]) -> None:
         raise KbError(f"{failed} rule(s) failed their examples")
 
 
+@rules.command("new")
+@click.option("--from-failure", "failure", type=int, help="A recorded failure's id (kb suggest lists them): its "
+              "real text becomes the match example.")
+@click.option("--id", "rule_id", help="The new rule's id.")
+@click.option("--pack", "pack_name", default="my-rules", show_default=True, help="The pack's name.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the pack here (default: stdout).")
+@_db_option
+@_debug_option
+def rules_new(failure: int | None, rule_id: str | None, pack_name: str, output: str | None, db: str | None) -> None:
+    """Scaffold a rule pack with one rule (id, title, explanation, source, prior, pattern, examples, remedy)."""
+    from .authoring import scaffold
+    from .store import open_store
+
+    store = open_store(db) if failure is not None else None
+    try:
+        text = scaffold(store, failure=failure, rule_id=rule_id, pack_name=pack_name)
+    finally:
+        if store is not None:
+            store.close()
+    if output:
+        from .safeio import write_text_atomic
+
+        if Path(output).exists():
+            raise KbError(f"{output}: already exists (kb rules new never overwrites)")
+        write_text_atomic(output, text)
+        click.echo(f"wrote {output}: fill in the TODOs, then kb rules lint {output} && kb rules test {output}")
+    else:
+        click.echo(text, nl=False)
+
+
+@rules.command("lint")
+@click.argument("packs", nargs=-1, type=click.Path(dir_okay=False))
+@click.option("--strict", is_flag=True, help="Warnings fail too (exit 1).")
+@_db_option
+@_debug_option
+def rules_lint(packs: tuple[str, ...], strict: bool, db: str | None) -> None:
+    """Check PACKS (default: the user packs, else the built-in ones): schema, regex safety, duplicate
+    ids (errors); placeholders, unused captures, thin examples, shadowed rules (warnings)."""
+    from .authoring import all_packs, lint_pack
+    from .rulepack import read_pack
+    from .store import open_store
+
+    store = open_store(db)
+    try:
+        known = all_packs(store)
+        user_dir = store.rules_dir
+    finally:
+        store.close()
+    targets = [read_pack(p) for p in packs] or [p for p in known if not p.origin.startswith("builtin:")] or known
+    warnings = [w for pack in targets for w in lint_pack(pack, [k for k in known if k.origin != pack.origin])]
+    for warning in warnings:
+        click.echo(f"warning: {warning}")
+    rules_count = sum(len(p.doc.get("rules") or []) for p in targets)
+    click.echo(f"{len(targets)} pack(s), {rules_count} rule(s): valid, {len(warnings)} warning(s)"
+               + ("" if packs or any(not p.origin.startswith("builtin:") for p in targets)
+                  else f" (no user packs in {user_dir}; linted the built-in ones)"))
+    if strict and warnings:
+        raise KbError(f"{len(warnings)} warning(s) with --strict")
+
+
+@rules.command("impact")
+@click.argument("pack_path", type=click.Path(dir_okay=False))
+@click.option("--show", type=click.IntRange(0, 10_000), default=20, show_default=True,
+              help="List at most this many failures per section.")
+@_db_option
+@_debug_option
+def rules_impact(pack_path: str, show: int, db: str | None) -> None:
+    """Replay the recorded failures with and without PACK_PATH: what it newly explains, what it no
+    longer explains, which diagnoses change; warns when a rule looks over-broad."""
+    from .authoring import impact
+    from .rulepack import read_pack
+    from .store import open_store
+
+    pack = read_pack(pack_path)
+    store = open_store(db)
+    try:
+        found = impact(store, pack)
+    finally:
+        store.close()
+    click.echo(f"replayed {found.failures} recorded failure(s) with {pack_path}")
+    for title, items, line in (
+            ("newly explained", found.newly, lambda e: f"{e['test']}  {e['message']}  → {e['cause']}"),
+            ("no longer explained", found.lost, lambda e: f"{e['test']}  {e['message']}  (was: {e['cause']})"),
+            ("explained differently", found.changed, lambda e: f"{e['test']}  {e['before']}  → {e['after']}")):
+        click.echo(f"{title}: {len(items)}")
+        for entry in items[:show]:
+            click.echo(f"  #{entry['failure']} (run {entry['run']})  {line(entry)}")
+        if len(items) > show:
+            click.echo(f"  … and {len(items) - show} more")
+    for warning in found.warnings:
+        click.echo(f"warning: {warning}")
+
+
+@rules.command("stats")
+@_db_option
+@_debug_option
+def rules_stats(db: str | None) -> None:
+    """Per rule: diagnoses made, what became of its fixes, and how its confidence moved."""
+    from .authoring import rule_stats
+    from .store import open_store
+
+    store = open_store(db)
+    try:
+        rows = rule_stats(store)
+    finally:
+        store.close()
+    if not rows:
+        click.echo("no diagnoses or fixes recorded yet")
+        return
+    click.echo(f"{'rule':34} {'hits':>5} {'verified':>8} {'plausible':>9} {'rolled back':>11} {'undone':>6}  confidence")
+    for row in rows:
+        o = row["outcomes"]
+        moved = "" if row["first"] is None else f"{row['first']:.2f} → {row['last']:.2f}"
+        click.echo(f"{row['rule'][:34]:34} {row['hits']:>5} {o['verified']:>8} {o['plausible']:>9} "
+                   f"{o['rolled back'] + o['failed']:>11} {o['undone']:>6}  {moved}")
+
+
+@rules.command("list")
+@_db_option
+@_debug_option
+def rules_list(db: str | None) -> None:
+    """Every loaded rule: pack, id, title."""
+    from .store import open_store
+
+    store = open_store(db)
+    try:
+        rows = list(store.db.execute("SELECT pack, id, title FROM rules ORDER BY pack, id"))
+    finally:
+        store.close()
+    for pack, rule_id, title in rows:
+        click.echo(f"{pack:20} {rule_id:40} {title}")
+
+
+@rules.command("show")
+@click.argument("rule_id")
+@_db_option
+@_debug_option
+def rules_show(rule_id: str, db: str | None) -> None:
+    """A loaded rule as YAML (as it would appear in a pack)."""
+    from .rulepack import dump_pack
+    from .store import _rule_doc, open_store
+
+    store = open_store(db)
+    try:
+        row = next(iter(store.db["rules"].rows_where("id = ?", [rule_id])), None)
+    finally:
+        store.close()
+    if row is None:
+        raise KbError(f"no rule {rule_id!r} (kb rules list shows them)")
+    click.echo(f"# pack: {row['pack']}")
+    click.echo(dump_pack(_rule_doc(row)), nl=False)
+
+
+@rules.command("import")
+@click.argument("pack_path", type=click.Path(dir_okay=False))
+@_db_option
+@_debug_option
+def rules_import(pack_path: str, db: str | None) -> None:
+    """Validate a pack and add it to the user packs (rules/ beside the KB; they win over built-ins)."""
+    from .authoring import import_pack
+    from .store import open_store
+
+    store = open_store(db)
+    try:
+        target = import_pack(pack_path, store.rules_dir)
+    finally:
+        store.close()
+    store = open_store(db)  # loads it (and refuses the whole set if it clashes)
+    store.close()
+    click.echo(f"imported {pack_path} as {target}")
+
+
+@rules.command("export")
+@click.argument("pack_name")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here (default: stdout).")
+@_db_option
+@_debug_option
+def rules_export(pack_name: str, output: str | None, db: str | None) -> None:
+    """Write a loaded pack (built-in or user) as YAML."""
+    from .authoring import all_packs
+    from .store import open_store
+
+    store = open_store(db)
+    try:
+        pack = next((p for p in all_packs(store) if p.name == pack_name), None)
+    finally:
+        store.close()
+    if pack is None:
+        raise KbError(f"no pack named {pack_name!r}")
+    from .rulepack import dump_pack
+
+    text = dump_pack(pack.doc)
+    if output:
+        from .safeio import write_text_atomic
+
+        write_text_atomic(output, text)
+    else:
+        click.echo(text, nl=False)
+
+
+@cli.command()
+@click.option("--limit", type=click.IntRange(1, 1000), default=10, show_default=True)
+@_db_option
+@_debug_option
+def suggest(limit: int, db: str | None) -> None:
+    """Cluster the recorded failures no rule explains by message template, and draft a rule per
+    cluster (kb rules new --from-failure ID writes one)."""
+    from .authoring import clusters, draft_rule
+    from .rulepack import dump_pack
+    from .store import open_store
+
+    store = open_store(db)
+    try:
+        found = clusters(store, limit=limit)
+    finally:
+        store.close()
+    if not found:
+        click.echo("no undiagnosed failures recorded")
+        return
+    for n, cluster in enumerate(found, 1):
+        others = [(c.exception, m) for c in found if c is not cluster for m in c.messages]
+        click.echo(f"{n}. {len(cluster.failures)} failure(s) in {len(cluster.tests)} test(s): "
+                   f"{cluster.exception}: {cluster.template}")
+        click.echo(f"   e.g. failure #{cluster.failures[0]} ({cluster.tests[0]}); "
+                   f"kb rules new --from-failure {cluster.failures[0]} -o FILE")
+        draft = draft_rule(cluster.exception, cluster.messages, neighbours=others)
+        for line in dump_pack({"rules": [draft]}).splitlines()[1:]:
+            click.echo(f"   {line}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: KbError → one line on stderr and exit 1; --debug shows the traceback."""
     try:

@@ -21,7 +21,8 @@ from .engine.matcher import check_fields, regex_hazard
 from .errors import RuleError
 from .validate import errors as schema_errors
 
-__all__ = ["Pack", "parse_pack", "read_pack", "builtin_packs", "golden_cases", "digest", "MAX_PACK_BYTES"]
+__all__ = ["Pack", "parse_pack", "read_pack", "builtin_packs", "golden_cases", "digest", "dump_pack", "load_document",
+           "MAX_PACK_BYTES"]
 
 MAX_PACK_BYTES = 16 * 1024 * 1024
 
@@ -78,6 +79,20 @@ def _lint(doc: dict[str, Any]) -> list[tuple[str, str]]:
             problems.append((f"/distributions/{i}/import", f"duplicate import name {dist['import']!r}"))
         imports.add(dist["import"])
     return problems
+
+
+def load_document(text: str) -> Any:
+    """A YAML document the way packs are read (safe, no aliases) — for editing packs in scripts."""
+    return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+def dump_pack(doc: dict[str, Any]) -> str:
+    """A pack document as YAML (keys in the order given, no aliases, readable line width)."""
+    class _NoAliases(yaml.SafeDumper):
+        def ignore_aliases(self, data: Any) -> bool:
+            return True
+
+    return yaml.dump(doc, Dumper=_NoAliases, sort_keys=False, allow_unicode=True, width=110)
 
 
 def digest(data: bytes) -> str:

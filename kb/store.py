@@ -254,19 +254,39 @@ class Store:
                 step(db)
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
+    @property
+    def rules_dir(self) -> Path:
+        """Where user packs live: ``rules/`` beside the knowledge base (``.kb/rules/``)."""
+        return self.path.parent / "rules"
+
     def seed_builtin(self) -> None:
-        """Load every built-in pack that is missing or changed (by sha256)."""
-        wanted = builtin_packs()
-        have = {row["origin"]: row["sha256"] for row in self.db["packs"].rows}
-        if all(have.get(origin) == digest(data) for origin, data in wanted):
+        """Load the built-in packs, then the user packs of :attr:`rules_dir`, when any of them is new,
+        changed or gone (by sha256). User packs come last and win: a user rule with a built-in
+        rule's id replaces it; two user packs may not define the same id."""
+        wanted = [*builtin_packs(), *user_packs(self.rules_dir)]
+        signature = {origin: digest(data) for origin, data in wanted}
+        if self._loaded() == signature:
             return
         packs = [parse_pack(data, origin) for origin, data in wanted]
-        _check_unique_ids(packs)
-        with self.write():
-            have = {row["origin"]: row["sha256"] for row in self.db["packs"].rows}
+        builtin = [p for p in packs if p.origin.startswith("builtin:")]
+        user = [p for p in packs if not p.origin.startswith("builtin:")]
+        _check_unique_ids(builtin)
+        _check_unique_ids(user)
+        names = {p.name: p.origin for p in builtin}
+        for pack in user:
+            if pack.name in names:
+                raise RuleError(f"{pack.origin}: /pack: the name {pack.name!r} is taken by {names[pack.name]}")
+            names[pack.name] = pack.origin
+        with self.write() as db:
+            if self._loaded() == signature:  # another process loaded them meanwhile
+                return
+            for table in ("rules", "api_changes", "distributions", "packs"):
+                db.execute(f"DELETE FROM {table}")
             for pack in packs:
-                if have.get(pack.origin) != pack.sha256:
-                    self._load(pack)
+                self._load(pack)
+
+    def _loaded(self) -> dict[str, str]:
+        return {row["origin"]: row["sha256"] for row in self.db["packs"].rows}
 
     def load_pack(self, pack: Pack) -> None:
         """Replace whatever a pack of that name held with ``pack`` (one transaction)."""
@@ -471,6 +491,8 @@ def _rule_doc(row: dict[str, Any]) -> dict[str, Any]:
         doc["set"] = json.loads(row["set_fields"])
     if json.loads(row["remedies"]):
         doc["remedies"] = json.loads(row["remedies"])
+    if json.loads(row.get("since") or "{}"):
+        doc["since"] = json.loads(row["since"])
     return doc
 
 
@@ -484,6 +506,20 @@ def _check_unique_ids(packs: Sequence[Pack]) -> None:
                 if item["id"] in seen:
                     raise RuleError(f"{where}: id {item['id']!r} is already defined in {seen[item['id']]}")
                 seen[item["id"]] = where
+
+
+def user_packs(folder: Path) -> list[tuple[str, bytes]]:
+    """(path, bytes) of every ``*.yaml`` / ``*.yml`` pack in ``folder``, sorted by name (symlinks skipped)."""
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]):
+        if path.is_file() and not path.is_symlink():
+            try:
+                found.append((str(path), path.read_bytes()))
+            except OSError as exc:
+                raise RuleError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    return found
 
 
 def open_store(db: str | Path | None = None) -> Store:

@@ -43,7 +43,7 @@ def test_a_warning_turned_error_is_ignored_by_message_after_approval(tmp_path: P
     db = tmp_path / "kb.sqlite"
     report = diagnose([_pytest_report(root)], db=db)
     cause = report["root_causes"][0]
-    assert cause["rule"] == "pytest-warning-as-error" and cause["tests"] == ["tests/test_w.py::test_old"]
+    assert cause["rule"] == "py-deprecation-as-error" and cause["tests"] == ["tests/test_w.py::test_old"]
     store = Store(db)
     # medium risk: --yes leaves it alone ...
     events = list(fix_rounds(report, root, store, FixOptions(apply=True, yes=True, min_confidence=0.0)))

@@ -1,0 +1,357 @@
+"""Rule authoring for maintainers: scaffold, lint, suggest from history, impact preview, stats.
+
+The workflow (README, "Writing a rule"): ``kb suggest`` clusters the undiagnosed failures of
+the recorded history by message template → ``kb rules new --from-failure ID`` scaffolds a pack
+with that failure's real text as its ``match`` example → edit → ``kb rules lint`` → ``kb rules
+test`` → ``kb rules impact PACK`` replays the history with and without it. User packs live in
+``rules/`` beside the knowledge base (``.kb/rules/``) and win over built-in rules of the same id.
+
+Message templates mask what varies between occurrences of one failure — quoted names, numbers,
+hex ids, paths — so ``'np.float' has no attribute`` and ``'np.int' has no attribute`` are one
+cluster. This is the masking step of template miners such as drain3, without its token tree:
+kb's histories are small enough that an exact key per (exception, template) is clear and
+deterministic, and it needs no dependency.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+import shutil
+import sqlite3
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .engine import Engine, FailureFact
+from .engine.types import SYMPTOM_FIELDS
+from .errors import RuleError
+from .rulepack import Pack, dump_pack, parse_pack, read_pack
+from .ruletest import split_example
+from .store import Store
+
+__all__ = ["template", "Cluster", "clusters", "draft_rule", "scaffold", "lint_pack", "Impact", "impact",
+           "rule_stats", "import_pack", "all_packs", "PLACEHOLDER"]
+
+PLACEHOLDER = "TODO"
+#: what varies between occurrences of one failure, in the order they are masked
+_MASKS = (
+    ("<Q>", re.compile(r"(?<!\w)(['\"])(?:(?!\1)[^\\]|\\.){0,2000}?\1(?!\w)", re.S)),
+    ("<HEX>", re.compile(r"\b0x[0-9a-fA-F]+\b")),
+    ("<PATH>", re.compile(r"(?:[A-Za-z]:)?(?:[\\/][\w.\-]{1,100}){2,20}")),
+    ("<N>", re.compile(r"(?<![\w.])\d+(?:\.\d+)*(?![\w.])")),
+)
+_SCAN = 8000
+_IDENT = re.compile(r"[\w.]{1,80}")
+
+
+def _tokens(message: str) -> list[tuple[str, str]]:
+    """``message`` (its first 8,000 characters) as (kind, text) pieces: kind "" for literal text,
+    else the mask (a quoted string may span lines; the template keeps only the first line)."""
+    pieces: list[tuple[str, str]] = [("", message[:_SCAN])]
+    for mask, pattern in _MASKS:
+        out: list[tuple[str, str]] = []
+        for kind, text in pieces:
+            if kind:
+                out.append((kind, text))
+                continue
+            last = 0
+            for found in pattern.finditer(text):
+                out.append(("", text[last:found.start()]))
+                out.append((mask, found.group(0)))
+                last = found.end()
+            out.append(("", text[last:]))
+        pieces = [p for p in out if p[1]]
+    line: list[tuple[str, str]] = []
+    for kind, text in pieces:  # up to the end of the first line of literal text
+        if not kind and "\n" in text:
+            line.append(("", text.split("\n", 1)[0]))
+            break
+        line.append((kind, text))
+    return line
+
+
+def template(message: str) -> str:
+    """The first line of ``message`` with what varies masked (``<Q>``, ``<HEX>``, ``<PATH>``, ``<N>``)."""
+    return "".join(kind or text for kind, text in _tokens(message))[:300]
+
+
+def _regex_for(message: str) -> str:
+    """A regex for every message of ``message``'s template: literal parts escaped, a short quoted
+    name as the named group ``name``, longer quoted text and other masks as bounded wildcards."""
+    out: list[str] = []
+    named = 0
+    for kind, text in _tokens(message):
+        if kind == "<Q>":
+            if named < 3 and _IDENT.fullmatch(text[1:-1]):
+                named += 1
+                out.append(f"['\"](?P<name{named if named > 1 else ''}>[\\w.]+)['\"]")
+            else:
+                out.append("['\"][\\s\\S]{0,2000}?['\"]")
+        elif kind == "<HEX>":
+            out.append("0x[0-9a-fA-F]+")
+        elif kind == "<PATH>":
+            out.append("\\S+")
+        elif kind == "<N>":
+            out.append("\\d+(?:\\.\\d+)*")
+        else:
+            out.append(re.escape(text))
+    return "".join(out)
+
+
+@dataclass
+class Cluster:
+    exception: str
+    template: str
+    failures: list[int] = field(default_factory=list)  # failure ids in the history
+    messages: list[str] = field(default_factory=list)
+    tests: list[str] = field(default_factory=list)
+
+
+def _undiagnosed(store: Store) -> list[dict[str, Any]]:
+    """Recorded failures no recorded diagnosis of their run explains."""
+    explained: dict[int, set[str]] = {}
+    for run_id, doc in store.db.execute("SELECT run_id, doc FROM diagnoses"):
+        explained.setdefault(run_id, set()).update(json.loads(doc).get("tests", []))
+    rows = store.db.execute("SELECT id, run_id, test, exception, message, phase FROM failures ORDER BY id")
+    return [{"id": i, "run_id": r, "test": t, "exception": e or "", "message": m or "", "phase": p}
+            for i, r, t, e, m, p in rows if t not in explained.get(r, set())]
+
+
+def clusters(store: Store, *, limit: int = 20) -> list[Cluster]:
+    """Undiagnosed failures of the history grouped by (exception, message template), largest first."""
+    found: dict[tuple[str, str], Cluster] = {}
+    for row in _undiagnosed(store):
+        key = (row["exception"], template(row["message"]))
+        cluster = found.setdefault(key, Cluster(*key))
+        cluster.failures.append(row["id"])
+        if row["message"] not in cluster.messages and len(cluster.messages) < 5:
+            cluster.messages.append(row["message"])
+        if row["test"] not in cluster.tests:
+            cluster.tests.append(row["test"])
+    return sorted(found.values(), key=lambda c: (-len(c.failures), c.exception, c.template))[:limit]
+
+
+def _slug(text: str) -> str:
+    words = re.findall(r"[a-z0-9]+", text.lower())
+    return "-".join(words[:6]) or "rule"
+
+
+def draft_rule(exception: str, messages: list[str], *, rule_id: str | None = None,
+               neighbours: list[tuple[str, str]] | None = None) -> dict[str, Any]:
+    """A rule whose regex matches ``messages`` (they become its match examples); a ``no_match``
+    example comes from the most similar neighbouring failure the regex does not match."""
+    tmpl = template(messages[0])
+    regex = _regex_for(messages[0])
+    compiled = re.compile(regex)
+    examples = [f"{exception}: {m}" if exception else m for m in messages if compiled.search(m)][:3] or \
+        [f"{exception}: {messages[0]}"]
+    no_match = ""
+    ranked = sorted(neighbours or [], key=lambda n: -difflib.SequenceMatcher(None, n[1], messages[0]).ratio())
+    for other_exception, other in ranked:
+        if not compiled.search(other) or (exception and other_exception != exception):
+            no_match = f"{other_exception}: {other}" if other_exception else other
+            break
+    if not no_match:
+        no_match = f"{exception or 'RuntimeError'}: {PLACEHOLDER} a message this rule must not match"
+    doc: dict[str, Any] = {
+        "id": rule_id or _slug(f"{exception} {tmpl.replace('<', ' ').replace('>', ' ')}"),
+        "title": f"{PLACEHOLDER}: what changed" + (
+            f" ({', '.join('{' + g + '}' for g in compiled.groupindex)})" if compiled.groupindex else ""),
+        "category": "known-pattern",
+        "explanation": f"{PLACEHOLDER}: why this fails — the upstream change, the release it came with.",
+        "source": f"https://{PLACEHOLDER.lower()}.invalid/changelog",
+        "prior": 0.5,
+        "match": {"regex": regex, **({"exception": [exception]} if exception else {})},
+        "symptom": "direct",
+        "remedies": [{"kind": "manual", "description": f"{PLACEHOLDER}: how to fix it", "risk": "medium"}],
+        "examples": {"match": examples, "no_match": [no_match]},
+    }
+    return doc
+
+
+def scaffold(store: Store | None, *, failure: int | None = None, rule_id: str | None = None,
+             pack_name: str = "my-rules") -> str:
+    """A new pack (YAML text) with one rule: from a stored failure's real text, or a blank one."""
+    if failure is not None and store is not None:
+        row = store.db.execute("SELECT exception, message FROM failures WHERE id = ?", [failure]).fetchone()
+        if row is None:
+            raise RuleError(f"no failure #{failure} in {store.path} (kb suggest lists them)")
+        exception, message = row[0] or "", row[1] or ""
+        same = [r for r in _undiagnosed(store) if r["exception"] == exception
+                and template(r["message"]) == template(message)]
+        messages = list(dict.fromkeys([message, *(r["message"] for r in same)]))
+        others = [(r["exception"], r["message"]) for r in _undiagnosed(store)
+                  if template(r["message"]) != template(message)]
+        rule = draft_rule(exception, messages, rule_id=rule_id, neighbours=others)
+    else:
+        rule = draft_rule("ValueError", [f"{PLACEHOLDER} the failure message"], rule_id=rule_id or "my-rule")
+    return dump_pack({"pack": pack_name, "version": "0.1.0",
+                      "description": f"{PLACEHOLDER}: what these rules know and where it comes from",
+                      "rules": [rule]})
+
+
+# ---------------------------------------------------------------- lint
+
+def lint_pack(pack: Pack, others: list[Pack] | None = None) -> list[str]:
+    """Warnings beyond what makes a pack invalid (``parse_pack`` refuses that): placeholders left,
+    captures nothing uses, examples too few, rules that shadow others, ids a built-in pack has."""
+    warnings: list[str] = []
+    rules = pack.doc.get("rules") or []
+    text_fields = ("title", "explanation", "source")
+    for i, rule in enumerate(rules):
+        where = f"{pack.origin}: /rules/{i} ({rule['id']})"
+        for key in text_fields:
+            if PLACEHOLDER in str(rule.get(key, "")) or PLACEHOLDER.lower() + ".invalid" in str(rule.get(key, "")):
+                warnings.append(f"{where}: {key} still has the {PLACEHOLDER} placeholder")
+        if any(PLACEHOLDER in str(r.get("description", "")) for r in rule.get("remedies") or []):
+            warnings.append(f"{where}: a remedy still has the {PLACEHOLDER} placeholder")
+        groups = set(re.compile(rule["match"]["regex"]).groupindex)
+        wanted = set(SYMPTOM_FIELDS.get(rule["symptom"], ()))
+        texts = " ".join([rule["title"], rule["explanation"],
+                          *(str(v) for r in rule.get("remedies") or [] for v in [r.get("description", ""),
+                                                                                   *(r.get("params") or {}).values()])])
+        unused = sorted(g for g in groups if g not in wanted and f"{{{g}}}" not in texts
+                        and g not in ("module", "owner", "name", "top", "tail"))
+        if unused:
+            warnings.append(f"{where}: capture(s) {', '.join(unused)} are not used by the title, remedies or symptom")
+        if len(rule["examples"]["match"]) < 2:
+            warnings.append(f"{where}: one match example; real variants (other names, numbers) show the regex "
+                            f"is not too narrow")
+    theirs = [(p, r) for p in (others or []) if p.name != pack.name for r in p.doc.get("rules") or []]
+    mine = [(pack, r) for r in rules]
+    for pack_a, a in mine:
+        for pack_b, b in [*mine, *theirs]:
+            if a is b:
+                continue
+            if b["id"] == a["id"] and pack_b is not pack_a:
+                warnings.append(f"{pack.origin}: rule {a['id']} replaces the rule of that id in {pack_b.origin}")
+                continue
+            if _shadows(a, b):
+                warnings.append(f"{pack.origin}: rule {a['id']} also matches every example of {b['id']} "
+                                f"({pack_b.origin}): it shadows it")
+    return warnings
+
+
+def _shadows(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    exc_a = set(a["match"].get("exception") or [])
+    exc_b = set(b["match"].get("exception") or [])
+    if exc_a and exc_b and not exc_a & exc_b:
+        return False
+    if a["match"].get("in", "message") != b["match"].get("in", "message"):
+        return False
+    flags = re.I if a["match"].get("ignore_case") else 0
+    compiled = re.compile(a["match"]["regex"], flags)
+    examples = [split_example(e)[1] for e in b["examples"]["match"]]
+    return bool(examples) and all(compiled.search(e) for e in examples)
+
+
+def import_pack(path: str | Path, rules_dir: Path) -> Path:
+    """Validate a pack and copy it into the user packs folder (refusing to overwrite another)."""
+    pack = read_pack(path)
+    rules_dir.mkdir(parents=True, exist_ok=True)
+    target = rules_dir / f"{pack.name}.yaml"
+    if target.exists() and target.read_bytes() != Path(path).read_bytes():
+        raise RuleError(f"{target}: a different pack named {pack.name!r} is already there (remove it first)")
+    shutil.copyfile(path, target)
+    return target
+
+
+# ---------------------------------------------------------------- impact
+
+@dataclass
+class Impact:
+    failures: int  # failures replayed
+    newly: list[dict[str, Any]] = field(default_factory=list)  # matched now, not before
+    lost: list[dict[str, Any]] = field(default_factory=list)  # matched before, not now
+    changed: list[dict[str, Any]] = field(default_factory=list)  # another cause now
+    warnings: list[str] = field(default_factory=list)
+    matched_by_rule: dict[str, int] = field(default_factory=dict)
+
+
+def _history(store: Store) -> list[dict[str, Any]]:
+    rows = store.db.execute("SELECT id, run_id, test, exception, message, phase FROM failures ORDER BY id")
+    return [{"id": i, "run_id": r, "test": t, "exception": e or "", "message": m or "", "phase": p or "call"}
+            for i, r, t, e, m, p in rows]
+
+
+def _explain(store: Store, history: list[dict[str, Any]]) -> dict[int, tuple[str, str]]:
+    """failure id -> (cause key, title) of its top cause, per run (as kb diagnosed each run)."""
+    engine = Engine(store.rules())
+    by_run: dict[int, list[dict[str, Any]]] = {}
+    for row in history:
+        by_run.setdefault(row["run_id"], []).append(row)
+    out: dict[int, tuple[str, str]] = {}
+    for rows in by_run.values():
+        facts = [FailureFact(r["id"], r["exception"], r["phase"], r["message"]) for r in rows]
+        for cause in engine.run(facts, store).causes:  # most confident first
+            for fid in cause.failures:
+                out.setdefault(fid, (cause.key, cause.title))
+    return out
+
+
+def impact(store: Store, pack: Pack) -> Impact:
+    """Replay the recorded failures with the knowledge as it is and with ``pack`` loaded on top
+    (in a copy of the KB): what it newly explains, what it no longer explains, what changes."""
+    history = _history(store)
+    before = _explain(store, history)
+    with tempfile.TemporaryDirectory(prefix="kb-impact-") as tmp:
+        copy = Path(tmp) / "kb.sqlite"
+        target = sqlite3.connect(copy)
+        store.db.conn.backup(target)
+        target.close()
+        trial = Store(copy, seed=False)
+        try:
+            trial.load_pack(pack)
+            after = _explain(trial, history)
+        finally:
+            trial.close()
+    result = Impact(len(history))
+    by_id = {row["id"]: row for row in history}
+    for fid in sorted(set(before) | set(after)):
+        row = by_id[fid]
+        entry = {"failure": fid, "run": row["run_id"], "test": row["test"],
+                 "message": f"{row['exception']}: {row['message']}"[:200]}
+        old, new = before.get(fid), after.get(fid)
+        if old is None and new is not None:
+            result.newly.append({**entry, "cause": new[1], "key": new[0]})
+        elif new is None and old is not None:
+            result.lost.append({**entry, "cause": old[1], "key": old[0]})
+        elif old and new and old[0] != new[0]:
+            result.changed.append({**entry, "before": old[1], "after": new[1], "key": new[0]})
+    for rule in pack.doc.get("rules") or []:
+        key = f"rule:{rule['id']}"
+        hits = [by_id[e["failure"]] for e in [*result.newly, *result.changed] if e["key"] == key]
+        result.matched_by_rule[rule["id"]] = len(hits)
+        shapes = {(h["exception"], template(h["message"])) for h in hits}
+        examples = len(rule["examples"]["match"])
+        if len(shapes) > max(3, 2 * examples):
+            result.warnings.append(
+                f"rule {rule['id']} newly explains {len(hits)} failure(s) of {len(shapes)} different message "
+                f"shapes, but its examples show {examples}: it is probably over-broad")
+    return result
+
+
+def rule_stats(store: Store) -> list[dict[str, Any]]:
+    """Per rule: how often it was the diagnosis, what happened to its fixes, and its confidence then and now."""
+    stats: dict[str, dict[str, Any]] = {}
+    for rule, confidence in store.db.execute("SELECT rule, confidence FROM diagnoses ORDER BY id"):
+        entry = stats.setdefault(rule, {"rule": rule, "hits": 0, "first": confidence, "last": confidence,
+                                        "outcomes": Counter()})
+        entry["hits"] += 1
+        entry["last"] = confidence
+    for rule, verdict in store.db.execute("SELECT rule, verdict FROM fix_outcomes ORDER BY id"):
+        entry = stats.setdefault(rule, {"rule": rule, "hits": 0, "first": None, "last": None, "outcomes": Counter()})
+        entry["outcomes"][verdict] += 1
+    return sorted(stats.values(), key=lambda e: (-e["hits"], e["rule"]))
+
+
+def all_packs(store: Store) -> list[Pack]:
+    """The built-in packs and the user packs beside ``store``, parsed."""
+    from .rulepack import builtin_packs
+    from .store import user_packs
+
+    return [parse_pack(data, origin) for origin, data in [*builtin_packs(), *user_packs(store.rules_dir)]]
