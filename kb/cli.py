@@ -677,6 +677,57 @@ def suggest(limit: int, db: str | None) -> None:
             click.echo(f"   {line}")
 
 
+@cli.group()
+def export() -> None:
+    """Export kb's history for other tools."""
+
+
+@export.command("datasette")
+@click.argument("out", type=click.Path(dir_okay=False))
+@_db_option
+@_debug_option
+def export_datasette_cmd(out: str, db: str | None) -> None:
+    """Write OUT (a clean SQLite database) and OUT's .metadata.json for datasette."""
+    from .export import export_datasette
+    from .store import open_store
+
+    store = open_store(db)
+    try:
+        database, meta = export_datasette(store, out)
+    finally:
+        store.close()
+    click.echo(f"wrote {database} and {meta}; browse with: kb serve {database}")
+
+
+@cli.command()
+@click.argument("database", required=False, type=click.Path(dir_okay=False, exists=True))
+@click.option("--port", type=click.IntRange(1, 65535), default=8001, show_default=True)
+@click.option("--open", "open_browser", is_flag=True, help="Open a browser on it.")
+@_db_option
+@_debug_option
+def serve(database: str | None, port: int, open_browser: bool, db: str | None) -> None:
+    """Browse kb's history in datasette on 127.0.0.1 (DATABASE: an export; default: export the KB now)."""
+    import tempfile
+
+    from .export import export_datasette, serve as run_datasette
+    from .store import open_store
+
+    with tempfile.TemporaryDirectory(prefix="kb-serve-") as tmp:
+        if database is None:
+            store = open_store(db)
+            try:
+                path, meta = export_datasette(store, Path(tmp) / "kb.db")
+            finally:
+                store.close()
+        else:
+            path = Path(database)
+            meta = path.with_suffix(".metadata.json")
+            if not meta.exists():
+                raise KbError(f"{meta}: missing (make the export with kb export datasette)")
+        click.echo(f"serving {path} on http://127.0.0.1:{port}/ (Ctrl-C stops it)", err=True)
+        sys.exit(run_datasette(path, meta, port=port, open_browser=open_browser))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: KbError → one line on stderr and exit 1; --debug shows the traceback."""
     try:
