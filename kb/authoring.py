@@ -249,15 +249,18 @@ def _shadows(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return bool(examples) and all(compiled.search(e) for e in examples)
 
 
-def import_pack(path: str | Path, rules_dir: Path) -> Path:
-    """Validate a pack and copy it into the user packs folder (refusing to overwrite another)."""
+def import_pack(path: str | Path, rules_dir: Path) -> tuple[Path, bool]:
+    """Validate a pack and copy it into the user packs folder (refusing to overwrite another);
+    returns where it went and whether that file is new."""
     pack = read_pack(path)
     rules_dir.mkdir(parents=True, exist_ok=True)
     target = rules_dir / f"{pack.name}.yaml"
-    if target.exists() and target.read_bytes() != Path(path).read_bytes():
-        raise RuleError(f"{target}: a different pack named {pack.name!r} is already there (remove it first)")
+    if target.exists():
+        if target.read_bytes() != Path(path).read_bytes():
+            raise RuleError(f"{target}: a different pack named {pack.name!r} is already there (remove it first)")
+        return target, False
     shutil.copyfile(path, target)
-    return target
+    return target, True
 
 
 # ---------------------------------------------------------------- impact

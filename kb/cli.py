@@ -308,8 +308,7 @@ def isolate(node_id: str, command: tuple[str, ...], root: str, repeat: int, max_
                                               max_polluters=max_polluters)
     finally:
         progress.done()
-    store = open_store(db)
-    try:
+    with open_store(db) as store:
         base = Run(sources=["kb isolate"], format="kb-isolate", tests=1, passed=1)
         if verdict.kind in AS_FACTS:
             diagnosis = diagnose_run(with_verdicts(base, [verdict]), store)
@@ -321,8 +320,6 @@ def isolate(node_id: str, command: tuple[str, ...], root: str, repeat: int, max_
         else:
             diagnosis = None
         store.record_verdicts(diagnosis.get("run_id") if diagnosis else None, [verdict.as_dict()])
-    finally:
-        store.close()
     reproduce = shlex.join([*cmd, *verdict.reproducer])
     if as_json:
         import json
@@ -352,11 +349,8 @@ def undo(fix_id: str | None, root: str, force: bool, db: str | None) -> None:
     from .fix import undo_fix
     from .store import open_store
 
-    store = open_store(db)
-    try:
+    with open_store(db) as store:
         fix_id, restored = undo_fix(root, store, fix_id, force=force)
-    finally:
-        store.close()
     click.echo(f"undone {fix_id}: restored {', '.join(restored) or 'nothing (files already as before)'}")
 
 
@@ -413,13 +407,10 @@ def db_check(db: str | None) -> None:
     """Verify the knowledge base: integrity, schema version, every stored document."""
     from .store import open_store
 
-    store = open_store(db)
-    try:
+    with open_store(db) as store:
         problems = store.check()
         counts = store.counts()
         version = store.user_version
-    finally:
-        store.close()
     click.echo(f"{store.path}: schema {version}, " + ", ".join(f"{v} {k}" for k, v in counts.items()))
     if problems:
         for problem in problems:
@@ -489,12 +480,9 @@ def rules_lint(packs: tuple[str, ...], strict: bool, db: str | None) -> None:
     from .rulepack import read_pack
     from .store import open_store
 
-    store = open_store(db)
-    try:
+    with open_store(db) as store:
         known = all_packs(store)
         user_dir = store.rules_dir
-    finally:
-        store.close()
     targets = [read_pack(p) for p in packs] or [p for p in known if not p.origin.startswith("builtin:")] or known
     warnings = [w for pack in targets for w in lint_pack(pack, [k for k in known if k.origin != pack.origin])]
     for warning in warnings:
@@ -521,11 +509,8 @@ def rules_impact(pack_path: str, show: int, db: str | None) -> None:
     from .store import open_store
 
     pack = read_pack(pack_path)
-    store = open_store(db)
-    try:
+    with open_store(db) as store:
         found = impact(store, pack)
-    finally:
-        store.close()
     click.echo(f"replayed {found.failures} recorded failure(s) with {pack_path}")
     for title, items, line in (
             ("newly explained", found.newly, lambda e: f"{e['test']}  {e['message']}  → {e['cause']}"),
@@ -548,11 +533,8 @@ def rules_stats(db: str | None) -> None:
     from .authoring import rule_stats
     from .store import open_store
 
-    store = open_store(db)
-    try:
+    with open_store(db) as store:
         rows = rule_stats(store)
-    finally:
-        store.close()
     if not rows:
         click.echo("no diagnoses or fixes recorded yet")
         return
@@ -571,11 +553,8 @@ def rules_list(db: str | None) -> None:
     """Every loaded rule: pack, id, title."""
     from .store import open_store
 
-    store = open_store(db)
-    try:
+    with open_store(db) as store:
         rows = list(store.db.execute("SELECT pack, id, title FROM rules ORDER BY pack, id"))
-    finally:
-        store.close()
     for pack, rule_id, title in rows:
         click.echo(f"{pack:20} {rule_id:40} {title}")
 
@@ -589,11 +568,8 @@ def rules_show(rule_id: str, db: str | None) -> None:
     from .rulepack import dump_pack
     from .store import _rule_doc, open_store
 
-    store = open_store(db)
-    try:
+    with open_store(db) as store:
         row = next(iter(store.db["rules"].rows_where("id = ?", [rule_id])), None)
-    finally:
-        store.close()
     if row is None:
         raise KbError(f"no rule {rule_id!r} (kb rules list shows them)")
     click.echo(f"# pack: {row['pack']}")
@@ -609,13 +585,14 @@ def rules_import(pack_path: str, db: str | None) -> None:
     from .authoring import import_pack
     from .store import open_store
 
-    store = open_store(db)
+    with open_store(db) as store:
+        target, created = import_pack(pack_path, store.rules_dir)
     try:
-        target = import_pack(pack_path, store.rules_dir)
-    finally:
-        store.close()
-    store = open_store(db)  # loads it (and refuses the whole set if it clashes)
-    store.close()
+        open_store(db).close()  # loads it, and refuses it if it clashes with another user pack
+    except KbError:
+        if created:
+            target.unlink()  # leave the user packs as they were
+        raise
     click.echo(f"imported {pack_path} as {target}")
 
 
@@ -629,11 +606,8 @@ def rules_export(pack_name: str, output: str | None, db: str | None) -> None:
     from .authoring import all_packs
     from .store import open_store
 
-    store = open_store(db)
-    try:
+    with open_store(db) as store:
         pack = next((p for p in all_packs(store) if p.name == pack_name), None)
-    finally:
-        store.close()
     if pack is None:
         raise KbError(f"no pack named {pack_name!r}")
     from .rulepack import dump_pack
@@ -658,11 +632,8 @@ def suggest(limit: int, db: str | None) -> None:
     from .rulepack import dump_pack
     from .store import open_store
 
-    store = open_store(db)
-    try:
+    with open_store(db) as store:
         found = clusters(store, limit=limit)
-    finally:
-        store.close()
     if not found:
         click.echo("no undiagnosed failures recorded")
         return
@@ -691,11 +662,8 @@ def export_datasette_cmd(out: str, db: str | None) -> None:
     from .export import export_datasette
     from .store import open_store
 
-    store = open_store(db)
-    try:
+    with open_store(db) as store:
         database, meta = export_datasette(store, out)
-    finally:
-        store.close()
     click.echo(f"wrote {database} and {meta}; browse with: kb serve {database}")
 
 
@@ -714,11 +682,8 @@ def serve(database: str | None, port: int, open_browser: bool, db: str | None) -
 
     with tempfile.TemporaryDirectory(prefix="kb-serve-") as tmp:
         if database is None:
-            store = open_store(db)
-            try:
+            with open_store(db) as store:
                 path, meta = export_datasette(store, Path(tmp) / "kb.db")
-            finally:
-                store.close()
         else:
             path = Path(database)
             meta = path.with_suffix(".metadata.json")

@@ -280,13 +280,21 @@ class Store:
         with self.write() as db:
             if self._loaded() == signature:  # another process loaded them meanwhile
                 return
-            for table in ("rules", "api_changes", "distributions", "packs"):
-                db.execute(f"DELETE FROM {table}")
+            managed = [row["name"] for row in db["packs"].rows if self._managed(row["origin"])]
+            for name in managed:
+                for table in ("rules", "api_changes", "distributions"):
+                    db.execute(f"DELETE FROM {table} WHERE pack = ?", [name])
+                db.execute("DELETE FROM packs WHERE name = ?", [name])
             for pack in packs:
                 self._load(pack)
 
+    def _managed(self, origin: str) -> bool:
+        """Packs the store loads itself: built-in ones and those in :attr:`rules_dir` (a pack loaded
+        through :meth:`load_pack` from elsewhere stays until replaced)."""
+        return origin.startswith("builtin:") or Path(origin).parent == self.rules_dir
+
     def _loaded(self) -> dict[str, str]:
-        return {row["origin"]: row["sha256"] for row in self.db["packs"].rows}
+        return {row["origin"]: row["sha256"] for row in self.db["packs"].rows if self._managed(row["origin"])}
 
     def load_pack(self, pack: Pack) -> None:
         """Replace whatever a pack of that name held with ``pack`` (one transaction)."""
@@ -466,6 +474,12 @@ class Store:
             except (KbError, ValueError) as exc:
                 problems.append(str(exc))
         return problems
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def close(self) -> None:
         self.db.close()

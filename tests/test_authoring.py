@@ -170,3 +170,19 @@ def test_recorded_outcomes_move_confidence_with_the_evidence(tmp_path: Path, ver
     assert (after["confidence"] - before["confidence"]) * direction > 0.02
     learned = after["confidence_breakdown"]["learned"]
     assert learned["attempts"] == 3 and learned["verified"] == (3 if direction > 0 else 0)
+
+
+def test_an_import_that_clashes_leaves_the_user_packs_as_they_were(tmp_path: Path) -> None:
+    db = tmp_path / ".kb" / "kb.sqlite"
+    rule = {"id": "mine-1", "title": "t", "explanation": "e", "source": "https://example.org/x", "prior": 0.5,
+            "match": {"regex": "zzz-unique"}, "symptom": "direct",
+            "remedies": [{"kind": "manual", "description": "d", "risk": "low"}],
+            "examples": {"match": ["ValueError: zzz-unique"], "no_match": ["ValueError: other"]}}
+    first, second = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    first.write_text(dump_pack({"pack": "a", "version": "1", "rules": [rule]}))
+    second.write_text(dump_pack({"pack": "b", "version": "1", "rules": [rule]}))  # the same rule id
+    assert _kb("rules", "import", str(first), db=db).returncode == 0
+    clash = _kb("rules", "import", str(second), db=db)
+    assert clash.returncode == 1 and "'mine-1' is already defined" in clash.stderr
+    assert sorted(p.name for p in (db.parent / "rules").iterdir()) == ["a.yaml"]
+    assert _kb("rules", "show", "mine-1", db=db).stdout.startswith("# pack: a")
