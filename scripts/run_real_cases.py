@@ -35,21 +35,35 @@ def _rerun_command(rerun: str) -> tuple[str, dict[str, str], list[str]]:
     return folder, env, [a for a in argv if not a.startswith("--junitxml")]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def cases_arguments(doc: str, prefix: str) -> argparse.Namespace:
+    """The arguments these scripts share: CORPUS_REAL_DIR [CASE ...] [--work DIR] [--reuse]."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("corpus", type=Path)
     parser.add_argument("cases", nargs="*")
-    parser.add_argument("--work", type=Path, default=Path(tempfile.mkdtemp(prefix="kb-run-real-")))
-    parser.add_argument("--reuse", action="store_true")
+    parser.add_argument("--work", type=Path, default=Path(tempfile.mkdtemp(prefix=prefix)))
+    parser.add_argument("--reuse", action="store_true", help="keep a work folder an earlier run left")
     args = parser.parse_args()
-    cases = args.cases or sorted(p.name for p in args.corpus.iterdir() if (p / "recipe.sh").exists())
+    args.cases = args.cases or sorted(p.name for p in args.corpus.iterdir() if (p / "recipe.sh").exists())
+    return args
+
+
+def prepared(args: argparse.Namespace, case: str) -> Path | None:
+    """The case's work folder after its recipe ran (or was reused); None when the recipe failed."""
+    work = args.work / case
+    if not (args.reuse and (work / "rerun.sh").exists()):
+        subprocess.run(["bash", str(args.corpus / case / "recipe.sh"), str(work)], capture_output=True)
+    if not (work / "rerun.sh").exists():
+        print(f"{case:24} recipe failed")
+        return None
+    return work
+
+
+def main() -> None:
+    args = cases_arguments(__doc__, "kb-run-real-")
     print(f"{'case':24} {'stored: causes':>14} {'kb run: causes':>14} {'same':>5}  exit  note")
-    for case in cases:
-        work = args.work / case
-        if not (args.reuse and (work / "rerun.sh").exists()):
-            subprocess.run(["bash", str(args.corpus / case / "recipe.sh"), str(work)], capture_output=True)
-        if not (work / "rerun.sh").exists():
-            print(f"{case:24} recipe failed")
+    for case in args.cases:
+        work = prepared(args, case)
+        if work is None:
             continue
         env = {**os.environ, "KB_DB": str(work / "kb-run.sqlite")}
         stored = subprocess.run([sys.executable, "-m", "kb", "diagnose", str(args.corpus / case / "report.xml"),

@@ -12,16 +12,14 @@ confidence from each, and whether the run file's causes include every cause of t
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run_real_cases import _rerun_command  # noqa: E402
+from run_real_cases import _rerun_command, cases_arguments, prepared  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,20 +39,11 @@ def _summary(doc: dict) -> tuple[set[tuple[str, str]], int, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("corpus", type=Path)
-    parser.add_argument("cases", nargs="*")
-    parser.add_argument("--work", type=Path, default=Path(tempfile.mkdtemp(prefix="kb-runfile-real-")))
-    parser.add_argument("--reuse", action="store_true")
-    args = parser.parse_args()
-    cases = args.cases or sorted(p.name for p in args.corpus.iterdir() if (p / "recipe.sh").exists())
+    args = cases_arguments(__doc__, "kb-runfile-real-")
     print(f"{'case':24} {'report.xml: causes/diagnosed/top':>32} {'run file: causes/diagnosed/top':>31}  verdict")
-    for case in cases:
-        work = args.work / case
-        if not (args.reuse and (work / "rerun.sh").exists()):
-            subprocess.run(["bash", str(args.corpus / case / "recipe.sh"), str(work)], capture_output=True)
-        if not (work / "rerun.sh").exists():
-            print(f"{case:24} recipe failed")
+    for case in args.cases:
+        work = prepared(args, case)
+        if work is None:
             continue
         pip = subprocess.run([str(work / "venv/bin/python"), "-m", "pip", "install", "-q", "--no-deps", str(ROOT)],
                              capture_output=True, text=True)
