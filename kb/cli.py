@@ -426,12 +426,20 @@ def rules() -> None:
 
 @rules.command("test")
 @click.argument("packs", nargs=-1)
+@_db_option
 @_debug_option
-def rules_test(packs: tuple[str, ...]) -> None:
-    """Run every rule's match/no_match examples (built-in packs when no PACKS are given)."""
+def rules_test(packs: tuple[str, ...], db: str | None) -> None:
+    """Run every rule's match/no_match examples and the fix templates' golden cases (without PACKS:
+    the built-in packs and the user packs beside the KB)."""
     from .ruletest import format_results, test_packs
 
-    results = test_packs(list(packs))
+    extra: list[str] = []
+    if not packs:
+        from .store import find_db, user_packs
+
+        rules_dir = (Path(db) if db else find_db()).parent / "rules"
+        extra = [origin for origin, _ in user_packs(rules_dir)]
+    results = test_packs(list(packs), user=extra)
     click.echo(format_results(results), nl=False)
     failed = sum(1 for r in results if not r.ok)
     if failed:

@@ -99,11 +99,13 @@ def test_golden() -> list[RuleResult]:
     return list(by_template.values())
 
 
-def test_packs(paths: list[str]) -> list[RuleResult]:
-    """Results for the packs at ``paths``, or for the built-in packs when ``paths`` is empty."""
-    packs = [read_pack(p) for p in paths] if paths else [parse_pack(data, origin) for origin, data in builtin_packs()]
-    results = [r for pack in packs for r in _test_pack(pack)]
-    return results if paths else results + test_golden()
+def test_packs(paths: list[str], user: list[str] | None = None) -> list[RuleResult]:
+    """Results for the packs at ``paths``; when ``paths`` is empty, for the built-in packs, the
+    user packs at ``user`` and the fix templates' golden cases."""
+    if paths:
+        return [r for pack in (read_pack(p) for p in paths) for r in _test_pack(pack)]
+    packs = [parse_pack(data, origin) for origin, data in builtin_packs()] + [read_pack(p) for p in user or []]
+    return [r for pack in packs for r in _test_pack(pack)] + test_golden()
 
 
 def format_results(results: list[RuleResult]) -> str:

@@ -61,6 +61,8 @@ def test_the_readme_worked_example(tmp_path: Path) -> None:
     again = _kb("diagnose", str(CONFIGARGPARSE), db=db)
     assert "argparse's help heading 'optional arguments:' is 'options:'" in again.stdout
     assert (db.parent / "rules" / "argparse-help.yaml").exists()
+    every = _kb("rules", "test", db=db)  # no PACKS: the built-in packs and the user packs
+    assert every.returncode == 0 and "argparse-options-heading" in every.stdout
 
 
 def _configargparse_tests() -> list[str]:
