@@ -116,9 +116,7 @@ def _undiagnosed(store: Store) -> list[dict[str, Any]]:
     explained: dict[int, set[str]] = {}
     for run_id, doc in store.db.execute("SELECT run_id, doc FROM diagnoses"):
         explained.setdefault(run_id, set()).update(json.loads(doc).get("tests", []))
-    rows = store.db.execute("SELECT id, run_id, test, exception, message, phase FROM failures ORDER BY id")
-    return [{"id": i, "run_id": r, "test": t, "exception": e or "", "message": m or "", "phase": p}
-            for i, r, t, e, m, p in rows if t not in explained.get(r, set())]
+    return [row for row in _history(store) if row["test"] not in explained.get(row["run_id"], set())]
 
 
 def clusters(store: Store, *, limit: int = 20) -> list[Cluster]:

@@ -159,8 +159,7 @@ def diagnose(
     """
     with _no_cyclic_gc():
         run = read_reports([str(p) for p in paths], stdin=stdin)
-        for key, value in (environment or {}).items():
-            run.environment.setdefault(key, value)
+        run.add_environment(environment)
         store = open_store(db)
         try:
             return diagnose_run(run, store, record=record)

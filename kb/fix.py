@@ -610,8 +610,7 @@ def apply_fix(item: RemedyPlan, root: str | Path, store: Any, *, verify: bool = 
     if verify:
         result = run_tests([*item.tests, *item.neighbours], root, test_command, timeout or DEFAULT_TIMEOUT)
         if result.run is not None:
-            for key, value in (environment or {}).items():
-                result.run.environment.setdefault(key, value)
+            result.run.add_environment(environment)
         after = diagnose_run(result.run, store, record=False) if result.run is not None else None
         verdict, note = _verdict(item, after, result.run)
         if result.run is not None:

@@ -57,6 +57,12 @@ def current_context() -> list[str]:
     return [name for _, name in _STACK.get()]
 
 
+def _where() -> tuple[list[str], int | None]:
+    """The open contexts' names and the id of the innermost one that writes a record."""
+    stack = _STACK.get()
+    return [name for _, name in stack], (stack[-1][0] or None) if stack else None
+
+
 def exception_chain(exc: BaseException, limit: int = 20) -> list[dict[str, Any]]:
     """The exception and the ones it was raised from/while handling, oldest first, each with its frames."""
     chain: list[BaseException] = []
@@ -115,10 +121,10 @@ class DiagnosticLogger:
         """Write one record (``ts`` and, when missing, the current ``context`` are added)."""
         record.setdefault("ts", time.time())
         if record["type"] not in ("run", "env", "context"):
-            stack = _STACK.get()
-            record.setdefault("context", [name for _, name in stack])
-            if stack and stack[-1][0]:
-                record.setdefault("cid", stack[-1][0])
+            names, cid = _where()
+            record.setdefault("context", names)
+            if cid:
+                record.setdefault("cid", cid)
         line = json.dumps(record, ensure_ascii=False, default=repr)
         with self._lock:
             if self.closed:
@@ -242,14 +248,14 @@ class _Handler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
+            names, cid = _where()
             entry: dict[str, Any] = {
                 "type": "log", "ts": record.created, "logger": record.name, "level": record.levelname,
                 "message": _text(record.getMessage()), "file": record.pathname, "line": record.lineno,
-                "context": getattr(record, "kb_context", current_context()), "thread": record.threadName,
+                "context": getattr(record, "kb_context", names), "thread": record.threadName,
             }
-            stack = _STACK.get()
-            if stack and stack[-1][0]:
-                entry["cid"] = stack[-1][0]
+            if cid:
+                entry["cid"] = cid
             if record.exc_info and record.exc_info[1] is not None:
                 entry["error"] = exception_chain(record.exc_info[1])
             self.log.write(entry)

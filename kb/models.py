@@ -7,6 +7,7 @@ counted and their ids kept in ``order`` (the order the suite ran in, for isolati
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 __all__ = ["Frame", "TestResult", "Run", "OUTCOMES", "PHASES"]
@@ -80,6 +81,11 @@ class Run:
             "skipped": self.skipped,
         }
 
+    def add_environment(self, found: Mapping[str, str] | None) -> None:
+        """Add environment facts learnt elsewhere; what the report itself says wins."""
+        for key, value in (found or {}).items():
+            self.environment.setdefault(key, value)
+
     def merge(self, other: Run) -> None:
         """Add another report's results to this run (several files, a directory)."""
         self.sources.extend(other.sources)
@@ -93,6 +99,5 @@ class Run:
         self.order.extend(other.order)
         for key, value in other.claimed.items():
             self.claimed[key] = self.claimed.get(key, 0) + value
-        for key, value in other.environment.items():
-            self.environment.setdefault(key, value)
+        self.add_environment(other.environment)
         self.warnings.extend(other.warnings)

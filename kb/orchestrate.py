@@ -172,19 +172,17 @@ def run_tests(node_ids: Sequence[str], root: str | Path, command: Sequence[str] 
     with tempfile.TemporaryDirectory(prefix="kb-run-") as tmp:
         report = Path(tmp) / "report.xml"
         cmd = [*base, "-p", "no:cacheprovider", "-q", f"--junitxml={report}", *node_ids]
-        try:
-            done = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=timeout,
-                                  env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
-        except FileNotFoundError:
-            raise FixError(f"test command not found: {base[0]}") from None
-        except subprocess.TimeoutExpired:
+        status, output, _, problem, killed = _execute(cmd, root, timeout, None)
+        if status is None and not killed:
+            raise FixError(f"test command not found: {base[0]}" if "not found" in (problem or "") else
+                           f"test command {base[0]}: {problem}")
+        if killed == "SIGKILL" and status is None:
             return TestRun(-1, None, f"timed out after {timeout:.0f} s", cmd)
-        output = (done.stdout or "") + (done.stderr or "")
         try:
             run = read_report(report) if report.exists() else None
         except ReportError:
             run = None
-        return TestRun(done.returncode, run, output, cmd)
+        return TestRun(status if status is not None else -1, run, output, cmd)
 
 
 def collect(command: Sequence[str], root: str | Path, timeout: float = DEFAULT_TIMEOUT) -> list[str]:
@@ -295,8 +293,7 @@ def run_suite(cmd: Sequence[str], root: str | Path, store: object, *, timeout: f
                                    "undiagnosed": 0, **meta}, [], [])
         return SuiteRun(done, None, [], run_id)
     run = done.run
-    for key, value in (environment or {}).items():
-        run.environment.setdefault(key, value)
+    run.add_environment(environment)
     verdicts: list[Verdict] = []
     failing = list(dict.fromkeys(r.test_id for r in run.results if r.outcome in ("failed", "error")
                                  and r.phase != "suite"))
