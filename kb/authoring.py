@@ -179,11 +179,15 @@ def scaffold(store: Store | None, *, failure: int | None = None, rule_id: str | 
         if row is None:
             raise RuleError(f"no failure #{failure} in {store.path} (kb suggest lists them)")
         exception, message = row[0] or "", row[1] or ""
-        same = [r for r in _undiagnosed(store) if r["exception"] == exception
-                and template(r["message"]) == template(message)]
-        messages = list(dict.fromkeys([message, *(r["message"] for r in same)]))
-        others = [(r["exception"], r["message"]) for r in _undiagnosed(store)
-                  if template(r["message"]) != template(message)]
+        shape = template(message)
+        same: list[str] = []
+        others: list[tuple[str, str]] = []
+        for r in _undiagnosed(store):
+            if template(r["message"]) != shape:
+                others.append((r["exception"], r["message"]))
+            elif r["exception"] == exception:
+                same.append(r["message"])
+        messages = list(dict.fromkeys([message, *same]))
         rule = draft_rule(exception, messages, rule_id=rule_id, neighbours=others)
     else:
         rule = draft_rule("ValueError", [f"{PLACEHOLDER} the failure message"], rule_id=rule_id or "my-rule")

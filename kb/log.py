@@ -54,7 +54,7 @@ MAX_TEXT = 20_000
 
 def current_context() -> list[str]:
     """Names of the contexts open here, outermost first."""
-    return [name for _, name in _STACK.get()]
+    return _where()[0]
 
 
 def _where() -> tuple[list[str], int | None]:

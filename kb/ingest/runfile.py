@@ -38,12 +38,14 @@ def _result(record: dict[str, Any], rootdir: str, name: str, outcome: str, phase
     message = record.get("message") or (f"{last['type']}: {last['message']}" if last else "")
     frames = tuple(Frame(_relative(f["file"], rootdir), f.get("line"), f.get("function"))
                    for f in last.get("frames", []))
+    if chain and not frames:  # an exception without a traceback: place it at its module
+        frames = (Frame(record["nodeid"].partition("::")[0], None, None),)
     nodeid = str(record["nodeid"])
     module, _, rest = nodeid.partition("::")
     return TestResult(
         test_id=nodeid, outcome=outcome, phase=phase, classname=module, name=rest or module,
         message=message, type=str(last.get("type", "")), text=str(record.get("longrepr") or message),
-        source=name, frames=frames or (Frame(module, None, None),) if chain else frames,
+        source=name, frames=frames,
         chain=tuple((str(c["type"]), str(c["message"])) for c in chain[:-1]),
     )
 
