@@ -16,7 +16,7 @@ from __future__ import annotations
 from .confidence import Evidence, confidence
 from .core import Engine, EngineResult
 from .matcher import Matcher, required_literal, regex_hazard
-from .types import ApiRow, Cause, Distribution, FailureFact, Remedy, Rule, Symptom
+from .types import ApiRow, Cause, Distribution, FailureFact, Owner, Remedy, Rule, Symptom
 
 __all__ = [
     "ApiRow",
@@ -27,6 +27,7 @@ __all__ = [
     "Evidence",
     "FailureFact",
     "Matcher",
+    "Owner",
     "Remedy",
     "Rule",
     "Symptom",

@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from . import runner
 from .confidence import Evidence, confidence
 from .matcher import Matcher
-from .types import ApiRow, Cause, Distribution, FailureFact, Remedy, Rule, Symptom
+from .types import ApiRow, Cause, Distribution, FailureFact, Owner, Remedy, Rule, Symptom
 
-__all__ = ["Engine", "EngineResult", "Knowledge"]
+__all__ = ["Engine", "EngineResult", "Knowledge", "OwnerResolver", "GENERIC_KINDS"]
 
-_VIA_ORDER = ["pattern", "name-only-row", "distribution", "exact-row"]
+_VIA_ORDER = ["pattern", "owner", "name-only-row", "distribution", "exact-row"]
+#: symptom kinds that name a module or callable: their owner is resolved, and when no row explains
+#: them a generic cause is reasoned from the owner facts
+GENERIC_KINDS = ("missing_name", "missing_attribute", "missing_module", "unexpected_kwarg", "missing_argument",
+                 "bad_call")
+#: the owner kinds a generic cause can be built on (never the project's own code, never unknown)
+_GENERIC_OWNERS = ("stdlib", "distribution", "absent")
+#: where a person reads what changed in the standard library
+_WHATS_NEW = "https://docs.python.org/3/whatsnew/index.html"
+
+#: resolves the owner of each symptom's module (aligned; None: nothing to resolve) in the tests' environment
+OwnerResolver = Callable[[Sequence[Symptom]], Sequence["Owner | None"]]
 #: how many failure texts are searched for a mention of the changed API
 _MENTION_SAMPLE = 50
 
@@ -96,7 +107,11 @@ class Engine:
         facts: Sequence[FailureFact],
         knowledge: Knowledge,
         environment: dict[str, str] | None = None,
+        owners: OwnerResolver | None = None,
     ) -> EngineResult:
+        """Diagnose ``facts``. ``owners`` resolves who owns each symptom's module (stdlib, an installed
+        distribution, the project, ...): its facts become evidence, and a symptom no row explains gets
+        a generic cause from them (DESIGN §10)."""
         tried_before = self.matcher.regexes_tried
         symptoms, unmatched = self.matcher.symptoms(facts)
         by_id = {fact.id: fact for fact in facts}
@@ -112,12 +127,19 @@ class Engine:
         candidates = knowledge.api_rows(symptoms)
         tops = {s.get("top") for s in symptoms if s.kind == "missing_module"}
         dists = {d.import_name: d for d in knowledge.distributions(t for t in tops if t)}
+        environment = dict(environment or {})
+        owned = self._owners(symptoms, owners, environment)
         rows: dict[str, ApiRow] = {}
         sym_ids: dict[str, Symptom] = {}
+        generic: dict[str, tuple[str, Owner]] = {}  # sym → (cause key, owner)
         for i, (s, found) in enumerate(zip(symptoms, candidates, strict=True)):
-            if found or s.kind == "direct" or (s.kind == "missing_module" and s.get("top") in dists):
+            known_dist = s.kind == "missing_module" and s.get("top") in dists
+            if found or s.kind == "direct" or known_dist:
                 sym_ids[f"S{i}"] = s
                 rows.update((row.id, row) for row in found)
+            elif i in owned and owned[i].kind in _GENERIC_OWNERS:
+                sym_ids[f"S{i}"] = s
+                generic[f"S{i}"] = (_generic_key(s, owned[i]), owned[i])
         stats["candidate_symptoms"] = len(sym_ids)
         if not sym_ids:
             return EngineResult([], sorted(f.id for f in facts), symptoms, stats)
@@ -136,6 +158,8 @@ class Engine:
                 params=(("requirement", dist.distribution),),
                 url=dist.source or None,
             )]
+        for sym, (key, owner) in generic.items():
+            options.setdefault(f"gen:{key}", _generic_remedies(sym_ids[sym], owner))
         for s in sym_ids.values():
             if s.kind == "direct" and f"rule:{s.rule}" not in options:
                 options[f"rule:{s.rule}"] = [_fill(r, dict(s.fields)) for r in self.rules[s.rule].remedies]
@@ -155,7 +179,9 @@ class Engine:
                            "param": row.param, "rk": runner.version_key(row.removed_in)})
         for dist in dists.values():
             stage2.append({"type": "dist", "import": dist.import_name, "distribution": dist.distribution})
-        for package, version in (environment or {}).items():
+        for sym, (key, owner) in generic.items():
+            stage2.append({"type": "owner", "sym": sym, "key": key, "okind": owner.kind})
+        for package, version in environment.items():
             key = runner.version_key(version)
             if key:
                 stage2.append({"type": "env", "package": package.lower(), "vk": key})
@@ -165,11 +191,29 @@ class Engine:
 
         derived = runner.chain(stage2)
         stats["derived_facts"] = len(derived)
-        causes = self._assemble(derived, sym_ids, rows, dists, options, by_id, knowledge, environment or {})
+        sym_owner = {sym: owned[i] for i, s in enumerate(symptoms) if (sym := f"S{i}") in sym_ids and i in owned}
+        causes = self._assemble(derived, sym_ids, rows, dists, options, by_id, knowledge, environment, sym_owner)
         explained = {fid for cause in causes for fid in cause.failures}
         undiagnosed = sorted(set(unmatched) | ({f.id for f in facts} - explained))
         undiagnosed = _same_wrapper(causes, by_id, undiagnosed)
         return EngineResult(causes, undiagnosed, symptoms, stats)
+
+    @staticmethod
+    def _owners(symptoms: Sequence[Symptom], resolve: OwnerResolver | None,
+                environment: dict[str, str]) -> dict[int, Owner]:
+        """Owner facts by symptom index; installed versions they found join the environment facts
+        (what the reports said wins)."""
+        wanted = [i for i, s in enumerate(symptoms) if s.kind in GENERIC_KINDS]
+        if resolve is None or not wanted:
+            return {}
+        found = resolve([symptoms[i] for i in wanted])
+        owned = {i: owner for i, owner in zip(wanted, found, strict=True) if owner is not None}
+        for owner in owned.values():
+            if owner.kind == "distribution" and owner.version:
+                environment.setdefault(owner.distribution.lower(), owner.version)
+            if owner.python:
+                environment.setdefault("python", owner.python)
+        return owned
 
     def _assemble(
         self,
@@ -181,6 +225,7 @@ class Engine:
         by_id: dict[int, FailureFact],
         knowledge: Knowledge,
         environment: dict[str, str],
+        sym_owner: dict[str, Owner],
     ) -> list[Cause]:
         by_owner: dict[str, dict[str, Any]] = {}
         verdicts: dict[str, set[str]] = {}
@@ -193,8 +238,11 @@ class Engine:
         for fact in derived:
             if fact["type"] != "cause":
                 continue
-            entry = by_owner.setdefault(fact["owner"], {"syms": [], "via": "pattern", "verdicts": set(), "rk": 0})
+            entry = by_owner.setdefault(fact["owner"], {"syms": [], "via": "pattern", "verdicts": set(), "rk": 0,
+                                                        "owners": []})
             entry["syms"].append(sym_ids[fact["sym"]])
+            if fact["sym"] in sym_owner:
+                entry["owners"].append(sym_owner[fact["sym"]])
             if _VIA_ORDER.index(fact["via"]) > _VIA_ORDER.index(entry["via"]):
                 entry["via"] = fact["via"]
             entry["verdicts"] |= verdicts.get(fact["id"], set())
@@ -209,6 +257,9 @@ class Engine:
             kind, _, ident = owner.partition(":")
             row = rows.get(ident) if kind == "api" else None
             dist = dists.get(ident) if kind == "dist" else None
+            owners_seen: list[Owner] = list(dict.fromkeys(entry["owners"]))
+            gen_owner = owners_seen[0] if kind == "gen" and owners_seen else None
+            layer = row.layer if row is not None else "generic" if gen_owner is not None else "curated"
             if "satisfied" in entry["verdicts"]:
                 version = "satisfied"
             elif "contradicted" in entry["verdicts"]:
@@ -229,21 +280,33 @@ class Engine:
                 mentioned = any(needle in (by_id[fid].text or by_id[fid].message)
                                 for fid in failures[:_MENTION_SAMPLE])
             verified, failed = knowledge.learned(owner)
+            match = entry["via"]
+            if gen_owner is not None and gen_owner.guessed:
+                match = "owner-guess"
             value, breakdown = confidence(Evidence(
-                prior=rule.prior, match=entry["via"], version=version, mentioned=mentioned,
+                prior=rule.prior, match=match, version=version, mentioned=mentioned,
                 failures=len(failures), wordings=len({r.id for r in rules}),
-                verified=verified, failed=failed,
+                verified=verified, failed=failed, layer=layer,
+                declared=bool(gen_owner is not None and gen_owner.declared),
             ))
             remedies = [options[owner][i] for i in sorted(ranks.get(owner, ())) if i < len(options.get(owner, []))]
             evidence = [f"{len(s.failures)} failure(s) match rule {s.rule}: "
                         + ", ".join(f"{k}={v}" for k, v in s.fields if k not in ("top", "tail"))
                         for s in syms]
-            if row is not None:
+            evidence.extend(o.describe() for o in owners_seen)
+            if gen_owner is not None:
+                title = _generic_title(syms[0], gen_owner)
+                explanation = _generic_explanation(syms[0], gen_owner)
+                source = owner_source(gen_owner)
+                category = _generic_category(syms[0], gen_owner)
+                evidence.append("no curated, learned or mined row names it: reasoned from the owner facts "
+                                "(a generic cause)")
+            elif row is not None:
                 title = _describe_row(row, syms[0].kind)
                 explanation = rule.explanation.strip() + (f" {row.note.strip()}" if row.note else "")
                 source = row.source
                 category = rule.category or "removed-api"
-                evidence.append(f"API change {row.id}: {title} — {row.source}")
+                evidence.append(f"API change {row.id} ({row.layer} row): {title} — {row.source}")
                 if version in ("satisfied", "contradicted"):
                     env_version = environment.get(row.package) or environment.get(row.package.lower(), "?")
                     relation = "≥" if version == "satisfied" else "<"
@@ -269,8 +332,119 @@ class Engine:
                 key=owner, rule=rule, title=title, category=category, explanation=explanation,
                 source=source, failures=failures, symptoms=syms, confidence=value,
                 breakdown=breakdown, remedies=remedies, evidence=evidence, api=row, distribution=dist,
+                owner=gen_owner, layer=layer,
             ))
         return _attribute(causes)
+
+
+def _qualname(symptom: Symptom) -> str:
+    """What the symptom names: ``module.name``, a module, or ``module.callable``."""
+    if symptom.kind in ("missing_name", "missing_attribute"):
+        return f"{symptom.get('module')}.{symptom.get('name')}"
+    if symptom.kind == "missing_module":
+        return symptom.get("module")
+    return symptom.get("callable")
+
+
+def _generic_key(symptom: Symptom, owner: Owner) -> str:
+    """One generic cause per owner and named API: ``numpy:numpy.float``, ``python:inspect.getargspec``,
+    ``absent:pytest-mock``, ``python:argparse:HelpFormatter()``."""
+    where = "python" if owner.kind == "stdlib" else ("absent" if owner.kind == "absent" else owner.distribution)
+    if owner.kind == "absent":
+        return f"absent:{(owner.distribution or owner.module).lower()}"
+    if symptom.kind in ("unexpected_kwarg", "missing_argument", "bad_call"):
+        return f"{where}:{owner.module}:{symptom.get('callable')}()"
+    return f"{where}:{_qualname(symptom)}"
+
+
+def _call_detail(symptom: Symptom) -> str:
+    param = symptom.get("param")
+    if symptom.kind == "unexpected_kwarg":
+        return f"it no longer accepts {param}="
+    if symptom.kind == "missing_argument":
+        return f"it now requires {param}"
+    return "it takes other positional arguments"
+
+
+def _upper_bound(version: str) -> str:
+    """Below the installed major (``2.0.1`` → ``2``); for 0.x, below the installed minor (``0.5.2`` → ``0.5``)."""
+    parts = [p for p in version.split(".")[:2]]
+    major = runner.version_key(parts[0]) // 1_000_000 if parts and parts[0].isdigit() else -1
+    if major > 0:
+        return str(major)
+    if major == 0 and len(parts) > 1 and parts[1].isdigit():
+        return f"0.{parts[1]}"
+    return ""
+
+
+def _generic_title(symptom: Symptom, owner: Owner) -> str:
+    what = _qualname(symptom)
+    if owner.kind == "absent":
+        dist = owner.distribution or owner.module.split(".", 1)[0]
+        return f"{dist} is not installed: module '{owner.module}' comes from it"
+    if symptom.kind in ("unexpected_kwarg", "missing_argument", "bad_call"):
+        where = (f"Python {owner.python}" if owner.kind == "stdlib"
+                 else f"{owner.distribution} {owner.version or ''} (installed)".replace("  ", " "))
+        return f"the signature of {owner.module}.{what.rsplit('.', 1)[-1]}() changed in {where}: {_call_detail(symptom)}"
+    noun = f"module {what}" if symptom.kind == "missing_module" else what
+    if owner.kind == "stdlib":
+        return (f"{noun} is not in the standard library of Python {owner.python or '(the tests’ Python)'}: "
+                f"removed or changed in a Python release after the one the code was written for")
+    version = f" {owner.version}" if owner.version else ""
+    return (f"{noun} is not in {owner.distribution}{version} (installed); "
+            f"the code was written for an earlier {owner.distribution}")
+
+
+def _generic_category(symptom: Symptom, owner: Owner) -> str:
+    if owner.kind == "absent":
+        return "missing-dependency"
+    if symptom.kind in ("unexpected_kwarg", "missing_argument", "bad_call"):
+        return "signature-changed"
+    return "removed-api"
+
+
+def _generic_explanation(symptom: Symptom, owner: Owner) -> str:
+    if owner.kind == "absent":
+        return ("The code imports a module that no installed distribution provides: a dependency (often a "
+                "test-only one) is not installed in the environment the tests ran in.")
+    where = "the standard library" if owner.kind == "stdlib" else f"the installed {owner.distribution}"
+    return (f"The code uses an API that {where} does not have (any more): it was written against an earlier "
+            "release, and a later one removed, moved or changed it. No row of the knowledge base names this "
+            "change, so kb reasoned it from where the module comes from; `kb knowledge learn --last` mines the "
+            "releases for the exact one.")
+
+
+def owner_source(owner: Owner) -> str:
+    """Where a person reads about the change: the distribution's PyPI page, or Python's What's New."""
+    if owner.kind == "stdlib":
+        return _WHATS_NEW
+    dist = owner.distribution or owner.module.split(".", 1)[0]
+    return f"https://pypi.org/project/{dist}/"
+
+
+def _generic_remedies(symptom: Symptom, owner: Owner) -> list[Remedy]:
+    what = _qualname(symptom)
+    if owner.kind == "absent":
+        dist = owner.distribution or owner.module.split(".", 1)[0]
+        return [Remedy(kind="dependency-pin", risk="medium", template="pin-dependency",
+                       params=(("requirement", dist),),
+                       description=f"Add {dist} to the project's test dependencies and install it",
+                       url=owner_source(owner))]
+    if owner.kind == "stdlib":
+        return [Remedy(kind="manual", risk="medium", url=_WHATS_NEW,
+                       description=f"Port by hand away from {what} (Python's What's New says what replaced it)")]
+    remedies = []
+    bound = _upper_bound(owner.version)
+    if bound:
+        requirement = f"{owner.distribution}<{bound}"
+        remedies.append(Remedy(kind="dependency-pin", risk="medium", template="pin-dependency",
+                               params=(("requirement", requirement),), url=owner_source(owner),
+                               description=f"Pin {requirement}: the releases before the installed "
+                                           f"{owner.version}, which lacks {what}"))
+    remedies.append(Remedy(kind="manual", risk="medium", url=owner_source(owner),
+                           description=f"Port by hand to {owner.distribution} {owner.version or ''}'s API "
+                                       f"(its changelog says what replaced {what})".replace("  ", " ")))
+    return remedies
 
 
 #: a wrapper message must be at least this long to identify a wrapped cause

@@ -134,7 +134,7 @@ def normalise(kind: str, captures: dict[str, str]) -> dict[str, str] | None:
 
     - missing_attribute: ``module`` is used as is; an ``owner`` is a type repr such as
       ``array.array`` (module ``array``, name ``array.tostring``) or ``str`` (builtins).
-    - unexpected_kwarg / missing_argument: ``Lock.__init__()`` → callable ``Lock``, tail ``Lock``.
+    - unexpected_kwarg / missing_argument / bad_call: ``Lock.__init__()`` → callable ``Lock``, tail ``Lock``.
     - missing_module: ``a.b.c`` also yields ``top`` = ``a``.
     """
     values = {k: (v or "").strip() for k, v in captures.items() if v is not None}
@@ -163,6 +163,13 @@ def normalise(kind: str, captures: dict[str, str]) -> dict[str, str] | None:
         if not func or not param:
             return None
         return {"callable": func, "tail": func.rsplit(".", 1)[-1], "param": param}
+    if kind == "bad_call":
+        func = values.get("callable", "").removesuffix("()")
+        for suffix in (".__init__", ".__new__", ".__call__"):
+            func = func.removesuffix(suffix)
+        if not func:
+            return None
+        return {"callable": func, "tail": func.rsplit(".", 1)[-1]}
     if kind == "missing_module":
         module = values.get("module", "")
         if not module:

@@ -36,7 +36,7 @@ except ImportError as exc:  # pragma: no cover - depends on the interpreter
 
 __all__ = ["DEFINITION", "RULESET", "chain", "version_key"]
 
-RULESET = "kb_stage2_v1"
+RULESET = "kb_stage2_v2"
 
 Fact = dict[str, Any]
 
@@ -132,6 +132,13 @@ def _definition() -> dict[str, Any]:
                     {"o": {"$and": [{"type": "dist"}, _eq("import", "sy", "top")]}}],
             "run": _cause_action("distribution", "dist", lambda c: c.o["import"]),
         },
+        # symptom no row explains + owner facts (stdlib / installed or absent distribution) → generic cause
+        "generic": {
+            "all": [_symptom("missing_name", "missing_attribute", "missing_module", "unexpected_kwarg",
+                             "missing_argument", "bad_call"),
+                    {"o": {"$and": [{"type": "owner"}, _eq("sym", "sy")]}}],
+            "run": _cause_action("owner", "gen", lambda c: c.o.key),
+        },
         "direct": {
             "all": [_symptom("direct")],
             "run": _cause_action("pattern", "rule", lambda c: c.sy.rule),
@@ -217,7 +224,7 @@ def _dedupe(facts: Iterable[Fact]) -> list[Fact]:
 def chain(facts: Iterable[Fact]) -> list[Fact]:
     """Assert ``facts`` in one fresh session, run the rules to quiescence, return derived facts.
 
-    Input facts need a ``type``: symptom | api | dist | env | option. The result holds the
+    Input facts need a ``type``: symptom | api | dist | owner | env | option. The result holds the
     derived ``cause``, ``check`` and ``remedy`` facts.
     """
     batch = _dedupe(facts)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Rule", "FailureFact", "Symptom", "ApiRow", "Distribution", "Remedy", "Cause", "SYMPTOM_FIELDS"]
+__all__ = ["Rule", "FailureFact", "Symptom", "ApiRow", "Distribution", "Owner", "Remedy", "Cause", "SYMPTOM_FIELDS",
+           "OWNER_KINDS", "LAYERS"]
 
 #: the named captures (after normalisation) each symptom kind needs
 SYMPTOM_FIELDS: dict[str, tuple[str, ...]] = {
@@ -14,6 +15,7 @@ SYMPTOM_FIELDS: dict[str, tuple[str, ...]] = {
     "unexpected_kwarg": ("callable", "param"),
     "missing_argument": ("callable", "param"),
     "missing_module": ("module",),
+    "bad_call": ("callable",),
     "changed_behaviour": ("module", "name"),
     "direct": (),
 }
@@ -109,6 +111,8 @@ class ApiRow:
     removed_in: str = ""
     note: str = ""
     remedies: tuple[Remedy, ...] = ()
+    #: which layer of knowledge the row comes from (DESIGN §10): curated | learned | mined
+    layer: str = "curated"
 
     @property
     def qualname(self) -> str:
@@ -121,6 +125,46 @@ class Distribution:
     distribution: str
     source: str = ""
     note: str = ""
+
+
+#: where the module a symptom names lives, in the interpreter the tests ran with
+OWNER_KINDS = ("stdlib", "distribution", "absent", "project", "unknown")
+#: knowledge layers, highest precedence first; "generic" causes are reasoned from owner facts
+LAYERS = ("curated", "learned", "mined", "generic")
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Who owns the module a symptom names (DESIGN §10 "owner facts").
+
+    ``kind``: ``stdlib``; ``distribution`` (installed: ``distribution`` and ``version``);
+    ``absent`` (a module no installed distribution provides; ``distribution`` is the one that
+    would, when known); ``project`` (the project's own code: a bug, not an API change); ``unknown``.
+    """
+
+    module: str
+    kind: str
+    distribution: str = ""
+    version: str = ""
+    declared: bool = False  # the project declares the distribution (setup.cfg, pyproject, requirements, tox)
+    python: str = ""  # the tests' Python version
+    how: str = ""  # how it was resolved, for the evidence
+    guessed: bool = False  # the distribution's name is only the module's own name (no metadata, no map)
+
+    def describe(self) -> str:
+        """One evidence line."""
+        if self.kind == "distribution":
+            what = f"installed distribution {self.distribution} {self.version or '(version not reported)'}"
+            what += ", declared by the project" if self.declared else ", not declared by the project"
+        elif self.kind == "stdlib":
+            what = f"the standard library of Python {self.python or '(version unknown)'}"
+        elif self.kind == "absent":
+            dist = f"{self.distribution} (a guess: the module's own name)" if self.guessed else self.distribution
+            what = f"no installed distribution; it is provided by {dist or 'an unknown distribution'}"
+            what += ", declared by the project" if self.declared else ""
+        else:
+            what = self.kind
+        return f"owner of {self.module}: {what}" + (f" — {self.how}" if self.how else "")
 
 
 @dataclass
@@ -141,4 +185,6 @@ class Cause:
     evidence: list[str] = field(default_factory=list)
     api: ApiRow | None = None
     distribution: Distribution | None = None
+    owner: Owner | None = None
+    layer: str = "curated"
     also_considered: list[str] = field(default_factory=list)

@@ -18,7 +18,7 @@ else:  # pragma: no cover - Python 3.10
 
 from .errors import KbError
 
-__all__ = ["Config", "load_config"]
+__all__ = ["Config", "load_config", "parse_toml"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,15 @@ def _read(path: Path, table: str | None) -> dict:
         raise KbError(f"{path}: not valid TOML: {exc}") from None
     if table:
         data = data.get("tool", {}).get(table, {})
+    return data if isinstance(data, dict) else {}
+
+
+def parse_toml(text: str) -> dict:
+    """A TOML document as a dict; empty when it is not valid TOML (for reading project metadata)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return {}
     return data if isinstance(data, dict) else {}
 
 

@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from . import __version__
-from .engine import Engine, FailureFact
+from .engine import Engine, FailureFact, Owner
 from .facts import Failure, failures_from_run
 from .ingest import read_reports
 from .models import Run
+from .owners import OwnerResolver
 from .store import Store, open_store
 
 __all__ = ["diagnose", "diagnose_run", "build_report"]
@@ -55,6 +56,11 @@ def _neighbours(tests: list[str], order: list[str], failing: set[str]) -> list[s
     return found
 
 
+def _owner_doc(owner: Owner) -> dict[str, Any]:
+    return {"module": owner.module, "kind": owner.kind, "distribution": owner.distribution,
+            "version": owner.version, "declared": owner.declared, "python": owner.python}
+
+
 def build_report(run: Run, failures: Sequence[Failure], result: Any, run_id: int | None) -> dict[str, Any]:
     """The report document for a run and its engine result."""
     by_id = {f.id: f for f in failures}
@@ -71,6 +77,8 @@ def build_report(run: Run, failures: Sequence[Failure], result: Any, run_id: int
             "explanation": cause.explanation,
             "source": cause.source,
             "api_change": cause.api.id if cause.api else None,
+            "layer": cause.layer,
+            **({"owner": _owner_doc(cause.owner)} if cause.owner else {}),
             "confidence": cause.confidence,
             "confidence_breakdown": cause.breakdown,
             "tests": [f.test for f in mine],
@@ -107,15 +115,28 @@ def build_report(run: Run, failures: Sequence[Failure], result: Any, run_id: int
     }
 
 
+def owner_resolver(failures: Sequence[Failure], run: Run, store: Store, *, python: str | None = None,
+                   root: str | Path | None = None) -> OwnerResolver:
+    """Owner facts for this run's symptoms, asked of the tests' interpreter (cached beside the KB)."""
+    def import_map(names: list[str]) -> dict[str, str]:
+        return {d.import_name: d.distribution for d in store.distributions(names)}
+
+    return OwnerResolver(failures, run, python=python, root=Path(root) if root else None, import_map=import_map,
+                         cache_dir=store.path.parent / "cache")
+
+
 def diagnose_run(run: Run, store: Store, *, record: bool = True, engine: Engine | None = None,
-                 run_meta: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                 run_meta: Mapping[str, Any] | None = None, python: str | None = None,
+                 root: str | Path | None = None) -> dict[str, Any]:
     """Diagnose an already-read run against ``store``; ``run_meta`` (the command kb ran, its exit
-    status, problem and duration) is recorded with the run."""
+    status, problem and duration) is recorded with the run. ``python`` is the interpreter the tests
+    ran with and ``root`` the project (both found from the report when not given): owner facts."""
     failures = failures_from_run(run)
     facts = [FailureFact(f.id, f.exception, f.phase, f.message, f.text, f.chain) for f in failures]
     engine = engine or Engine(store.rules())
     environment = {k.lower(): v for k, v in run.environment.items()}
-    result = engine.run(facts, store, environment)
+    result = engine.run(facts, store, environment, owners=owner_resolver(failures, run, store, python=python,
+                                                                         root=root))
     report = build_report(run, failures, result, None)
     if record:
         report["run_id"] = store.record_run(
@@ -151,17 +172,20 @@ def diagnose(
     record: bool = True,
     stdin: BinaryIO | None = None,
     environment: Mapping[str, str] | None = None,
+    python: str | None = None,
+    root: str | Path | None = None,
 ) -> dict[str, Any]:
     """Read the reports at ``paths`` ("-" for stdin) and diagnose them against the KB.
 
     ``environment`` (distribution → version, "python" → version) adds to what the reports say
-    about the environment the tests ran in; the reports' own facts win.
+    about the environment the tests ran in; the reports' own facts win. ``python`` is the
+    interpreter the tests ran with and ``root`` the project's root (owner facts, ``kb.owners``).
     """
     with _no_cyclic_gc():
         run = read_reports([str(p) for p in paths], stdin=stdin)
         run.add_environment(environment)
         store = open_store(db)
         try:
-            return diagnose_run(run, store, record=record)
+            return diagnose_run(run, store, record=record, python=python, root=root)
         finally:
             store.close()

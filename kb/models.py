@@ -71,6 +71,9 @@ class Run:
     #: environment facts found in the report (e.g. {"python": "3.11.7", "pytest": "9.2.0"})
     environment: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    #: the interpreter and rootdir the tests ran with, when the report says (kb run files do)
+    interpreter: str = ""
+    rootdir: str = ""
 
     def summary(self) -> dict[str, int]:
         return {
@@ -101,3 +104,5 @@ class Run:
             self.claimed[key] = self.claimed.get(key, 0) + value
         self.add_environment(other.environment)
         self.warnings.extend(other.warnings)
+        self.interpreter = self.interpreter or other.interpreter
+        self.rootdir = self.rootdir or other.rootdir

@@ -69,6 +69,8 @@ def read_runfile(data: BinaryIO, name: str) -> Run:
         kind = record["type"]
         if kind == "env":
             rootdir = str(record.get("rootdir", ""))
+            run.rootdir = rootdir
+            run.interpreter = str(record.get("executable", "") or "")
             run.environment["python"] = str(record.get("python", ""))
             for dist, version in (record.get("distributions") or {}).items():
                 run.environment.setdefault(str(dist).lower(), str(version))

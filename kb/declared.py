@@ -1,0 +1,189 @@
+"""What a project declares it depends on — the only module that imports ``packaging``.
+
+Owner facts say whether the project *declares* a distribution (a name that went missing from a
+declared dependency points at a newer release of it; a module nobody declares may be a typo).
+Read, in the project root: ``requirements*.txt`` / ``constraints*.txt`` (and ``requirements/``),
+``setup.cfg`` (``install_requires``, ``extras_require``, ``tests_require``), ``pyproject.toml``
+(``[project]`` dependencies and optional dependencies, ``[dependency-groups]``, Poetry's tables),
+``tox.ini`` (every ``deps``) and ``setup.py`` (string literals in those keywords, read with
+``ast``, never executed). Names are PEP 503-normalised; what cannot be parsed is skipped.
+"""
+
+from __future__ import annotations
+
+import ast
+import configparser
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+__all__ = ["Declared", "declared", "normalise", "requirement_name"]
+
+#: a declaration file larger than this is not read (a project's requirements are small)
+MAX_BYTES = 1024 * 1024
+_SETUP_KEYWORDS = ("install_requires", "tests_require", "extras_require", "setup_requires")
+
+
+def normalise(name: str) -> str:
+    """PEP 503: ``Flask_WTF`` → ``flask-wtf``."""
+    return str(canonicalize_name(name))
+
+
+def requirement_name(text: str) -> str | None:
+    """The normalised distribution name of a requirement line, or None if it is not one."""
+    text = text.split(" #", 1)[0].strip()
+    if not text or text.startswith(("#", "-", "[")):
+        return None
+    try:
+        return normalise(Requirement(text).name)
+    except InvalidRequirement:
+        return None
+
+
+@dataclass(frozen=True)
+class Declared:
+    """The distributions a project declares, and where it says so."""
+
+    names: frozenset[str] = frozenset()
+    files: tuple[str, ...] = ()
+    #: the project's own distribution name(s) (setup.cfg / pyproject metadata)
+    own: frozenset[str] = field(default_factory=frozenset)
+
+    def __contains__(self, dist: str) -> bool:
+        return normalise(dist) in self.names
+
+
+def _read(path: Path) -> str:
+    try:
+        if path.stat().st_size > MAX_BYTES or path.is_symlink():
+            return ""
+        return path.read_text("utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def _lines(text: str) -> Iterator[str]:
+    for line in text.splitlines():
+        yield from (part for part in line.split(";", 1)[:1] if part.strip())
+
+
+def _from_lines(lines: Iterable[str]) -> set[str]:
+    return {name for line in lines if (name := requirement_name(line))}
+
+
+def _ini(text: str) -> configparser.ConfigParser | None:
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    try:
+        parser.read_string(text)
+    except configparser.Error:
+        return None
+    return parser
+
+
+def _setup_cfg(text: str) -> tuple[set[str], set[str]]:
+    parser = _ini(text)
+    if parser is None:
+        return set(), set()
+    found: set[str] = set()
+    for section, key in (("options", "install_requires"), ("options", "tests_require"),
+                         ("options", "setup_requires")):
+        found |= _from_lines(_lines(parser.get(section, key, fallback="")))
+    if parser.has_section("options.extras_require"):
+        for _key, value in parser.items("options.extras_require"):
+            found |= _from_lines(_lines(value))
+    own = {normalise(parser.get("metadata", "name"))} if parser.has_option("metadata", "name") else set()
+    return found, own
+
+
+def _tox(text: str) -> set[str]:
+    parser = _ini(text)
+    if parser is None:
+        return set()
+    found: set[str] = set()
+    for section in parser.sections():
+        if section == "tox" or section.startswith("testenv"):
+            value = parser.get(section, "deps", fallback="")
+            found |= _from_lines(line.split(":", 1)[-1] if re.match(r"^\s*[\w,{}-]+:\s", line) else line
+                                 for line in _lines(value))
+    return found
+
+
+def _pyproject(text: str) -> tuple[set[str], set[str]]:
+    from .config import parse_toml
+
+    data = parse_toml(text)
+    found: set[str] = set()
+    own: set[str] = set()
+    project = data.get("project") if isinstance(data.get("project"), dict) else {}
+    if isinstance(project.get("name"), str):
+        own.add(normalise(project["name"]))
+    groups: list[object] = [project.get("dependencies")]
+    optional = project.get("optional-dependencies")
+    if isinstance(optional, dict):
+        groups.extend(optional.values())
+    dependency_groups = data.get("dependency-groups")
+    if isinstance(dependency_groups, dict):
+        groups.extend(dependency_groups.values())
+    for group in groups:
+        if isinstance(group, list):
+            found |= _from_lines(item for item in group if isinstance(item, str))
+    poetry = data.get("tool", {}).get("poetry", {}) if isinstance(data.get("tool"), dict) else {}
+    if isinstance(poetry, dict):
+        tables = [poetry.get("dependencies"), poetry.get("dev-dependencies")]
+        tables.extend(g.get("dependencies") for g in (poetry.get("group") or {}).values() if isinstance(g, dict))
+        for table in tables:
+            if isinstance(table, dict):
+                found |= {normalise(name) for name in table if name.lower() != "python"}
+        if isinstance(poetry.get("name"), str):
+            own.add(normalise(poetry["name"]))
+    return found, own
+
+
+def _setup_py(text: str) -> set[str]:
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return set()
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.keyword) and node.arg in _SETUP_KEYWORDS:
+            found |= _from_lines(sub.value for sub in ast.walk(node.value)
+                                 if isinstance(sub, ast.Constant) and isinstance(sub.value, str))
+    return found
+
+
+def declared(root: Path | None) -> Declared:
+    """Everything ``root`` declares (empty when there is no root)."""
+    if root is None or not root.is_dir():
+        return Declared()
+    names: set[str] = set()
+    own: set[str] = set()
+    files: list[str] = []
+    for folder in (root, root / "requirements"):
+        if not folder.is_dir():
+            continue
+        patterns = ("*.txt",) if folder.name == "requirements" else ("requirements*.txt", "constraints*.txt",
+                                                                      "*requirements*.txt")
+        for path in sorted({p for pattern in patterns for p in folder.glob(pattern)}):
+            found = _from_lines(_lines(_read(path)))
+            if found:
+                names |= found
+                files.append(str(path.relative_to(root)))
+    readers = {"setup.cfg": _setup_cfg, "pyproject.toml": _pyproject}
+    for name, reader in readers.items():
+        text = _read(root / name)
+        if text:
+            found, mine = reader(text)
+            names |= found
+            own |= mine
+            files.append(name)
+    for name, simple in (("tox.ini", _tox), ("setup.py", _setup_py)):
+        text = _read(root / name)
+        if text:
+            names |= simple(text)
+            files.append(name)
+    return Declared(frozenset(names - own), tuple(files), frozenset(own))
