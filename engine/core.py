@@ -9,7 +9,7 @@ from typing import Any, Protocol
 from . import runner
 from .confidence import Evidence, confidence
 from .matcher import Matcher
-from .types import ApiRow, Cause, Distribution, FailureFact, Owner, Remedy, Rule, Symptom
+from .types import LAYERS, ApiRow, Cause, Distribution, FailureFact, Owner, Remedy, Rule, Symptom
 
 __all__ = ["Engine", "EngineResult", "Knowledge", "OwnerResolver", "GENERIC_KINDS"]
 
@@ -60,6 +60,8 @@ def _describe_row(row: ApiRow, symptom_kind: str) -> str:
     else:
         bound = f" (removed in {where} {row.removed_in})"
     if row.kind == "signature-changed" and row.param:
+        if row.change == "param-keyword-only" or symptom_kind == "bad_call":
+            return f"{row.qualname}() takes {row.param} as a keyword argument only{bound}"
         verb = "now requires" if symptom_kind == "missing_argument" else "no longer accepts"
         return f"{row.qualname}() {verb} {row.param}={bound}"
     if row.kind in ("moved", "renamed") and row.replacement:
@@ -133,6 +135,9 @@ class Engine:
         sym_ids: dict[str, Symptom] = {}
         generic: dict[str, tuple[str, Owner]] = {}  # sym → (cause key, owner)
         for i, (s, found) in enumerate(zip(symptoms, candidates, strict=True)):
+            if found:  # hand-written rows win where both exist; learned rows win over shipped mined ones
+                best = min(LAYERS.index(row.layer) for row in found)
+                found = [row for row in found if LAYERS.index(row.layer) == best]
             known_dist = s.kind == "missing_module" and s.get("top") in dists
             if found or s.kind == "direct" or known_dist:
                 sym_ids[f"S{i}"] = s
@@ -176,7 +181,7 @@ class Engine:
             stage2.append({"type": "api", "id": row.id, "kind": row.kind, "package": row.package.lower(),
                            "module": row.module,
                            "name": row.name, "tail": row.name.rsplit(".", 1)[-1] if row.name else "",
-                           "param": row.param, "rk": runner.version_key(row.removed_in)})
+                           "param": row.param, "change": row.change, "rk": runner.version_key(row.removed_in)})
         for dist in dists.values():
             stage2.append({"type": "dist", "import": dist.import_name, "distribution": dist.distribution})
         for sym, (key, owner) in generic.items():
@@ -385,7 +390,7 @@ def _generic_title(symptom: Symptom, owner: Owner) -> str:
     if symptom.kind in ("unexpected_kwarg", "missing_argument", "bad_call"):
         where = (f"Python {owner.python}" if owner.kind == "stdlib"
                  else f"{owner.distribution} {owner.version or ''} (installed)".replace("  ", " "))
-        return f"the signature of {owner.module}.{what.rsplit('.', 1)[-1]}() changed in {where}: {_call_detail(symptom)}"
+        return f"the signature of {owner.module}.{what}() changed in {where}: {_call_detail(symptom)}"
     noun = f"module {what}" if symptom.kind == "missing_module" else what
     if owner.kind == "stdlib":
         return (f"{noun} is not in the standard library of Python {owner.python or '(the tests’ Python)'}: "

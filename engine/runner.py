@@ -116,6 +116,11 @@ def _definition() -> dict[str, Any]:
                     {"o": {"$and": [api, _eq("tail", "sy"), _eq("param", "sy")]}}],
             "run": _cause_action("name-only-row", "api", lambda c: c.o.id),
         },
+        "positional_count": {
+            "all": [_symptom("bad_call"),
+                    {"o": {"$and": [api, {"change": "param-keyword-only"}, _eq("tail", "sy")]}}],
+            "run": _cause_action("name-only-row", "api", lambda c: c.o.id),
+        },
         "module_exact": {
             "all": [_symptom("missing_module"),
                     {"o": {"$and": [api, {"name": ""}, _eq("module", "sy")]}}],

@@ -113,6 +113,8 @@ class ApiRow:
     remedies: tuple[Remedy, ...] = ()
     #: which layer of knowledge the row comes from (DESIGN §10): curated | learned | mined
     layer: str = "curated"
+    #: signature-changed rows: param-removed | param-required | param-keyword-only ("" when not said)
+    change: str = ""
 
     @property
     def qualname(self) -> str:

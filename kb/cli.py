@@ -9,6 +9,7 @@ command's own status unless ``--fail-on`` says otherwise.
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -56,11 +57,17 @@ def cli() -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
               help="Write the report to this file instead of standard output.")
 @click.option("--python", "python", type=click.Path(dir_okay=False, exists=True),
-              help="Interpreter whose installed versions the tests ran with (makes version-aware rules precise).")
+              help="Interpreter the tests ran with: its installed versions make version-aware rules precise and "
+                   "its packages resolve who owns a missing name.")
+@click.option("--root", type=click.Path(file_okay=False, exists=True),
+              help="The project's root (its declared dependencies; default: found from the report).")
+@click.option("--learn", is_flag=True,
+              help="When a cause is only reasoned from the environment, mine that distribution's releases for "
+                   "the exact change (needs the package index and griffe), store it as learned, diagnose again.")
 @_db_option
 @_debug_option
 def diagnose(reports: tuple[str, ...], fmt: str, no_record: bool, output: str | None, python: str | None,
-             db: str | None) -> None:
+             root: str | None, learn: bool, db: str | None) -> None:
     """Diagnose test REPORTS: JUnit XML files, pytest terminal output, directories, or - for stdin."""
     from .diagnose import diagnose as run_diagnose
     from .report import render
@@ -72,7 +79,16 @@ def diagnose(reports: tuple[str, ...], fmt: str, no_record: bool, output: str | 
         environment = read_environment(python)
         if not environment:
             raise click.UsageError(f"{python}: could not read its installed versions")
-    doc = run_diagnose(list(reports), db=db, record=not no_record, stdin=sys.stdin.buffer, environment=environment)
+    if learn and "-" in reports:
+        raise click.UsageError("--learn diagnoses the reports again after learning: give files, not -")
+    doc = run_diagnose(list(reports), db=db, record=not no_record and not learn, stdin=sys.stdin.buffer,
+                       environment=environment, python=python, root=root)
+    if learn:
+        if _learn_from(doc, db, root):
+            doc = run_diagnose(list(reports), db=db, record=not no_record, environment=environment,
+                               python=python, root=root)
+        elif not no_record:
+            doc = run_diagnose(list(reports), db=db, record=True, environment=environment, python=python, root=root)
     text = render(doc, fmt)
     if output:
         from .safeio import write_text_atomic
@@ -141,7 +157,8 @@ def fix(reports: tuple[str, ...], last: bool, root: str, patch: str | None, appl
             report = store.last_report()
         else:
             report = run_diagnose(list(reports), db=db, record=True, stdin=sys.stdin.buffer,
-                                  environment=options.environment)
+                                  environment=options.environment, python=test_python(options.test_command),
+                                  root=root)
         number = 0
         approve = lambda item: click.confirm("   apply this fix?", default=False)  # noqa: E731
         for event in fix_rounds(report, root, store, options, approve):
@@ -237,10 +254,11 @@ def run(command: tuple[str, ...], root: str, report_path: str | None, repeat: in
     progress = _Progress()
     store = open_store(db)
     try:
-        env = environment(test_python(list(command))) if Path(command[0]).name.startswith("python") else {}
+        python = test_python(list(command)) if Path(command[0]).name.startswith("python") else None
+        env = environment(python) if python else {}
         result = run_suite(list(command), root, store, timeout=timeout, report=report_path, repeat=repeat,
                            echo=None if quiet else (lambda text: click.echo(text, nl=False, err=True)),
-                           progress=progress, environment=env)
+                           progress=progress, environment=env, python=python)
     finally:
         progress.done()
         store.close()
@@ -417,6 +435,128 @@ def db_check(db: str | None) -> None:
             click.echo(f"problem: {problem}", err=True)
         raise KbError(f"{store.path}: {len(problems)} problem(s) found")
     click.echo("ok")
+
+
+def _learn_from(doc: dict, db: str | None, root: str | None, find_links: tuple[str, ...] = ()) -> bool:
+    """Learn from a report's generic causes; True when rows were stored. Offline or without griffe: one
+    line on stderr and the diagnosis stands."""
+    from .store import open_store
+
+    if not any(c.get("layer") == "generic" and (c.get("owner") or {}).get("kind") == "distribution"
+               for c in doc.get("root_causes", [])):
+        click.echo("kb: learn: no cause reasoned from an installed distribution; nothing to mine", err=True)
+        return False
+    from .knowledge.learn import learn
+
+    with open_store(db) as store:
+        try:
+            result = learn(doc, store, root=Path(root) if root else None,
+                           find_links=tuple(Path(p) for p in find_links),
+                           progress=lambda step: click.echo(f"kb: mining {step}", err=True))
+        except KbError as exc:  # offline, no griffe, a release that cannot be read
+            click.echo(f"kb: learn: {exc}; the diagnosis is unchanged", err=True)
+            return False
+    for line in result.learned:
+        click.echo(f"kb: learned {line}", err=True)
+    for line in result.problems:
+        click.echo(f"kb: learn: {line}", err=True)
+    return result.rows > 0
+
+
+@cli.group()
+def knowledge() -> None:
+    """Fill the knowledge base from releases: mine breaking changes, learn on demand."""
+
+
+@knowledge.command("mine")
+@click.argument("dist")
+@click.option("--from", "start", required=True, help="The older release (for python: an interpreter or 3.X).")
+@click.option("--to", "end", required=True, help="The newer release; each minor series in between is compared.")
+@click.option("--find-links", multiple=True, type=click.Path(file_okay=False, exists=True),
+              help="A folder of wheels/sdists to take releases from before the index (repeatable).")
+@click.option("--cache", type=click.Path(file_okay=False), help="Where releases are unpacked (default ~/.cache/kb).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="Write the rows as a pack file instead of storing them in the KB.")
+@_db_option
+@_debug_option
+def knowledge_mine(dist: str, start: str, end: str, find_links: tuple[str, ...], cache: str | None,
+                   output: str | None, db: str | None) -> None:
+    """Mine DIST's breaking changes between two releases with griffe and store them as learned rows.
+
+    `kb knowledge mine python --from 3.11 --to 3.12` compares the standard libraries of two interpreters.
+    """
+    from .knowledge.learn import mine, mine_stdlib, store_rows
+
+    if dist.lower() == "python":
+        rows = mine_stdlib(_interpreter(start), _interpreter(end), prefix="learned")
+        pairs = f"Python {start} → {end}"
+    else:
+        result = mine(dist, start, end, cache=Path(cache) if cache else None,
+                      find_links=tuple(Path(p) for p in find_links), prefix="learned",
+                      progress=lambda step: click.echo(f"mining {step}", err=True))
+        for line in result.skipped:
+            click.echo(f"skipped {line}", err=True)
+        rows = result.rows
+        pairs = ", ".join(f"{a} → {b}" for a, b in result.pairs) or "no comparable releases"
+    kinds: dict[str, int] = {}
+    for row in rows:
+        kinds[row["kind"]] = kinds.get(row["kind"], 0) + 1
+    summary = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) or "no breaking changes"
+    if output:
+        from .rulepack import dump_pack
+        from .safeio import write_text_atomic
+
+        write_text_atomic(output, dump_pack({"pack": f"learned-{dist.lower()}", "version": "1", "layer": "learned",
+                                             "api_changes": rows}))
+        click.echo(f"{dist} {pairs}: {len(rows)} row(s) ({summary}) written to {output}")
+        return
+    from .store import open_store
+
+    with open_store(db) as store:
+        total = store_rows(store, dist, rows, provenance=f"mined by kb knowledge mine: {dist} {pairs}")
+    click.echo(f"{dist} {pairs}: {len(rows)} row(s) ({summary}); stored as learned ({total} in the pack)")
+
+
+def _interpreter(text: str) -> str:
+    """``3.12`` → the ``python3.12`` on PATH (or pyenv's); a path stays as it is."""
+    import shutil
+
+    if os.path.sep in text or text.startswith("."):
+        return text
+    found = shutil.which(f"python{text}")
+    if found:
+        return found
+    pyenv = sorted(Path(os.path.expanduser("~/.pyenv/versions")).glob(f"{text}.*/bin/python{text}"))
+    if pyenv:
+        return str(pyenv[-1])
+    raise click.UsageError(f"no python{text} found on PATH or in pyenv")
+
+
+@knowledge.command("learn")
+@click.option("--last", is_flag=True, required=True, help="Learn from the last recorded run's diagnosis.")
+@click.option("--root", type=click.Path(file_okay=False, exists=True),
+              help="The project (the release it declares or locks is where mining starts).")
+@click.option("--find-links", multiple=True, type=click.Path(file_okay=False, exists=True),
+              help="A folder of wheels/sdists to take releases from before the index (repeatable).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
+@_db_option
+@_debug_option
+def knowledge_learn(last: bool, root: str | None, find_links: tuple[str, ...], fmt: str, db: str | None) -> None:
+    """Mine the distributions behind the last diagnosis's generic causes, store the rows as learned and
+    diagnose the same reports again."""
+    from .diagnose import diagnose as run_diagnose
+    from .report import render
+    from .store import open_store
+
+    with open_store(db) as store:
+        report = store.last_report()
+    if not _learn_from(report, db, root, find_links):
+        return
+    sources = [s for s in report.get("sources", []) if s != "-" and os.path.exists(s)]
+    if not sources:
+        click.echo("the last run's reports are not files kb can read again: diagnose them again to see the change")
+        return
+    click.echo(render(run_diagnose(sources, db=db, root=root), fmt), nl=False)
 
 
 @cli.group()

@@ -1,4 +1,4 @@
-"""What a project declares it depends on — the only module that imports ``packaging``.
+"""What a project declares it depends on (names read through :mod:`kb.pep440`).
 
 Owner facts say whether the project *declares* a distribution (a name that went missing from a
 declared dependency points at a newer release of it; a module nobody declares may be a typo).
@@ -18,30 +18,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
+from .pep440 import normalise, requirement_floor, requirement_name
 
-__all__ = ["Declared", "declared", "normalise", "requirement_name"]
+__all__ = ["Declared", "declared", "normalise", "requirement_name", "pinned_version"]
 
 #: a declaration file larger than this is not read (a project's requirements are small)
 MAX_BYTES = 1024 * 1024
 _SETUP_KEYWORDS = ("install_requires", "tests_require", "extras_require", "setup_requires")
-
-
-def normalise(name: str) -> str:
-    """PEP 503: ``Flask_WTF`` → ``flask-wtf``."""
-    return str(canonicalize_name(name))
-
-
-def requirement_name(text: str) -> str | None:
-    """The normalised distribution name of a requirement line, or None if it is not one."""
-    text = text.split(" #", 1)[0].strip()
-    if not text or text.startswith(("#", "-", "[")):
-        return None
-    try:
-        return normalise(Requirement(text).name)
-    except InvalidRequirement:
-        return None
 
 
 @dataclass(frozen=True)
@@ -187,3 +170,36 @@ def declared(root: Path | None) -> Declared:
             names |= simple(text)
             files.append(name)
     return Declared(frozenset(names - own), tuple(files), frozenset(own))
+
+
+def _lock_versions(root: Path) -> dict[str, str]:
+    """name → version from a lock file (poetry.lock, uv.lock, pdm.lock: ``[[package]]`` tables)."""
+    from .config import parse_toml
+
+    found: dict[str, str] = {}
+    for name in ("poetry.lock", "uv.lock", "pdm.lock"):
+        text = _read(root / name)
+        packages = parse_toml(text).get("package") if text else None
+        for package in packages if isinstance(packages, list) else []:
+            if isinstance(package, dict) and isinstance(package.get("name"), str) and \
+                    isinstance(package.get("version"), str):
+                found.setdefault(normalise(package["name"]), package["version"])
+    return found
+
+
+def pinned_version(root: Path | None, dist: str) -> str | None:
+    """The release of ``dist`` the project locks (a lock file) or declares (``==``, ``~=``, ``>=`` ...)."""
+    if root is None or not root.is_dir():
+        return None
+    wanted = normalise(dist)
+    locked = _lock_versions(root).get(wanted)
+    if locked:
+        return locked
+    texts = [_read(p) for p in sorted(root.glob("*requirements*.txt"))]
+    texts += [_read(root / "setup.cfg"), _read(root / "tox.ini"), _read(root / "setup.py"), _read(root / "pyproject.toml")]
+    for text in texts:
+        for candidate in re.findall(r"[\"']?([A-Za-z0-9][A-Za-z0-9._\[\],-]*\s*(?:===|==|~=|<=|>=)\s*[\w.*]+)", text):
+            found = requirement_floor(candidate)
+            if found and found[0] == wanted:
+                return found[1]
+    return None

@@ -611,7 +611,10 @@ def apply_fix(item: RemedyPlan, root: str | Path, store: Any, *, verify: bool = 
         result = run_tests([*item.tests, *item.neighbours], root, test_command, timeout or DEFAULT_TIMEOUT)
         if result.run is not None:
             result.run.add_environment(environment)
-        after = diagnose_run(result.run, store, record=False) if result.run is not None else None
+        from .pins import test_python
+
+        after = (diagnose_run(result.run, store, record=False, python=test_python(test_command), root=root)
+                 if result.run is not None else None)
         verdict, note = _verdict(item, after, result.run)
         if result.run is not None:
             after_counts = result.run.summary()

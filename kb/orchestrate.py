@@ -278,7 +278,7 @@ class SuiteRun:
 def run_suite(cmd: Sequence[str], root: str | Path, store: object, *, timeout: float = DEFAULT_TIMEOUT,
               report: str | Path | None = None, repeat: int = 0, echo: Callable[[str], None] | None = None,
               progress: Callable[[str, int], None] | None = None,
-              environment: dict[str, str] | None = None) -> SuiteRun:
+              environment: dict[str, str] | None = None, python: str | None = None) -> SuiteRun:
     """Run the test command, re-run its failures ``repeat`` times (pytest), diagnose with the verdicts as
     facts, and record the run — also when there is no report (then with the problem, no failures)."""
     from .diagnose import diagnose_run
@@ -301,7 +301,7 @@ def run_suite(cmd: Sequence[str], root: str | Path, store: object, *, timeout: f
         base = [a for a in cmd if not a.startswith(("--junitxml", "--junit-xml"))]
         verdicts = rerun_failing(failing, repeat, root, _command_only(base), timeout, progress)
         run = with_verdicts(run, verdicts)
-    diagnosis = diagnose_run(run, store, record=True, run_meta=meta)
+    diagnosis = diagnose_run(run, store, record=True, run_meta=meta, python=python, root=root)
     if verdicts:
         store.record_verdicts(diagnosis.get("run_id"), [v.as_dict() for v in verdicts])
     return SuiteRun(done, diagnosis, verdicts, diagnosis.get("run_id"))

@@ -114,8 +114,16 @@ def _m4_commands(db: sqlite_utils.Database) -> None:
     db["verdicts"].create_index(["test"])
 
 
+def _m5_layers(db: sqlite_utils.Database) -> None:
+    """Knowledge in layers (DESIGN §10): which layer a pack — and so each of its rows — belongs to."""
+    db["packs"].add_column("layer", str, not_null_default="curated")
+    db["api_changes"].add_column("layer", str, not_null_default="curated")
+    db["api_changes"].add_column("change", str, not_null_default="")
+    db["api_changes"].create_index(["tail"])
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_knowledge, _m2_history, _m3_rule_since,
-                                                             _m4_commands]
+                                                             _m4_commands, _m5_layers]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -146,11 +154,11 @@ def rule_row(pack: str, doc: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _api_row(pack: str, doc: dict[str, Any]) -> dict[str, Any]:
+def _api_row(pack: str, doc: dict[str, Any], layer: str = "curated") -> dict[str, Any]:
     name = doc.get("name", "")
     return {
-        "id": doc["id"], "pack": pack, "package": doc["package"], "module": doc["module"], "name": name,
-        "tail": name.rsplit(".", 1)[-1] if name else "", "param": doc.get("param", ""),
+        "id": doc["id"], "pack": pack, "layer": layer, "package": doc["package"], "module": doc["module"], "name": name,
+        "tail": name.rsplit(".", 1)[-1] if name else "", "param": doc.get("param", ""), "change": doc.get("change", ""),
         "kind": doc["kind"], "replacement": doc.get("replacement", ""),
         "deprecated_in": doc.get("deprecated_in", ""), "removed_in": doc.get("removed_in", ""),
         "source": doc["source"], "note": doc.get("note", ""), "remedies": _j(doc.get("remedies", [])),
@@ -173,12 +181,24 @@ def _since(text: str | None) -> tuple[str, str] | None:
     return (found["package"], found["version"]) if found else None
 
 
+def _api_doc(row: dict[str, Any]) -> dict[str, Any]:
+    """A stored API-change row back in the pack schema's shape (empty optional fields left out)."""
+    doc = {key: row[key] for key in ("id", "package", "module", "name", "kind", "source")}
+    for key in ("param", "change", "replacement", "deprecated_in", "removed_in", "note"):
+        if row.get(key):
+            doc[key] = row[key]
+    remedies = json.loads(row.get("remedies") or "[]")
+    if remedies:
+        doc["remedies"] = remedies
+    return doc
+
+
 def _api_from_row(row: dict[str, Any]) -> ApiRow:
     return ApiRow(
         id=row["id"], package=row["package"], module=row["module"], name=row["name"], kind=row["kind"],
         source=row["source"], param=row["param"], replacement=row["replacement"],
         deprecated_in=row["deprecated_in"], removed_in=row["removed_in"], note=row["note"],
-        remedies=_remedies(row["remedies"]),
+        remedies=_remedies(row["remedies"]), layer=row.get("layer") or "curated", change=row.get("change") or "",
     )
 
 
@@ -296,6 +316,10 @@ class Store:
     def _loaded(self) -> dict[str, str]:
         return {row["origin"]: row["sha256"] for row in self.db["packs"].rows if self._managed(row["origin"])}
 
+    def pack_rows(self, pack: str) -> list[dict[str, Any]]:
+        """The API-change rows a pack holds, as pack documents (to merge newly learned rows into)."""
+        return [_api_doc(row) for row in self.db["api_changes"].rows_where("pack = ?", [pack], order_by="id")]
+
     def load_pack(self, pack: Pack) -> None:
         """Replace whatever a pack of that name held with ``pack`` (one transaction)."""
         with self.write():
@@ -305,8 +329,9 @@ class Store:
         db = self.db
         for table in ("rules", "api_changes", "distributions"):
             db.execute(f"DELETE FROM {table} WHERE pack = ?", [pack.name])
+        layer = str(pack.doc.get("layer", "curated"))
         db["packs"].upsert({"name": pack.name, "version": pack.version, "origin": pack.origin,
-                            "sha256": pack.sha256, "loaded_at": _now()}, pk="name")
+                            "sha256": pack.sha256, "loaded_at": _now(), "layer": layer}, pk="name")
         rules = pack.doc.get("rules") or []
         for i, doc in enumerate(rules):
             validate(doc, "rule-pack", "rule", what=f"{pack.origin}: /rules/{i}", error=StoreError)
@@ -314,7 +339,7 @@ class Store:
         changes = pack.doc.get("api_changes") or []
         for i, doc in enumerate(changes):
             validate(doc, "rule-pack", "api_change", what=f"{pack.origin}: /api_changes/{i}", error=StoreError)
-        db["api_changes"].insert_all((_api_row(pack.name, d) for d in changes), pk="id", replace=True)
+        db["api_changes"].insert_all((_api_row(pack.name, d, layer) for d in changes), pk="id", replace=True)
         db["distributions"].insert_all(({
             "import_name": d["import"], "pack": pack.name, "distribution": d["distribution"],
             "source": d.get("source", ""), "note": d.get("note", ""),
@@ -332,7 +357,7 @@ class Store:
         of distinct symptoms costs a handful of queries.
         """
         by_key: dict[tuple[str, str, str], list[ApiRow]] = {}
-        wanted: dict[str, set[tuple[str, str]]] = {"name": set(), "call": set(), "module": set()}
+        wanted: dict[str, set[tuple[str, str]]] = {"name": set(), "call": set(), "module": set(), "tail": set()}
         keys: list[list[tuple[str, str, str]]] = []
         for s in symptoms:
             f = dict(s.fields)
@@ -341,6 +366,8 @@ class Store:
                 mine.append(("name", f["module"], f["name"]))
             elif s.kind in ("unexpected_kwarg", "missing_argument"):
                 mine.append(("call", f["tail"], f["param"]))
+            elif s.kind == "bad_call":
+                mine.append(("tail", f["tail"], ""))
             elif s.kind == "missing_module":
                 mine.extend({("module", f["module"], ""), ("module", f["top"], "")})
             for kind, a, b in mine:
@@ -350,10 +377,12 @@ class Store:
             "name": ("module, name", "module", "name", ""),
             "call": ("tail, param", "tail", "param", ""),
             "module": ("module, name", "module", "name", ""),
+            "tail": ("tail, change", "tail", "change", ""),
         }
         for kind, pairs in wanted.items():
             columns, first, second, _ = queries[kind]
-            pairs_list = sorted((a, "" if kind == "module" else b) for a, b in pairs)
+            pairs_list = sorted((a, "param-keyword-only" if kind == "tail" else "" if kind == "module" else b)
+                                for a, b in pairs)
             for start in range(0, len(pairs_list), 250):
                 chunk = pairs_list[start:start + 250]
                 values = ",".join("(?, ?)" for _ in chunk)
@@ -362,7 +391,7 @@ class Store:
                 names = [d[0] for d in cursor.description]
                 for raw in cursor.fetchall():
                     row = dict(zip(names, raw, strict=True))
-                    key = (kind, row[first], "" if kind == "module" else row[second])
+                    key = (kind, row[first], "" if kind in ("module", "tail") else row[second])
                     by_key.setdefault(key, []).append(_api_from_row(row))
         return [[row for key in mine for row in by_key.get(key, [])] for mine in keys]
 

@@ -1,0 +1,219 @@
+"""Knowledge that generalises (issue 12): owner facts, generic causes, mining with griffe, learning.
+
+The end-to-end test is offline: two real wheels of a throwaway distribution (1.0 has ``helper``,
+2.0 does not) are built here, 2.0 is installed into a real virtual environment, a project using
+``helper`` is tested there with real pytest, and kb diagnoses the report — first by reasoning
+from the environment (a generic cause with a ``<2`` pin), then, after ``kb knowledge mine`` read
+both wheels, by the mined row, which names 2.0 as the removing release, with higher confidence.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+
+from kb.diagnose import diagnose
+from kb.knowledge.learn import series_pairs
+
+from .wheels import build_wheel
+
+HELPER_1 = '''def helper(x):
+    return x * 2
+
+
+def keep(a, b=1):
+    return a + b
+
+
+class Box:
+    def open(self):
+        return "open"
+
+    def close(self):
+        return "closed"
+
+    def _private(self):
+        return None
+'''
+HELPER_2 = '''import os
+
+
+def keep(a, *, b=1):
+    return a + b
+
+
+class Box:
+    def open(self):
+        return "open"
+'''
+
+
+def _kb(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "kb", *args], capture_output=True, text=True, cwd=cwd,
+                          env={**os.environ, **(env or {})}, timeout=300)
+
+
+def _pytest(python: Path, root: Path, report: Path) -> None:
+    subprocess.run([str(python), "-m", "pytest", "-p", "no:cacheprovider", "-q", f"--junitxml={report}"],
+                   cwd=root, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def helper_world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Wheels of helperlib 1.0 and 2.0, a venv with 2.0 installed, a project written for 1.0, its report."""
+    base = tmp_path_factory.mktemp("helper")
+    wheels = base / "wheels"
+    build_wheel(wheels, "helperlib", "1.0", {"helperlib/__init__.py": HELPER_1})
+    build_wheel(wheels, "helperlib", "2.0", {"helperlib/__init__.py": HELPER_2})
+    env_dir = base / "venv"
+    venv.EnvBuilder(system_site_packages=True, with_pip=False).create(env_dir)
+    python = env_dir / "bin" / "python"
+    done = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps",
+                           "--no-index", str(wheels / "helperlib-2.0-py3-none-any.whl")],
+                          capture_output=True, text=True, timeout=300)
+    if done.returncode != 0:  # pip < 22.3 has no --python: install into the venv's site-packages
+        site = next(env_dir.glob("lib/python3*/site-packages"))
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--target",
+                        str(site), str(wheels / "helperlib-2.0-py3-none-any.whl")], check=True, timeout=300)
+    project = base / "project"
+    (project / "tests").mkdir(parents=True)
+    (project / "requirements.txt").write_text("helperlib>=1.0\n")
+    (project / "tests" / "test_uses_helper.py").write_text(
+        "from helperlib import helper\n\n\ndef test_double():\n    assert helper(2) == 4\n")
+    report = base / "report.xml"
+    _pytest(python, project, report)
+    return {"wheels": wheels, "python": python, "project": project, "report": report, "base": base}
+
+
+def test_generic_cause_then_mined_row_with_higher_confidence(helper_world: dict[str, Path], tmp_path: Path) -> None:
+    db = tmp_path / "kb.sqlite"
+    w = helper_world
+    before = diagnose([w["report"]], db=db, record=False, python=str(w["python"]), root=w["project"])
+    [cause] = before["root_causes"]
+    assert cause["layer"] == "generic" and cause["api_change"] is None
+    assert cause["title"] == ("helperlib.helper is not in helperlib 2.0 (installed); "
+                              "the code was written for an earlier helperlib")
+    assert cause["remedies"][0]["kind"] == "dependency-pin"
+    assert cause["remedies"][0]["params"] == {"requirement": "helperlib<2"}
+    assert cause["owner"] == {"module": "helperlib", "kind": "distribution", "distribution": "helperlib",
+                              "version": "2.0", "declared": True, "python": cause["owner"]["python"]}
+    assert any(e.startswith("owner of helperlib: installed distribution helperlib 2.0, declared by the project")
+               for e in cause["evidence"])
+
+    mined = _kb("knowledge", "mine", "helperlib", "--from", "1.0", "--to", "2.0", "--find-links", str(w["wheels"]),
+                "--cache", str(tmp_path / "cache"), "--db", str(db), cwd=tmp_path)
+    assert mined.returncode == 0, mined.stderr
+    assert mined.stdout.strip() == ("helperlib 1.0 → 2.0: 3 row(s) (2 removed, 1 signature-changed); "
+                                    "stored as learned (3 in the pack)")
+
+    after = diagnose([w["report"]], db=db, record=False, python=str(w["python"]), root=w["project"])
+    [cause_after] = after["root_causes"]
+    assert cause_after["layer"] == "learned"
+    assert cause_after["api_change"].startswith("learned.helperlib.2.0.")
+    assert cause_after["title"] == "helperlib.helper was removed (removed in helperlib 2.0)"
+    assert "https://pypi.org/project/helperlib/2.0/" in cause_after["source"]
+    assert cause_after["remedies"][0]["params"] == {"requirement": "helperlib<2.0"}
+    assert cause_after["confidence"] > cause["confidence"]
+    assert "environment: helperlib 2.0 ≥ 2.0" in cause_after["evidence"]
+
+
+def test_learn_offline_is_one_line_and_the_diagnosis_stands(helper_world: dict[str, Path], tmp_path: Path) -> None:
+    w = helper_world
+    env = {"KB_INDEX_URL": "http://127.0.0.1:9", "KB_DB": str(tmp_path / "kb.sqlite")}
+    plain = _kb("diagnose", str(w["report"]), "--python", str(w["python"]), "--root", str(w["project"]),
+                "--no-record", cwd=tmp_path, env=env)
+    learned = _kb("diagnose", str(w["report"]), "--python", str(w["python"]), "--root", str(w["project"]),
+                  "--no-record", "--learn", cwd=tmp_path, env=env)
+    assert learned.returncode == 0
+    lines = learned.stderr.strip().splitlines()
+    assert [ln for ln in lines if not ln.startswith("kb: mining")] == [lines[-1]]
+    assert lines[-1].startswith("kb: learn: http://127.0.0.1:9/pypi/helperlib/json: cannot reach the package index")
+    assert lines[-1].endswith("; the diagnosis is unchanged")
+    assert learned.stdout == plain.stdout
+
+
+def test_learn_last_mines_from_the_declared_release(helper_world: dict[str, Path], tmp_path: Path) -> None:
+    w = helper_world
+    env = {"KB_DB": str(tmp_path / "kb.sqlite"), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    first = _kb("diagnose", str(w["report"]), "--python", str(w["python"]), "--root", str(w["project"]),
+                cwd=tmp_path, env=env)
+    assert "is not in helperlib 2.0 (installed)" in first.stdout
+    learned = _kb("knowledge", "learn", "--last", "--root", str(w["project"]), "--find-links", str(w["wheels"]),
+                  cwd=tmp_path, env=env)
+    assert learned.returncode == 0, learned.stderr
+    assert "kb: learned helperlib: 3 row(s) from 1.0 → 2.0" in learned.stderr
+    assert "1. helperlib.helper was removed (removed in helperlib 2.0)" in learned.stdout
+
+
+# ---------------------------------------------------------------- controls: no confident cause
+
+CONTROLS = {
+    "typo in the project's own module": (
+        {"mypkg/__init__.py": "", "mypkg/util.py": "def helper():\n    return 1\n",
+         "tests/test_a.py": "from mypkg.util import helpr\n\n\ndef test_a():\n    assert helpr() == 1\n"}),
+    "plain assertion failure": (
+        {"mypkg/__init__.py": "", "tests/test_a.py": "def test_a():\n    assert 1 + 1 == 3\n"}),
+    "missing module of the project's own": (
+        {"mypkg/__init__.py": "import mypkg.settings_local\n", "tests/test_a.py":
+         "import mypkg\n\n\ndef test_a():\n    assert mypkg\n"}),
+    "attribute the project's own module lacks": (
+        {"mypkg/__init__.py": "", "mypkg/util.py": "VALUE = 1\n", "tests/test_a.py":
+         "import mypkg.util\n\n\ndef test_a():\n    assert mypkg.util.VALEU == 1\n"}),
+}
+
+
+@pytest.mark.parametrize("name", list(CONTROLS))
+def test_controls_get_no_confident_cause(name: str, tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    for rel, text in CONTROLS[name].items():
+        (project / rel).parent.mkdir(parents=True, exist_ok=True)
+        (project / rel).write_text(text)
+    report = tmp_path / "report.xml"
+    _pytest(Path(sys.executable), project, report)
+    doc = diagnose([report], db=tmp_path / "kb.sqlite", record=False, python=sys.executable, root=project)
+    assert doc["summary"]["failures"] + doc["summary"]["errors"] >= 1
+    assert all(c["confidence"] < 0.5 for c in doc["root_causes"]), doc["root_causes"]
+
+
+def test_missing_test_dependency_is_named_with_its_distribution(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    (project / "tests").mkdir(parents=True)
+    (project / "requirements-test.txt").write_text("pytest\nkb-not-installed-dist>=1\n")
+    (project / "tests" / "test_a.py").write_text("import kb_not_installed_dist\n\n\ndef test_a():\n    pass\n")
+    report = tmp_path / "report.xml"
+    _pytest(Path(sys.executable), project, report)
+    doc = diagnose([report], db=tmp_path / "kb.sqlite", record=False, python=sys.executable, root=project)
+    [cause] = doc["root_causes"]
+    assert cause["title"] == "kb-not-installed-dist is not installed: module 'kb_not_installed_dist' comes from it"
+    assert cause["confidence"] >= 0.5 and cause["category"] == "missing-dependency"
+    assert cause["remedies"][0]["params"] == {"requirement": "kb-not-installed-dist"}
+
+
+def test_stdlib_signature_change_inside_a_stdlib_class(tmp_path: Path) -> None:
+    """A project hook that the standard library now calls with more arguments."""
+    project = tmp_path / "project"
+    (project / "tests").mkdir(parents=True)
+    (project / "tests" / "test_a.py").write_text(
+        "import argparse\n\n\nclass Formatter(argparse.HelpFormatter):\n"
+        "    def _format_usage(self):\n        return 'usage'\n\n\n"
+        "def test_help():\n    parser = argparse.ArgumentParser(formatter_class=Formatter)\n"
+        "    assert parser.format_usage()\n")
+    report = tmp_path / "report.xml"
+    _pytest(Path(sys.executable), project, report)
+    doc = diagnose([report], db=tmp_path / "kb.sqlite", record=False, python=sys.executable, root=project)
+    [cause] = doc["root_causes"]
+    assert cause["layer"] == "generic" and cause["category"] == "signature-changed"
+    assert cause["title"].startswith("the signature of argparse.Formatter._format_usage() changed in Python ")
+    assert cause["remedies"][0]["kind"] == "manual"
+
+
+def test_series_pairs_take_the_last_of_a_series_against_the_first_of_the_next() -> None:
+    versions = ["1.0", "1.1", "1.1.3", "2.0", "2.0.1", "2.1rc1", "2.1"]
+    assert series_pairs(versions, "1.0", "2.1") == [("1.0", "1.1"), ("1.1.3", "2.0"), ("2.0.1", "2.1")]
+    assert series_pairs(versions, "2.0", "2.0.1") == [("2.0", "2.0.1")]
+    assert series_pairs(["0.9.1", "0.10.0"], "0.9.1", "0.10.0") == [("0.9.1", "0.10.0")]
