@@ -253,7 +253,9 @@ class OwnerResolver:
         self.run = run
         self.python = python
         self.root = _project_root(root, run, failures)
-        self.import_map = import_map or (lambda names: {})
+        self._import_map = import_map or (lambda names: {})
+        self._mapped: dict[str, dict[str, str]] = {}
+        self._owners: dict[tuple[str, str | None, bool], Owner] = {}
         self.cache_dir = cache_dir
         self._env: EnvFacts | None = None
         self._tops: set[str] | None = None
@@ -306,9 +308,22 @@ class OwnerResolver:
         hint = self._message_path(symptom, first) if symptom.kind == "missing_name" else None
         return self.module_owner(module, hint, missing=symptom.kind == "missing_module")
 
+    def import_map(self, names: list[str]) -> dict[str, str]:
+        """The KB's import-name → distribution rows for ``names`` (each name asked once per run)."""
+        key = ",".join(names)
+        if key not in self._mapped:
+            self._mapped[key] = self._import_map(names)
+        return self._mapped[key]
+
     def module_owner(self, module: str, path: str | None = None, *, missing: bool = False) -> Owner:
         """The owner of ``module``; ``path`` is a file the message says it lives in; ``missing``: the
-        module itself could not be imported (No module named)."""
+        module itself could not be imported (No module named). Memoised per run."""
+        key = (module, path, missing)
+        if key not in self._owners:
+            self._owners[key] = self._module_owner(module, path, missing=missing)
+        return self._owners[key]
+
+    def _module_owner(self, module: str, path: str | None = None, *, missing: bool = False) -> Owner:
         env = self.env
         top = module.split(".", 1)[0]
         if path:

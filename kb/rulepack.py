@@ -9,7 +9,9 @@ kind needs and have no catastrophic-backtracking shape.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
+import zlib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -34,6 +36,8 @@ class Pack:
     origin: str  # file path or "builtin:<file>"
     sha256: str
     doc: dict[str, Any]
+    #: the whole document passed the schema and the lint (parse_pack): the store need not check each row again
+    validated: bool = False
 
 
 class _NoAliasLoader(yaml.SafeLoader):
@@ -100,16 +104,38 @@ def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _gunzip(data: bytes, origin: str) -> bytes:
+    """A gzip-compressed pack, decompressed with a bound (a small file must not inflate without end)."""
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(data, MAX_PACK_BYTES + 1)
+    except zlib.error as exc:
+        raise RuleError(f"{origin}: not a valid gzip file: {exc}") from None
+    if len(out) > MAX_PACK_BYTES or inflater.unconsumed_tail:
+        raise RuleError(f"{origin}: pack is larger than {MAX_PACK_BYTES // (1024 * 1024)} MiB unpacked")
+    return out
+
+
 def parse_pack(data: bytes, origin: str) -> Pack:
-    """Parse and validate one pack; raise RuleError naming origin, path and reason."""
+    """Parse and validate one pack; raise RuleError naming origin, path and reason.
+
+    YAML (``.yaml``/``.yml``) is how people write packs; a large generated pack (the shipped mined
+    one) is compact JSON, gzip-compressed (``.json.gz``), validated by the same schema."""
     if len(data) > MAX_PACK_BYTES:
         raise RuleError(f"{origin}: pack is larger than {MAX_PACK_BYTES // (1024 * 1024)} MiB")
+    if data[:2] == b"\x1f\x8b":
+        data = _gunzip(data, origin)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise RuleError(f"{origin}: not UTF-8: {exc.reason} at byte {exc.start}") from None
     try:
-        doc = yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+        if text.lstrip().startswith("{"):
+            doc = json.loads(text)  # JSON is YAML, read by the (much faster) JSON parser
+        else:
+            doc = yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+    except ValueError as exc:
+        raise RuleError(f"{origin}: not valid JSON: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -122,7 +148,7 @@ def parse_pack(data: bytes, origin: str) -> Pack:
         path, reason = problems[0]
         more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
         raise RuleError(f"{origin}: {path}: {reason}{more}")
-    return Pack(str(doc["pack"]), str(doc["version"]), origin, digest(data), doc)
+    return Pack(str(doc["pack"]), str(doc["version"]), origin, digest(data), doc, validated=True)
 
 
 def read_pack(path: str | Path) -> Pack:
@@ -138,7 +164,7 @@ def builtin_packs() -> list[tuple[str, bytes]]:
     """(origin, bytes) of every built-in pack shipped in ``kb/packs``, sorted by file name."""
     folder = resources.files("kb.packs")
     found = [(f"builtin:{entry.name}", entry.read_bytes())
-             for entry in folder.iterdir() if entry.name.endswith((".yaml", ".yml"))]
+             for entry in folder.iterdir() if entry.name.endswith((".yaml", ".yml", ".json.gz"))]
     return sorted(found)
 
 

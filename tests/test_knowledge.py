@@ -217,3 +217,72 @@ def test_series_pairs_take_the_last_of_a_series_against_the_first_of_the_next() 
     assert series_pairs(versions, "1.0", "2.1") == [("1.0", "1.1"), ("1.1.3", "2.0"), ("2.0.1", "2.1")]
     assert series_pairs(versions, "2.0", "2.0.1") == [("2.0", "2.0.1")]
     assert series_pairs(["0.9.1", "0.10.0"], "0.9.1", "0.10.0") == [("0.9.1", "0.10.0")]
+
+
+# ---------------------------------------------------------------- mining: what counts as a breaking change
+
+def test_mining_keeps_reexports_and_public_names_of_private_modules_and_drops_the_noise(tmp_path: Path) -> None:
+    from kb.knowledge.learn import mine_pair
+
+    old = {
+        "wlib/__init__.py": "import os\nfrom markupsafe import Markup\nfrom .core import run\n\n\ndef _hidden():\n"
+                            "    pass\n",
+        "wlib/core.py": "from collections import OrderedDict\n\n\ndef run(a, b=1):\n    return a\n\n\n"
+                        "def gone():\n    pass\n",
+        "wlib/_compat.py": "text_type = str\n\n\ndef b(s):\n    return s\n",
+        "wlib/shim.py": "OLD = 1\n",
+        "wlib/tests/test_x.py": "def test_x():\n    pass\n",
+    }
+    new = {
+        "wlib/__init__.py": "from .core import run\n",
+        "wlib/core.py": "def run(a, b=1, *, c):\n    return a\n",
+        "wlib/_compat.py": "def b(s):\n    return s\n",
+        "wlib/shim.py": "def __getattr__(name):\n    raise AttributeError(name)\n",
+        "wlib/elsewhere.py": "def gone():\n    pass\n",
+    }
+    build_wheel(tmp_path / "w", "wlib", "1.0", old)
+    build_wheel(tmp_path / "w", "wlib", "2.0", new)
+    rows = mine_pair("wlib", "1.0", "2.0", cache=tmp_path / "cache", find_links=(tmp_path / "w",))
+    found = sorted((r["module"], r["name"], r["kind"], r.get("param", ""), r.get("replacement", "")) for r in rows)
+    assert found == [
+        ("wlib", "Markup", "removed", "", ""),  # a deliberate re-export of another distribution's object
+        ("wlib._compat", "text_type", "removed", "", ""),  # public name of a private module
+        ("wlib.core", "gone", "moved", "", "wlib.elsewhere.gone"),
+        ("wlib.core", "run", "signature-changed", "c", ""),  # a required keyword-only parameter was added
+    ]
+    # import os, from collections import OrderedDict, _hidden, the tests package, the __getattr__ shim: noise
+    assert all(r["source"] == "https://pypi.org/project/wlib/2.0/" for r in rows)
+    assert all("wlib-1.0-py3-none-any.whl" in r["note"] for r in rows)
+
+
+def test_release_archives_with_escaping_members_are_refused(tmp_path: Path) -> None:
+    import zipfile
+
+    from kb.errors import KbError
+    from kb.knowledge.releases import fetch
+
+    folder = tmp_path / "w"
+    folder.mkdir()
+    with zipfile.ZipFile(folder / "evil-1.0-py3-none-any.whl", "w") as zf:
+        zf.writestr("../../outside.py", "x = 1\n")
+    with pytest.raises(KbError, match=r"unsafe or oversized member '\.\./\.\./outside\.py'"):
+        fetch("evil", "1.0", cache=tmp_path / "cache", find_links=(folder,))
+    assert not (tmp_path / "outside.py").exists()
+
+
+def test_compressed_packs_are_bounded_and_validated(tmp_path: Path) -> None:
+    import gzip
+    import json as jsonlib
+
+    from kb.errors import RuleError
+    from kb.rulepack import MAX_PACK_BYTES, parse_pack
+
+    bomb = gzip.compress(b"{" + b" " * (MAX_PACK_BYTES + 10) + b"}")
+    assert len(bomb) < 100_000
+    with pytest.raises(RuleError, match="larger than 16 MiB unpacked"):
+        parse_pack(bomb, "bomb.json.gz")
+    bad = gzip.compress(jsonlib.dumps({"pack": "x", "version": "1", "layer": "mined",
+                                       "api_changes": [{"id": "a", "package": "p", "module": "m", "name": "n",
+                                                        "kind": "gone", "source": "https://x.invalid/"}]}).encode())
+    with pytest.raises(RuleError, match=r"/api_changes/0/kind"):
+        parse_pack(bad, "bad.json.gz")

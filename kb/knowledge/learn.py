@@ -75,7 +75,7 @@ def mine_pair(dist: str, old_version: str, new_version: str, *, cache: Path | No
         new_tree = griffe_mine.load_tree(top, new_tops[top]) if top in new_tops else None
         if top in new_tops and new_tree is None:
             continue  # unreadable, not removed
-        changes.extend(griffe_mine.compare_trees(old_tree, new_tree, tops))
+        changes.extend(griffe_mine.compare_safely(old_tree, new_tree, tops))
     return griffe_mine.rows_for(changes, package=dist, old_version=old_version, new_version=new_version,
                                 old_url=old.url, new_url=new.url, prefix=prefix,
                                 files=(old.filename, new.filename))
@@ -144,7 +144,7 @@ def mine_stdlib(old_python: str, new_python: str, *, prefix: str = "mined") -> l
         new_tree = griffe_mine.load_tree(top, new_dir) if present else None
         if present and new_tree is None:
             continue
-        changes.extend(griffe_mine.compare_trees(old_tree, new_tree, frozenset({top}), private=False))
+        changes.extend(griffe_mine.compare_safely(old_tree, new_tree, frozenset({top}), private=False))
     url = f"https://docs.python.org/3/whatsnew/{new['version']}.html"
     return griffe_mine.rows_for(changes, package="python", old_version=old["version"], new_version=new["version"],
                                 old_url=f"https://docs.python.org/3/whatsnew/{old['version']}.html", new_url=url,
@@ -155,7 +155,7 @@ def store_rows(store: Any, dist: str, rows: list[dict[str, Any]], *, layer: str 
                provenance: str = "") -> int:
     """Add ``rows`` to the KB as the ``learned-DIST`` pack (merged with what it held), validated by the
     pack schema like any pack. Returns how many rows the pack holds now."""
-    from ..rulepack import Pack, digest, dump_pack, parse_pack
+    from ..rulepack import dump_pack, parse_pack
 
     name = f"{layer}-{normalise(dist) if dist != 'python' else 'python'}"
     held = {row["id"]: row for row in store.pack_rows(name)}
@@ -163,9 +163,7 @@ def store_rows(store: Any, dist: str, rows: list[dict[str, Any]], *, layer: str 
     doc = {"pack": name, "version": datetime.now(timezone.utc).strftime("%Y.%m.%d"), "layer": layer,
            "description": provenance or f"API changes of {dist} mined from its releases by kb",
            "api_changes": sorted(held.values(), key=lambda r: r["id"])}
-    text = dump_pack(doc).encode("utf-8")
-    pack = parse_pack(text, f"{layer}:{name}")
-    store.load_pack(Pack(pack.name, pack.version, pack.origin, digest(text), pack.doc))
+    store.load_pack(parse_pack(dump_pack(doc).encode("utf-8"), f"{layer}:{name}"))
     return len(held)
 
 

@@ -14,9 +14,13 @@ old tree against the new one and keeps the changes a failing test can show:
 
 Noise filtered out, as griffe's own breakage list would carry it: annotation-only and default-only
 changes, return types, attribute values, moved positions, base classes; objects under test
-packages; names imported from other packages (``import os`` in a module) unless the module
-re-exports them on purpose (a package ``__init__`` or ``__all__``). Private names are kept only at
-module level, where ``from pkg._compat import x`` can name them; private class members never.
+packages; names a module imports (``import os``, ``from .compat import str``) unless it re-exports them on
+purpose (a package ``__init__`` or ``__all__``); names that a module's ``__getattr__`` may still
+serve (deprecation shims). Names with a leading underscore are dropped (no failure a user meets
+names them), but the public names of private modules are kept — ``from _pytest.compat import x``
+and ``from pkg._compat import text_type`` are exactly what old plugins and old code import.
+Replacements name the one public place an object lives now (a re-export beats the private
+definition).
 
 Each change becomes an API-change row of the pack schema: version bounds (``removed_in`` the newer
 release), the newer release's page as ``source``, both releases in ``note``, and remedies (pin below
@@ -42,11 +46,12 @@ except ImportError as exc:  # pragma: no cover - depends on the extra
 
 from ..pep440 import normalise, release_bound
 
-__all__ = ["Change", "compare_trees", "importable_tops", "rows_for", "load_tree", "SKIP_PACKAGES"]
+__all__ = ["Change", "compare_trees", "compare_safely", "importable_tops", "rows_for", "load_tree", "SKIP_PACKAGES"]
 
 #: sub-packages that are not API (tests, examples, vendored copies of other projects)
 SKIP_PACKAGES = frozenset({"tests", "test", "testing_utils", "_tests", "examples", "docs", "benchmarks",
-                           "_vendor", "vendor", "vendored", "_vendored", "externals", "conftest"})
+                           "_vendor", "vendor", "vendored", "_vendored", "externals", "conftest",
+                           "setup", "setup_common"})
 _NOT_TOPS = frozenset({"setup", "conftest", "tests", "test", "docs", "doc", "examples", "benchmarks", "tasks",
                        "noxfile", "fabfile", "build", "scripts", "tools", "ci"})
 
@@ -128,20 +133,19 @@ def _reexported(module: Any, name: str) -> bool:
     return bool(module.filepath and Path(str(module.filepath)).name == "__init__.py" and not name.startswith("_"))
 
 
-def _kept_alias(module: Any, name: str, alias: Any, tops: frozenset[str]) -> bool:
+def _kept_alias(module: Any, name: str, alias: Any) -> bool:
+    """An imported name counts as API only where the module offers it on purpose: a package's
+    ``__init__`` or ``__all__`` (``flask.Markup``), never an incidental ``import os`` or helper import."""
     try:
         target = str(alias.target_path)
     except Exception:  # noqa: BLE001
         return False
-    if "." not in target:  # "import os"
-        return False
-    if target.split(".", 1)[0] in tops:  # re-exported from the same package
-        return not name.startswith("_") or _reexported(module, name)
-    return _reexported(module, name)  # from another distribution: only deliberate re-exports (flask.Markup)
+    return "." in target and _reexported(module, name)
 
 
 def _index(tree: Any) -> dict[str, list[str]]:
-    """Name → paths of every module and module-level class/function in a tree (for moved objects)."""
+    """Name → paths of every module, module-level class/function and deliberate re-export in a tree
+    (where a removed object may have moved to)."""
     index: dict[str, list[str]] = {}
     stack = [tree]
     while stack:
@@ -149,6 +153,8 @@ def _index(tree: Any) -> dict[str, list[str]]:
         index.setdefault(module.name, []).append(module.path)
         for name, member in _members(module).items():
             if member.is_alias:
+                if not name.startswith("_") and _reexported(module, name):
+                    index.setdefault(name, []).append(f"{module.path}.{name}")
                 continue
             if _is_module(member):
                 if not _skipped(member.path):
@@ -158,9 +164,19 @@ def _index(tree: Any) -> dict[str, list[str]]:
     return index
 
 
+def _private_path(path: str) -> bool:
+    return any(part.startswith("_") and not part.startswith("__") for part in path.split("."))
+
+
 def _moved(name: str, old_path: str, index: dict[str, list[str]]) -> str:
-    candidates = [p for p in index.get(name, []) if p != old_path and not p.startswith(old_path + ".")]
-    return candidates[0] if len(candidates) == 1 else ""
+    """The one public place the object lives now ("" when there is none, or several)."""
+    candidates = [p for p in dict.fromkeys(index.get(name, []))
+                  if p != old_path and not p.startswith(old_path + ".")]
+    public = [p for p in candidates if not _private_path(p)]
+    if len(public) > 1:  # a re-export and the definition: the shortest path is the one to import
+        shortest = min(public, key=lambda p: p.count("."))
+        public = [shortest] if sum(p.count(".") == shortest.count(".") for p in public) == 1 else public
+    return public[0] if len(public) == 1 else ""
 
 
 def _param_changes(old: Any, new: Any) -> Iterator[tuple[str, str]]:
@@ -190,8 +206,12 @@ def _param_changes(old: Any, new: Any) -> Iterator[tuple[str, str]]:
 
 def _function_changes(module: str, name: str, old: Any, new: Any) -> Iterator[Change]:
     if old.is_alias or new.is_alias or not (old.is_function and new.is_function):
+        return  # (checked in this order: asking an alias its kind would resolve it)
+    if any(part.startswith("_") for part in name.split(".")):
         return
     for param, change in _param_changes(old, new):
+        if param.startswith("_"):
+            continue  # "__x" parameters are positional-only by convention (stubs)
         yield Change(module, name, "signature-changed", param, change)
 
 
@@ -211,7 +231,7 @@ def _class_changes(module: str, cls: str, old: Any, new: Any) -> Iterator[Change
         if counterpart is None:
             if not _inherits_elsewhere(new):
                 yield Change(module, f"{cls}.{name}", "removed")
-        elif member.is_function:
+        elif not counterpart.is_alias and member.is_function:
             yield from _function_changes(module, f"{cls}.{name}", member, counterpart)
 
 
@@ -224,7 +244,11 @@ def _inherits_elsewhere(cls: Any) -> bool:
 
 
 def compare_trees(old: Any, new: Any | None, tops: frozenset[str], *, private: bool = True) -> list[Change]:
-    """The changes from ``old`` (a griffe module tree) to ``new`` (None: the whole top is gone)."""
+    """The changes from ``old`` (a griffe module tree) to ``new`` (None: the whole top is gone).
+
+    ``private``: walk private modules too (``_pytest.compat``, ``pkg._compat``): their public names are what
+    plugins and old code import. ``tops`` is kept for callers that compare several top-level packages.
+    """
     changes: list[Change] = []
     index = _index(new) if new is not None else {}
     stack: list[tuple[Any, Any | None]] = [(old, new)]
@@ -237,24 +261,42 @@ def compare_trees(old: Any, new: Any | None, tops: frozenset[str], *, private: b
                                                       else ("removed",))))
             continue
         new_members = _members(new_mod)
+        dynamic = "__getattr__" in new_members  # names may still resolve at run time (deprecation shims)
         for name, member in _members(old_mod).items():
-            if name.startswith("__") or (name.startswith("_") and not private):
+            if name.startswith("__"):
                 continue
             counterpart = new_members.get(name)
             if _is_module(member):
-                if counterpart is None or _is_module(counterpart):
+                if (counterpart is None or _is_module(counterpart)) and (private or not name.startswith("_")):
                     stack.append((member, counterpart))
                 continue
-            if member.is_alias and not _kept_alias(old_mod, name, member, tops):
+            if name.startswith("_"):
+                continue  # private names: no symptom a user meets names them
+            if member.is_alias and not _kept_alias(old_mod, name, member):
+                continue
+            if counterpart is None and dynamic:
                 continue
             if counterpart is None:
                 target = _moved(name, f"{old_mod.path}.{name}", index)
                 changes.append(Change(old_mod.path, name, "moved" if target else "removed", replacement=target))
-            elif member.is_class and not member.is_alias and counterpart.is_class and not counterpart.is_alias:
+                continue
+            if member.is_alias or counterpart.is_alias:
+                continue  # never resolve an alias: its target may be in another distribution
+            if member.is_class and counterpart.is_class:
                 changes.extend(_class_changes(old_mod.path, name, member, counterpart))
-            elif member.is_function and not member.is_alias:
+            elif member.is_function:
                 changes.extend(_function_changes(old_mod.path, name, member, counterpart))
     return changes
+
+
+def compare_safely(old: Any, new: Any | None, tops: frozenset[str], *, private: bool = True) -> list[Change]:
+    """:func:`compare_trees`, but a tree griffe cannot walk (an alias cycle, a broken source) yields no
+    changes rather than stopping the whole mining run."""
+    try:
+        return compare_trees(old, new, tops, private=private)
+    except Exception as exc:  # noqa: BLE001 - griffe's errors are many and not all exported
+        logging.getLogger(__name__).warning("skipped %s: %s", getattr(old, "path", old), exc)
+        return []
 
 
 def _moved_module(module: Any, index: dict[str, list[str]]) -> str:

@@ -19,6 +19,7 @@ import shutil
 import sys
 import tarfile
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 from dataclasses import dataclass
@@ -74,8 +75,15 @@ def _get_json(url: str) -> dict:
         raise OfflineError(f"{url}: cannot reach the package index ({reason})") from None
 
 
+_PROJECTS: dict[str, dict] = {}
+
+
 def _project(dist: str) -> dict:
-    return _get_json(f"{index_url()}/pypi/{normalise(dist)}/json")
+    """The index's JSON document of a project (every release and its files), fetched once per process."""
+    url = f"{index_url()}/pypi/{normalise(dist)}/json"
+    if url not in _PROJECTS:
+        _PROJECTS[url] = _get_json(url)
+    return _PROJECTS[url]
 
 
 def versions(dist: str, *, since: str | None = None, find_links: tuple[Path, ...] = ()) -> list[str]:
@@ -195,14 +203,16 @@ def fetch(dist: str, version: str, *, cache: Path | None = None, find_links: tup
     if local:
         archive = local[0][1]
     else:
-        doc = _get_json(f"{index_url()}/pypi/{normalise(dist)}/{version}/json")
-        files = [f for f in doc.get("urls") or [] if not f.get("yanked") and _preference(f["filename"]) < 9]
+        listed = (_project(dist).get("releases") or {}).get(version) or []
+        files = [f for f in listed if not f.get("yanked") and _preference(f["filename"]) < 9]
         if not files:
             raise KbError(f"{dist} {version}: the index has no wheel or sdist for it")
         best = min(files, key=lambda f: (_preference(f["filename"]), f.get("size") or 0))
         archive = folder / best["filename"]
         if not archive.is_file():
-            _download(best["url"], archive, (best.get("digests") or {}).get("sha256"))
+            # some indexes list files relative to the JSON document
+            link = urllib.parse.urljoin(f"{index_url()}/pypi/{normalise(dist)}/json", best["url"])
+            _download(link, archive, (best.get("digests") or {}).get("sha256"))
     url = release_url(dist, version)  # what rows cite; the file it was read from is kept beside it
     _unpack(archive, folder / "src")
     from ..safeio import write_text_atomic
