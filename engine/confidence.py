@@ -17,8 +17,10 @@ Evidence is combined in log-odds space, starting from the rule's authored prior:
   (griffe's breakage detection, no person read it) less again;
 - declared: for causes reasoned from owner facts (match ``owner``), the project declaring the
   distribution that lost the name makes "the code was written for an earlier release" likelier.
-  A generic cause whose distribution is only guessed from the module name (match ``owner-guess``)
-  starts below a coin flip: it may as well be a typo.
+  A generic cause whose distribution is only guessed from the module name (match ``owner-guess``:
+  "No module named 'x'" and nothing knows x) stays below a coin flip: it may as well be a typo.
+  A generic cause's support counts half (``GENERIC_SUPPORT``): many failures agreeing show that
+  they share one cause, not that kb's reasoned explanation of it is the right one.
 
 Then the learned record: a Beta posterior whose prior mean is ``p`` with weight
 ``LEARNED_WEIGHT`` pseudo-observations, updated by verified / failed fixes of that rule::
@@ -36,8 +38,11 @@ from typing import Any
 
 __all__ = ["Evidence", "confidence", "MATCH_WEIGHTS", "VERSION_WEIGHTS", "LAYER_WEIGHTS", "LEARNED_WEIGHT"]
 
-MATCH_WEIGHTS = {"exact-row": 1.2, "name-only-row": 0.4, "distribution": 0.6, "owner": 0.4, "owner-guess": -0.2,
+MATCH_WEIGHTS = {"exact-row": 1.2, "name-only-row": 0.4, "distribution": 0.6, "owner": 0.4, "owner-guess": -0.6,
                  "pattern": 0.0}
+#: a generic cause's support counts half: many failures agreeing show one cause, not that the
+#: reasoned explanation of it is right
+GENERIC_SUPPORT = 0.5
 LAYER_WEIGHTS = {"curated": 0.0, "learned": -0.2, "mined": -0.4, "generic": 0.0}
 DECLARED_WEIGHT = 0.3
 VERSION_WEIGHTS = {"satisfied": 0.8, "contradicted": -2.5, "unknown": 0.0, "n/a": 0.0}
@@ -78,6 +83,8 @@ def confidence(ev: Evidence) -> tuple[float, dict[str, Any]]:
     }
     if ev.layer != "curated":
         terms["layer"] = LAYER_WEIGHTS[ev.layer]
+    if ev.layer == "generic":
+        terms["support"] *= GENERIC_SUPPORT
     if ev.declared:
         terms["declared"] = DECLARED_WEIGHT
     z = _logit(ev.prior) + sum(terms.values())

@@ -198,6 +198,7 @@ class Engine:
         stats["derived_facts"] = len(derived)
         sym_owner = {sym: owned[i] for i, s in enumerate(symptoms) if (sym := f"S{i}") in sym_ids and i in owned}
         causes = self._assemble(derived, sym_ids, rows, dists, options, by_id, knowledge, environment, sym_owner)
+        _owner_evidence(causes, symptoms, owned, environment)
         explained = {fid for cause in causes for fid in cause.failures}
         undiagnosed = sorted(set(unmatched) | ({f.id for f in facts} - explained))
         undiagnosed = _same_wrapper(causes, by_id, undiagnosed)
@@ -298,7 +299,6 @@ class Engine:
             evidence = [f"{len(s.failures)} failure(s) match rule {s.rule}: "
                         + ", ".join(f"{k}={v}" for k, v in s.fields if k not in ("top", "tail"))
                         for s in syms]
-            evidence.extend(o.describe() for o in owners_seen)
             if gen_owner is not None:
                 title = _generic_title(syms[0], gen_owner)
                 explanation = _generic_explanation(syms[0], gen_owner)
@@ -340,6 +340,24 @@ class Engine:
                 owner=gen_owner, layer=layer,
             ))
         return _attribute(causes)
+
+
+def _owner_evidence(causes: list[Cause], symptoms: Sequence[Symptom], owned: dict[int, Owner],
+                    environment: dict[str, str]) -> None:
+    """Every cause shows the owner facts of its failures, also those a different wording resolved (the
+    nose rule's failures name the project's own class) and, for a rule tied to a release (``since``),
+    the distribution it is tied to."""
+    for cause in causes:
+        mine = set(cause.failures)
+        lines = [owner.describe() for i, owner in owned.items() if mine & set(symptoms[i].failures)]
+        if cause.rule.since and not any(f"owner of {cause.rule.since[0]}" in line for line in lines):
+            dist = cause.rule.since[0]
+            version = environment.get(dist.lower(), "")
+            lines.append(f"owner of {dist}: installed distribution {dist} {version or '(version not reported)'} "
+                         f"— the release this pattern belongs to")
+        for line in dict.fromkeys(lines):
+            if line not in cause.evidence:
+                cause.evidence.append(line)
 
 
 def _qualname(symptom: Symptom) -> str:

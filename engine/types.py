@@ -164,8 +164,10 @@ class Owner:
             dist = f"{self.distribution} (a guess: the module's own name)" if self.guessed else self.distribution
             what = f"no installed distribution; it is provided by {dist or 'an unknown distribution'}"
             what += ", declared by the project" if self.declared else ""
+        elif self.kind == "project":
+            what = "the project's own code (a bug there is not an API change)"
         else:
-            what = self.kind
+            what = "unknown"
         return f"owner of {self.module}: {what}" + (f" — {self.how}" if self.how else "")
 
 

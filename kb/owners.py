@@ -206,11 +206,14 @@ def _relative_top(path: str) -> str | None:
 def project_tops(failures: Iterable[Failure], root: Path | None) -> set[str]:
     """Top-level module names that are the project's own code."""
     tops: set[str] = set()
-    for failure in failures:
-        for path in [failure.test.split("::", 1)[0], *(f.file for f in failure.frames)]:
-            top = _relative_top(path)
-            if top and top.isidentifier():
-                tops.add(top)
+    paths: set[str] = set()
+    for failure in failures:  # distinct paths first: a large run repeats a few files many times
+        paths.add(failure.test.split("::", 1)[0])
+        paths.update(f.file for f in failure.frames)
+    for path in paths:
+        top = _relative_top(path)
+        if top and top.isidentifier():
+            tops.add(top)
     if root is not None and root.is_dir():
         for folder in (root, root / "src"):
             try:
@@ -329,7 +332,7 @@ class OwnerResolver:
         if path:
             where = _path_owner(path, env)
             if where and where[0] == "site":
-                return self._installed(module, where[1], f"{path} is in site-packages")
+                return self._installed(module, where[1], f"{path} is in site-packages", seen=True)
             if where and where[0] == "stdlib":
                 return Owner(module, "stdlib", python=env.python, how=f"{path} is in the standard library")
             if where and where[0] == "project":
@@ -341,7 +344,7 @@ class OwnerResolver:
             return Owner(module, "stdlib", python=env.python,
                          how=f"{top} is a standard-library module{gone}; {env.how}")
         if top in env.packages:
-            return self._installed(module, top, env.how)
+            return self._installed(module, top, env.how, seen=True)
         if missing and "." not in module:
             # "No module named 'x'": x itself is not importable — no installed distribution provides it
             mapped = self.import_map([top]).get(top)
@@ -351,13 +354,19 @@ class OwnerResolver:
             return Owner(module, "absent", dist or top, "", bool(dist) and dist in self.declared, env.python,
                          f"{top} is not installed; {how}", guessed=not dist)
         # the top-level module imported (the name or submodule under it is what is missing)
-        return self._installed(module, top, env.how)
+        return self._installed(module, top, env.how, seen=False)
 
-    def _installed(self, module: str, top: str, how: str) -> Owner:
+    def _installed(self, module: str, top: str, how: str, *, seen: bool) -> Owner:
+        """The installed distribution providing ``top``. ``seen``: its files were seen in site-packages
+        (a path in the message, or the interpreter's own metadata) — else only a name map or the
+        project's declarations can say which distribution it is, and without them the owner is unknown."""
         env = self.env
         names = env.packages.get(top) or []
         mapped = None if names else self.import_map([top]).get(top)
         declared = next((d for d in self.declared.names if d == normalise(top)), "")
+        if not (names or mapped or declared or seen):
+            return Owner(module, "unknown", python=env.python,
+                         how=f"{top} imported, but nothing says which distribution provides it; {env.how}")
         dist = names[0] if names else mapped or declared or top
         name, version = env.dists.get(normalise(dist), (dist, self.run.environment.get(dist.lower(), "")))
         if top in self.tops and not names:
@@ -365,9 +374,8 @@ class OwnerResolver:
         if normalise(name) in self.declared.own:
             return Owner(module, "project", how=f"{name} is the project's own distribution")
         source = ("" if names else " (the KB's import-name map)" if mapped else " (the project declares it)"
-                  if declared else " (a guess: the module's own name)")
-        return Owner(module, "distribution", name, version, name in self.declared, env.python, how + source,
-                     guessed=not (names or mapped or declared))
+                  if declared else " (the distribution is named after its folder)")
+        return Owner(module, "distribution", name, version, name in self.declared, env.python, how + source)
 
     def _message_path(self, symptom: Symptom, failures: Sequence[Failure]) -> str | None:
         needle = f"'{symptom.get('name')}' from '{symptom.get('module')}'"

@@ -286,3 +286,39 @@ def test_compressed_packs_are_bounded_and_validated(tmp_path: Path) -> None:
                                                         "kind": "gone", "source": "https://x.invalid/"}]}).encode())
     with pytest.raises(RuleError, match=r"/api_changes/0/kind"):
         parse_pack(bad, "bad.json.gz")
+
+
+# ---------------------------------------------------------------- owner facts
+
+def test_a_module_nothing_knows_is_named_but_not_confidently(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    (project / "tests").mkdir(parents=True)
+    (project / "tests" / "test_a.py").write_text("import reqeusts_typo_nobody_has\n\n\ndef test_a():\n    pass\n")
+    report = tmp_path / "report.xml"
+    _pytest(Path(sys.executable), project, report)
+    doc = diagnose([report], db=tmp_path / "kb.sqlite", record=False, python=sys.executable, root=project)
+    [cause] = doc["root_causes"]
+    assert cause["owner"]["kind"] == "absent" and cause["confidence"] < 0.5
+    assert "a guess: the module's own name" in " ".join(cause["evidence"])
+
+
+def test_the_interpreter_is_the_one_whose_site_packages_the_tracebacks_name(tmp_path: Path) -> None:
+    from kb.facts import Failure
+    from kb.models import Frame, Run
+    from kb.owners import interpreter_for, project_tops
+
+    env_dir = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=False).create(env_dir)
+    site = next(env_dir.glob("lib/python3*/site-packages"))
+    inner = Frame(str(site / "pkg" / "mod.py"), 3, "f")
+
+    def failure(*frames: Frame) -> Failure:
+        return Failure(0, "src/proj/tests/test_x.py::test_x", "call", "ImportError", "m", frames, None, "", "")
+
+    python, how = interpreter_for([failure(Frame("src/proj/core.py", 1, "g"), inner)], Run())
+    assert Path(python).parent == env_dir / "bin" and "site-packages the tracebacks name" in how
+    gone = Frame("/nowhere/venv/lib/python3.11/site-packages/pkg/mod.py", 3, "f")
+    assert interpreter_for([failure(gone)], Run()) == (
+        None, "the tracebacks name an environment that is not on this machine (/nowhere/venv)")
+    assert interpreter_for([failure()], Run())[0] is None  # kb never assumes its own environment
+    assert project_tops([failure(Frame("src/proj/core.py", 1, "g"), inner, gone)], None) == {"proj"}
