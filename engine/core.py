@@ -127,7 +127,8 @@ class Engine:
 
         # stage 2 sees only candidates: symptoms some knowledge could explain
         candidates = knowledge.api_rows(symptoms)
-        tops = {s.get("top") for s in symptoms if s.kind == "missing_module"}
+        # "No module named 'x'" asks which distribution provides x; "No module named 'x.y'" says x imported
+        tops = {s.get("top") for s in symptoms if s.kind == "missing_module" and s.get("module") == s.get("top")}
         dists = {d.import_name: d for d in knowledge.distributions(t for t in tops if t)}
         environment = dict(environment or {})
         owned = self._owners(symptoms, owners, environment)
@@ -138,7 +139,7 @@ class Engine:
             if found:  # hand-written rows win where both exist; learned rows win over shipped mined ones
                 best = min(LAYERS.index(row.layer) for row in found)
                 found = [row for row in found if LAYERS.index(row.layer) == best]
-            known_dist = s.kind == "missing_module" and s.get("top") in dists
+            known_dist = s.kind == "missing_module" and s.get("module") in dists
             if found or s.kind == "direct" or known_dist:
                 sym_ids[f"S{i}"] = s
                 rows.update((row.id, row) for row in found)

@@ -134,7 +134,7 @@ def _definition() -> dict[str, Any]:
         # missing module + import-name → distribution row → cause
         "dependency": {
             "all": [_symptom("missing_module"),
-                    {"o": {"$and": [{"type": "dist"}, _eq("import", "sy", "top")]}}],
+                    {"o": {"$and": [{"type": "dist"}, _eq("import", "sy", "module")]}}],
             "run": _cause_action("distribution", "dist", lambda c: c.o["import"]),
         },
         # symptom no row explains + owner facts (stdlib / installed or absent distribution) → generic cause

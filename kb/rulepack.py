@@ -123,6 +123,7 @@ def parse_pack(data: bytes, origin: str) -> Pack:
     one) is compact JSON, gzip-compressed (``.json.gz``), validated by the same schema."""
     if len(data) > MAX_PACK_BYTES:
         raise RuleError(f"{origin}: pack is larger than {MAX_PACK_BYTES // (1024 * 1024)} MiB")
+    sha256 = digest(data)  # of the file as shipped: what the store compares to decide on a re-seed
     if data[:2] == b"\x1f\x8b":
         data = _gunzip(data, origin)
     try:
@@ -148,7 +149,7 @@ def parse_pack(data: bytes, origin: str) -> Pack:
         path, reason = problems[0]
         more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
         raise RuleError(f"{origin}: {path}: {reason}{more}")
-    return Pack(str(doc["pack"]), str(doc["version"]), origin, digest(data), doc, validated=True)
+    return Pack(str(doc["pack"]), str(doc["version"]), origin, sha256, doc, validated=True)
 
 
 def read_pack(path: str | Path) -> Pack:

@@ -113,28 +113,58 @@ def run_library(dist: str, work: Path, since: str, cache: Path) -> str:
     return done.stdout.strip()
 
 
-def assemble(work: Path, out: Path) -> None:
-    from kb.rulepack import parse_pack
+def name_map(docs: list[dict], cache: Path, taken: set[str]) -> list[dict]:
+    """The mined import-name → distribution map: the top-level packages of each library's newest mined
+    release (read from the download cache), in the order the libraries are listed (the more widely used
+    first wins a shared name); names the curated map already has are left to it."""
+    from kb.knowledge.mine import importable_tops
+    from kb.knowledge.releases import fetch, release_url
+
+    found: dict[str, dict] = {}
+    for doc in docs:
+        if doc["dist"] == "python" or not doc["pairs"]:
+            continue
+        newest = doc["pairs"][-1][1]
+        try:
+            release = fetch(doc["dist"], newest, cache=cache)
+        except Exception as exc:  # noqa: BLE001 - a release not in the cache any more is left out of the map
+            print(f"name map: {doc['dist']} {newest}: {exc}", flush=True)
+            continue
+        for top in importable_tops(release.root):
+            if top not in taken and not top.startswith("_") and top not in found:
+                found[top] = {"import": top, "distribution": doc["dist"], "source": release_url(doc["dist"], newest)}
+    return sorted(found.values(), key=lambda d: d["import"])
+
+
+def assemble(work: Path, out: Path, cache: Path, order: list[str]) -> None:
+    from kb.rulepack import builtin_packs, parse_pack
 
     rows: dict[str, dict] = {}
     libraries, pairs, seconds = set(), 0, 0.0
-    for path in sorted(work.glob("*.json")):
-        doc = json.loads(path.read_text("utf-8"))
+    docs = [json.loads(path.read_text("utf-8")) for path in sorted(work.glob("*.json"))]
+    rank = {name.lower(): i for i, name in enumerate(order)}
+    docs.sort(key=lambda d: (rank.get(d["dist"].lower(), len(rank)), d["dist"]))
+    for doc in docs:
         libraries.add(doc["dist"])
         pairs += len(doc["pairs"])
         seconds += doc.get("seconds", 0.0)
         for row in doc["rows"]:
             rows.setdefault(row["id"], row)
+    curated = {d["import"] for origin, data in builtin_packs() if origin.endswith(".yaml")
+               for d in parse_pack(data, origin).doc.get("distributions") or []}
     pack = {"pack": "mined-python", "version": date.today().isoformat().replace("-", "."), "layer": "mined",
             "description": (f"Breaking changes griffe found between consecutive minor releases of {len(libraries)} "
-                            f"libraries and of the standard library ({pairs} release pairs); built by "
-                            "scripts/build_mined_pack.py. Lower prior than curated rows; curated rows win."),
-            "api_changes": sorted(rows.values(), key=lambda r: r["id"])}
+                            f"libraries and of the standard library ({pairs} release pairs), and the import names "
+                            "those libraries provide; built by scripts/build_mined_pack.py. Lower prior than "
+                            "curated rows; curated rows win."),
+            "api_changes": sorted(rows.values(), key=lambda r: r["id"]),
+            "distributions": name_map(docs, cache, curated)}
     data = json.dumps(pack, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode("utf-8")
     compressed = gzip.compress(data, compresslevel=9, mtime=0)
     parse_pack(data, f"builtin:{out.name}")  # validated like any pack, refused whole if invalid
     out.write_bytes(compressed)
-    print(f"{out}: {len(rows)} rows from {len(libraries)} libraries, {pairs} release pairs; "
+    print(f"{out}: {len(rows)} rows from {len(libraries)} libraries, {pairs} release pairs, "
+          f"{len(pack['distributions'])} import names; "
           f"{len(compressed) / 1024:.0f} KiB ({len(data) / 1024 / 1024:.1f} MiB unpacked); "
           f"mining time {seconds / 60:.1f} min")
 
@@ -161,16 +191,17 @@ def main() -> None:
         print(f"{args.one}: {len(doc['rows'])} rows from {len(doc['pairs'])} pairs in {doc['seconds']}s"
               + (f"; skipped {len(doc['skipped'])}" if doc["skipped"] else ""))
         return
+    everything = list(dict.fromkeys([*library_list(LIBRARIES), *import_map_distributions()]))
     if not args.assemble:
         started = time.monotonic()
-        names = args.only or list(dict.fromkeys([*library_list(LIBRARIES), *import_map_distributions()]))
+        names = args.only or everything
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
             for line in pool.map(lambda d: run_library(d, args.work, args.since, cache), names):
                 print(line, flush=True)
         if not args.no_stdlib and not args.only:
             mine_stdlib_pairs(args.work)
         print(f"mining took {(time.monotonic() - started) / 60:.1f} min", flush=True)
-    assemble(args.work, args.out)
+    assemble(args.work, args.out, cache, everything)
 
 
 if __name__ == "__main__":

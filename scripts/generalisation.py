@@ -8,8 +8,10 @@ with kb twice, hand-written (curated) rows switched off both times:
 - *mined*: the KB as shipped minus its curated rows — is the top cause the mined row for that name?
 - *generic*: minus the mined rows too — does kb still name the owner (the distribution) and a pin?
 
-A sample whose release cannot be installed on this Python (no wheel, a failing build) is reported
-and replaced by another draw, so the table has --samples installable cases.
+A sample is fair only when the code works on the release before: each trial installs that release
+first and imports the name, then upgrades to the release that removed it. A sample that cannot be
+installed on this Python (no wheel) or does not import on the older release either (an optional
+dependency missing) is reported and replaced by another draw, so the table has --samples fair cases.
 
     python scripts/generalisation.py --samples 30 --min-libraries 15
 """
@@ -86,20 +88,32 @@ def trial(row: dict, work: Path, dbs: dict[str, Path]) -> dict:
     venv.EnvBuilder(system_site_packages=True, with_pip=False).create(env_dir)
     python = env_dir / "bin" / "python"
     version = row["removed_in"]
-    done = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q",
-                           "--only-binary", ":all:", f"{row['package']}=={version}"],
-                          capture_output=True, text=True, timeout=900)
+    old = re.search(r"comparing \S+ (\S+) \(", row["note"])
     result = {"row": row["id"], "library": row["package"], "uses": f"{row['module']}.{row['name']}".rstrip("."),
-              "release": version}
-    if done.returncode != 0:
-        result["verdict"] = "install failed"
-        result["why"] = (done.stderr.strip().splitlines() or ["?"])[-1][:160]
-        return result
-    (project / "tests").mkdir(parents=True)
+              "release": version, "before": old.group(1) if old else "?"}
     if row["name"]:
         code = f"from {row['module']} import {row['name']}\n\n\ndef test_uses():\n    assert {row['name']} is not None\n"
     else:
         code = f"import {row['module']}\n\n\ndef test_uses():\n    assert {row['module']}\n"
+    # the sample is fair only if the code works on the release before (an optional dependency, a
+    # platform-only module would fail for another reason)
+    for step, wanted in (("before", result["before"]), ("after", version)):
+        done = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q",
+                               "--only-binary", ":all:", f"{row['package']}=={wanted}"],
+                              capture_output=True, text=True, timeout=900)
+        if done.returncode != 0:
+            result["verdict"] = "install failed"
+            result["why"] = (done.stderr.strip().splitlines() or ["?"])[-1][:160]
+            return result
+        if step == "before":
+            works = subprocess.run([str(python), "-c", code.split("\n\n\n")[0]], capture_output=True, text=True,
+                                   timeout=300)
+            if works.returncode != 0:
+                result["verdict"] = "install failed"
+                result["why"] = f"does not import on {wanted} either: " + \
+                    (works.stderr.strip().splitlines() or ["?"])[-1][:120]
+                return result
+    (project / "tests").mkdir(parents=True)
     (project / "tests" / "test_uses.py").write_text(code)
     report = case / "report.xml"
     subprocess.run([str(python), "-m", "pytest", "-p", "no:cacheprovider", "-q", f"--junitxml={report}"],
@@ -139,6 +153,12 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write every trial here")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
+    if args.pack.resolve() != PACK.resolve():  # try a pack that is not (yet) the shipped one
+        import kb.store
+        from kb.rulepack import builtin_packs
+
+        shipped = [p for p in builtin_packs() if not p[0].endswith(".json.gz")]
+        kb.store.builtin_packs = lambda: [*shipped, (f"builtin:{PACK.name}", args.pack.read_bytes())]
     by_lib = candidates(args.pack)
     order = draw(by_lib, random.Random(args.seed))
     dbs = {"mined": kb_for(args.work, True), "generic": kb_for(args.work, False)}
@@ -162,8 +182,9 @@ def main() -> None:
     mined_right = sum(r["mined_ok"] for r in results)
     generic_right = sum(r["generic_ok"] for r in results)
     print()
-    print(f"{len(results)} samples from {len(libraries)} libraries ({len(failed_installs)} draws not installable "
-          f"on Python {sys.version_info.major}.{sys.version_info.minor}, replaced)")
+    print(f"{len(results)} samples from {len(libraries)} libraries ({len(failed_installs)} draws not usable on "
+          f"Python {sys.version_info.major}.{sys.version_info.minor} — no wheel, or not importable on the older "
+          "release either — replaced)")
     print(f"mined row named as the top cause: {mined_right}/{len(results)}")
     print(f"generic cause names the distribution: {generic_right}/{len(results)}")
     for r in results:

@@ -28,7 +28,8 @@ def test_wheel_contents(wheel: Path) -> None:
     for expected in ("kb/cli.py", "kb/py.typed", "kb/engine/runner.py", "kb/schemas/diagnosis.schema.json",
                      "kb/schemas/rule-pack.schema.json", "kb/packs/python-core.yaml", "kb/fixes/__init__.py",
                      "kb/fixes/golden.yaml", "kb/fixes/drop-kwarg.j2", "kb/schemas/log-record.schema.json",
-                     "kb/packs/test-behaviour.yaml", "kb/pytest_plugin.py"):
+                     "kb/packs/test-behaviour.yaml", "kb/pytest_plugin.py", "kb/packs/mined-python.json.gz",
+                     "kb/knowledge/mine.py", "kb/owners.py"):
         assert expected in names
     assert not any(n.startswith(("engine/", "schemas/", "fixes/", "tests/")) for n in names)
     archive = zipfile.ZipFile(wheel)

@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +57,8 @@ _NOT_TOPS = frozenset({"setup", "conftest", "tests", "test", "docs", "doc", "exa
                        "noxfile", "fabfile", "build", "scripts", "tools", "ci"})
 
 logging.getLogger("griffe").setLevel(logging.ERROR)
+#: the standard library's top-level names (of the Python kb runs on; the same for every 3.x but a few)
+_STDLIB = frozenset(sys.stdlib_module_names)
 
 
 @dataclass(frozen=True)
@@ -122,25 +125,36 @@ def _is_module(obj: Any) -> bool:
     return not obj.is_alias and obj.is_module
 
 
-def _reexported(module: Any, name: str) -> bool:
-    """A name a module deliberately offers although it is defined elsewhere."""
+def _listed(module: Any, name: str) -> bool:
+    """``name`` is in the module's ``__all__``."""
     try:
         exports = module.exports
     except Exception:  # noqa: BLE001
         exports = None
-    if exports and name in {str(e) if isinstance(e, str) else getattr(e, "name", str(e)) for e in exports}:
+    return bool(exports) and name in {str(e) if isinstance(e, str) else getattr(e, "name", str(e)) for e in exports}
+
+
+def _reexported(module: Any, name: str) -> bool:
+    """A name a module deliberately offers although it is defined elsewhere."""
+    if _listed(module, name):
         return True
     return bool(module.filepath and Path(str(module.filepath)).name == "__init__.py" and not name.startswith("_"))
 
 
 def _kept_alias(module: Any, name: str, alias: Any) -> bool:
     """An imported name counts as API only where the module offers it on purpose: a package's
-    ``__init__`` or ``__all__`` (``flask.Markup``), never an incidental ``import os`` or helper import."""
+    ``__init__`` or ``__all__`` (``flask.Markup``), never an incidental ``import os`` or helper import,
+    nor a standard-library name a package ``__init__`` happens to import (``from typing import Generic``)
+    unless ``__all__`` lists it."""
     try:
         target = str(alias.target_path)
     except Exception:  # noqa: BLE001
         return False
-    return "." in target and _reexported(module, name)
+    if "." not in target:
+        return False
+    if target.split(".", 1)[0] in _STDLIB:
+        return _listed(module, name)
+    return _reexported(module, name)
 
 
 def _index(tree: Any) -> dict[str, list[str]]:
