@@ -46,3 +46,21 @@ def test_breakdown_explains_the_number() -> None:
     assert breakdown["learned"] == {"verified": 7, "attempts": 9}
     assert set(breakdown["terms"]) == {"match", "version", "mention", "support"}
     assert 0.0 <= final <= 1.0
+
+
+def test_layers_rank_curated_over_learned_over_mined_over_generic() -> None:
+    curated = value(match="exact-row", version="satisfied")
+    learned = value(match="exact-row", version="satisfied", layer="learned")
+    mined = value(match="exact-row", version="satisfied", layer="mined")
+    generic = value(match="owner", layer="generic", declared=True)
+    assert curated > learned > mined > generic > 0.5
+
+
+def test_generic_causes_stay_honest() -> None:
+    # reasoned from an installed distribution the project declares: worth saying, not certain
+    assert 0.6 < value(match="owner", layer="generic", declared=True) < 0.7
+    assert value(match="owner", layer="generic") < value(match="owner", layer="generic", declared=True)
+    # many failures agreeing count half for a generic cause
+    assert value(match="owner", layer="generic", failures=1000) < value(match="owner", failures=1000)
+    # a distribution only guessed from the module's name never reaches a coin flip
+    assert value(match="owner-guess", layer="generic", failures=10**6, declared=False) < 0.5
