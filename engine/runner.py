@@ -106,6 +106,12 @@ def _definition() -> dict[str, Any]:
                     {"o": {"$and": [api, _eq("module", "sy"), _eq("name", "sy")]}}],
             "run": _cause_action("exact-row", "api", lambda c: c.o.id),
         },
+        # an object's class named without its module ('Series' object has no attribute 'iteritems')
+        "attribute_by_name": {
+            "all": [{"sy": {"$and": [{"type": "symptom"}, {"kind": "missing_attribute"}, {"module": "builtins"}]}},
+                    {"o": {"$and": [api, _eq("name", "sy")]}}],
+            "run": _cause_action("name-only-row", "api", lambda c: c.o.id),
+        },
         "behaviour": {
             "all": [_symptom("changed_behaviour"),
                     {"o": {"$and": [api, {"kind": "behaviour-changed"}, _eq("module", "sy"), _eq("name", "sy")]}}],

@@ -120,6 +120,7 @@ def _m5_layers(db: sqlite_utils.Database) -> None:
     db["api_changes"].add_column("layer", str, not_null_default="curated")
     db["api_changes"].add_column("change", str, not_null_default="")
     db["api_changes"].create_index(["tail"])
+    db["api_changes"].create_index(["name"])
 
 
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_knowledge, _m2_history, _m3_rule_since,
@@ -357,13 +358,16 @@ class Store:
         of distinct symptoms costs a handful of queries.
         """
         by_key: dict[tuple[str, str, str], list[ApiRow]] = {}
-        wanted: dict[str, set[tuple[str, str]]] = {"name": set(), "call": set(), "module": set(), "tail": set()}
+        wanted: dict[str, set[tuple[str, str]]] = {"name": set(), "call": set(), "module": set(), "tail": set(),
+                                                   "attr": set()}
         keys: list[list[tuple[str, str, str]]] = []
         for s in symptoms:
             f = dict(s.fields)
             mine: list[tuple[str, str, str]] = []
             if s.kind in ("missing_name", "missing_attribute", "changed_behaviour"):
                 mine.append(("name", f["module"], f["name"]))
+                if s.kind == "missing_attribute" and f["module"] == "builtins" and "." in f["name"]:
+                    mine.append(("attr", f["name"], ""))  # 'Series' object has no attribute 'iteritems
             elif s.kind in ("unexpected_kwarg", "missing_argument"):
                 mine.append(("call", f["tail"], f["param"]))
             elif s.kind == "bad_call":
@@ -378,6 +382,7 @@ class Store:
             "call": ("tail, param", "tail", "param", ""),
             "module": ("module, name", "module", "name", ""),
             "tail": ("tail, change", "tail", "change", ""),
+            "attr": ("name, ''", "name", "name", ""),
         }
         for kind, pairs in wanted.items():
             columns, first, second, _ = queries[kind]
@@ -391,7 +396,7 @@ class Store:
                 names = [d[0] for d in cursor.description]
                 for raw in cursor.fetchall():
                     row = dict(zip(names, raw, strict=True))
-                    key = (kind, row[first], "" if kind in ("module", "tail") else row[second])
+                    key = (kind, row[first], "" if kind in ("module", "tail", "attr") else row[second])
                     by_key.setdefault(key, []).append(_api_from_row(row))
         return [[row for key in mine for row in by_key.get(key, [])] for mine in keys]
 

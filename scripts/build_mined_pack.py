@@ -131,7 +131,7 @@ def name_map(docs: list[dict], cache: Path, taken: set[str]) -> list[dict]:
             print(f"name map: {doc['dist']} {newest}: {exc}", flush=True)
             continue
         for top in importable_tops(release.root):
-            if top not in taken and not top.startswith("_") and top not in found:
+            if top not in taken and top not in found:  # private tops too: _pytest is pytest's
                 found[top] = {"import": top, "distribution": doc["dist"], "source": release_url(doc["dist"], newest)}
     return sorted(found.values(), key=lambda d: d["import"])
 

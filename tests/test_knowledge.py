@@ -322,3 +322,15 @@ def test_the_interpreter_is_the_one_whose_site_packages_the_tracebacks_name(tmp_
         None, "the tracebacks name an environment that is not on this machine (/nowhere/venv)")
     assert interpreter_for([failure()], Run())[0] is None  # kb never assumes its own environment
     assert project_tops([failure(Frame("src/proj/core.py", 1, "g"), inner, gone)], None) == {"proj"}
+
+
+def test_mine_refuses_bad_input_in_one_line(helper_world: dict[str, Path], tmp_path: Path) -> None:
+    w = helper_world
+    env = {"KB_DB": str(tmp_path / "kb.sqlite"), "KB_INDEX_URL": "http://127.0.0.1:9"}
+    bad_version = _kb("knowledge", "mine", "helperlib", "--from", "1.0", "--to", "two", "--find-links",
+                      str(w["wheels"]), "--cache", str(tmp_path / "c"), cwd=tmp_path, env=env)
+    assert (bad_version.returncode, bad_version.stderr) == (1, "kb: error: not a version: 'two'\n")
+    offline = _kb("knowledge", "mine", "nothing-here", "--from", "1.0", "--to", "2.0", "--cache", str(tmp_path / "c"),
+                  cwd=tmp_path, env=env)
+    assert offline.returncode == 1 and offline.stderr.count("\n") == 1
+    assert offline.stderr.startswith("kb: error: http://127.0.0.1:9/pypi/nothing-here/json: cannot reach the package")
