@@ -19,6 +19,7 @@ import pytest
 
 from kb.diagnose import diagnose
 from kb.knowledge.learn import series_pairs
+from kb.validate import errors as schema_errors
 
 from .wheels import build_wheel
 
@@ -94,6 +95,7 @@ def test_generic_cause_then_mined_row_with_higher_confidence(helper_world: dict[
     db = tmp_path / "kb.sqlite"
     w = helper_world
     before = diagnose([w["report"]], db=db, record=False, python=str(w["python"]), root=w["project"])
+    assert schema_errors(before, "diagnosis") == []
     [cause] = before["root_causes"]
     assert cause["layer"] == "generic" and cause["api_change"] is None
     assert cause["title"] == ("helperlib.helper is not in helperlib 2.0 (installed); "
