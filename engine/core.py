@@ -210,7 +210,7 @@ class Engine:
                 environment: dict[str, str]) -> dict[int, Owner]:
         """Owner facts by symptom index; installed versions they found join the environment facts
         (what the reports said wins)."""
-        wanted = [i for i, s in enumerate(symptoms) if s.kind in GENERIC_KINDS]
+        wanted = [i for i, s in enumerate(symptoms) if s.kind in GENERIC_KINDS or s.kind == "changed_behaviour"]
         if resolve is None or not wanted:
             return {}
         found = resolve([symptoms[i] for i in wanted])

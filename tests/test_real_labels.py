@@ -85,6 +85,8 @@ def test_labelled_cause_is_the_top_diagnosis(case: str, index: int, tmp_path: Pa
     assert EXPECTED[(case, index)] in cause["title"], cause["title"]
     assert cause["remedies"][0]["kind"] == causes[index]["fix_kind"]
     assert cause["confidence"] >= 0.5
+    # issue 12: the evidence names who owns what the failures name (stdlib, a distribution, the project)
+    assert any(line.startswith("owner of ") for line in cause["evidence"]), cause["evidence"]
 
 
 def test_control_case_gets_no_confident_diagnosis(tmp_path: Path) -> None:
