@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
@@ -136,6 +137,8 @@ class Engine:
         sym_ids: dict[str, Symptom] = {}
         generic: dict[str, tuple[str, Owner]] = {}  # sym → (cause key, owner)
         for i, (s, found) in enumerate(zip(symptoms, candidates, strict=True)):
+            if found and i in owned:
+                found = _owned_rows(s, owned[i], found)
             if found:  # hand-written rows win where both exist; learned rows win over shipped mined ones
                 best = min(LAYERS.index(row.layer) for row in found)
                 found = [row for row in found if LAYERS.index(row.layer) == best]
@@ -341,6 +344,22 @@ class Engine:
                 owner=gen_owner, layer=layer,
             ))
         return _attribute(causes)
+
+
+def _dist_key(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _owned_rows(symptom: Symptom, owner: Owner, found: list[ApiRow]) -> list[ApiRow]:
+    """Rows joined by a bare name (a callable's, a class attribute's) must belong to the symptom's owner
+    when kb knows it: ``load() got an unexpected keyword argument`` raised by a call into PyYAML is not
+    explained by another library's ``load``."""
+    by_name = symptom.kind in ("unexpected_kwarg", "missing_argument", "bad_call") or (
+        symptom.kind == "missing_attribute" and symptom.get("module") == "builtins")
+    if not by_name or owner.kind not in ("stdlib", "distribution"):
+        return found
+    want = "python" if owner.kind == "stdlib" else _dist_key(owner.distribution)
+    return [row for row in found if _dist_key(row.package) == want]
 
 
 def _owner_evidence(causes: list[Cause], symptoms: Sequence[Symptom], owned: dict[int, Owner],
