@@ -356,7 +356,8 @@ def rule_stats(store: Store) -> list[dict[str, Any]]:
 
 def all_packs(store: Store) -> list[Pack]:
     """The built-in packs and the user packs beside ``store``, parsed."""
-    from .rulepack import builtin_packs
+    from .rulepack import builtin_packs, generated
     from .store import user_packs
 
-    return [parse_pack(data, origin) for origin, data in [*builtin_packs(), *user_packs(store.rules_dir)]]
+    return [parse_pack(data, origin, trusted=generated(origin))
+            for origin, data in [*builtin_packs(), *user_packs(store.rules_dir)]]

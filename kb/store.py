@@ -27,7 +27,7 @@ import sqlite_utils
 from . import __version__
 from .engine import ApiRow, Distribution, Remedy, Rule, Symptom
 from .errors import KbError, RuleError, StoreError
-from .rulepack import Pack, builtin_packs, digest, parse_pack
+from .rulepack import Pack, builtin_packs, digest, generated, parse_pack
 from .validate import validate
 
 __all__ = ["Store", "find_db", "open_store", "rule_row", "rule_from_row", "SCHEMA_VERSION"]
@@ -288,7 +288,7 @@ class Store:
         signature = {origin: digest(data) for origin, data in wanted}
         if self._loaded() == signature:
             return
-        packs = [parse_pack(data, origin) for origin, data in wanted]
+        packs = [parse_pack(data, origin, trusted=generated(origin)) for origin, data in wanted]
         builtin = [p for p in packs if p.origin.startswith("builtin:")]
         user = [p for p in packs if not p.origin.startswith("builtin:")]
         _check_unique_ids(builtin)

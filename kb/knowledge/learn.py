@@ -184,8 +184,12 @@ def learn(report: dict[str, Any], store: Any, *, root: Path | None = None, cache
     wanted: dict[str, str] = {}
     for cause in report.get("root_causes", []):
         owner = cause.get("owner") or {}
-        if cause.get("layer") == "generic" and owner.get("kind") == "distribution" and owner.get("version"):
-            wanted.setdefault(owner["distribution"], owner["version"])
+        if cause.get("layer") == "generic" and owner.get("kind") == "distribution":
+            if owner.get("version"):
+                wanted.setdefault(owner["distribution"], owner["version"])
+            else:
+                result.problems.append(f"{owner['distribution']}: its installed version is not known (give the "
+                                       "tests' interpreter with --python): nothing to compare it with")
     for dist, installed in sorted(wanted.items()):
         start = pinned_version(root, dist) if root else None
         if not start or parse_version(start) is None or parse_version(start) >= parse_version(installed):
