@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from . import runner
+from . import generic, runner
 from .confidence import Evidence, confidence
 from .matcher import Matcher
 from .types import LAYERS, ApiRow, Cause, Distribution, FailureFact, Owner, Remedy, Rule, Symptom
@@ -21,8 +21,6 @@ GENERIC_KINDS = ("missing_name", "missing_attribute", "missing_module", "unexpec
                  "bad_call")
 #: the owner kinds a generic cause can be built on (never the project's own code, never unknown)
 _GENERIC_OWNERS = ("stdlib", "distribution", "absent")
-#: where a person reads what changed in the standard library
-_WHATS_NEW = "https://docs.python.org/3/whatsnew/index.html"
 
 #: resolves the owner of each symptom's module (aligned; None: nothing to resolve) in the tests' environment
 OwnerResolver = Callable[[Sequence[Symptom]], Sequence["Owner | None"]]
@@ -135,7 +133,7 @@ class Engine:
         owned = self._owners(symptoms, owners, environment)
         rows: dict[str, ApiRow] = {}
         sym_ids: dict[str, Symptom] = {}
-        generic: dict[str, tuple[str, Owner]] = {}  # sym → (cause key, owner)
+        reasoned: dict[str, tuple[str, Owner]] = {}  # sym → (generic cause key, owner)
         for i, (s, found) in enumerate(zip(symptoms, candidates, strict=True)):
             if found and i in owned:
                 found = _owned_rows(s, owned[i], found)
@@ -148,7 +146,7 @@ class Engine:
                 rows.update((row.id, row) for row in found)
             elif i in owned and owned[i].kind in _GENERIC_OWNERS:
                 sym_ids[f"S{i}"] = s
-                generic[f"S{i}"] = (_generic_key(s, owned[i]), owned[i])
+                reasoned[f"S{i}"] = (generic.key(s, owned[i]), owned[i])
         stats["candidate_symptoms"] = len(sym_ids)
         if not sym_ids:
             return EngineResult([], sorted(f.id for f in facts), symptoms, stats)
@@ -167,8 +165,8 @@ class Engine:
                 params=(("requirement", dist.distribution),),
                 url=dist.source or None,
             )]
-        for sym, (key, owner) in generic.items():
-            options.setdefault(f"gen:{key}", _generic_remedies(sym_ids[sym], owner))
+        for sym, (key, owner) in reasoned.items():
+            options.setdefault(f"gen:{key}", generic.remedies(sym_ids[sym], owner))
         for s in sym_ids.values():
             if s.kind == "direct" and f"rule:{s.rule}" not in options:
                 options[f"rule:{s.rule}"] = [_fill(r, dict(s.fields)) for r in self.rules[s.rule].remedies]
@@ -188,7 +186,7 @@ class Engine:
                            "param": row.param, "change": row.change, "rk": runner.version_key(row.removed_in)})
         for dist in dists.values():
             stage2.append({"type": "dist", "import": dist.import_name, "distribution": dist.distribution})
-        for sym, (key, owner) in generic.items():
+        for sym, (key, owner) in reasoned.items():
             stage2.append({"type": "owner", "sym": sym, "key": key, "okind": owner.kind})
         for package, version in environment.items():
             key = runner.version_key(version)
@@ -304,10 +302,10 @@ class Engine:
                         + ", ".join(f"{k}={v}" for k, v in s.fields if k not in ("top", "tail"))
                         for s in syms]
             if gen_owner is not None:
-                title = _generic_title(syms[0], gen_owner)
-                explanation = _generic_explanation(syms[0], gen_owner)
-                source = owner_source(gen_owner)
-                category = _generic_category(syms[0], gen_owner)
+                title = generic.title(syms[0], gen_owner)
+                explanation = generic.explanation(gen_owner)
+                source = generic.source(gen_owner)
+                category = generic.category(syms[0], gen_owner)
                 evidence.append("no curated, learned or mined row names it: reasoned from the owner facts "
                                 "(a generic cause)")
             elif row is not None:
@@ -354,7 +352,7 @@ def _owned_rows(symptom: Symptom, owner: Owner, found: list[ApiRow]) -> list[Api
     """Rows joined by a bare name (a callable's, a class attribute's) must belong to the symptom's owner
     when kb knows it: ``load() got an unexpected keyword argument`` raised by a call into PyYAML is not
     explained by another library's ``load``."""
-    by_name = symptom.kind in ("unexpected_kwarg", "missing_argument", "bad_call") or (
+    by_name = symptom.kind in generic.CALL_KINDS or (
         symptom.kind == "missing_attribute" and symptom.get("module") == "builtins")
     if not by_name or owner.kind not in ("stdlib", "distribution"):
         return found
@@ -378,116 +376,6 @@ def _owner_evidence(causes: list[Cause], symptoms: Sequence[Symptom], owned: dic
         for line in dict.fromkeys(lines):
             if line not in cause.evidence:
                 cause.evidence.append(line)
-
-
-def _qualname(symptom: Symptom) -> str:
-    """What the symptom names: ``module.name``, a module, or ``module.callable``."""
-    if symptom.kind in ("missing_name", "missing_attribute"):
-        return f"{symptom.get('module')}.{symptom.get('name')}"
-    if symptom.kind == "missing_module":
-        return symptom.get("module")
-    return symptom.get("callable")
-
-
-def _generic_key(symptom: Symptom, owner: Owner) -> str:
-    """One generic cause per owner and named API: ``numpy:numpy.float``, ``python:inspect.getargspec``,
-    ``absent:pytest-mock``, ``python:argparse:HelpFormatter()``."""
-    where = "python" if owner.kind == "stdlib" else ("absent" if owner.kind == "absent" else owner.distribution)
-    if owner.kind == "absent":
-        return f"absent:{(owner.distribution or owner.module).lower()}"
-    if symptom.kind in ("unexpected_kwarg", "missing_argument", "bad_call"):
-        return f"{where}:{owner.module}:{symptom.get('callable')}()"
-    return f"{where}:{_qualname(symptom)}"
-
-
-def _call_detail(symptom: Symptom) -> str:
-    param = symptom.get("param")
-    if symptom.kind == "unexpected_kwarg":
-        return f"it no longer accepts {param}="
-    if symptom.kind == "missing_argument":
-        return f"it now requires {param}"
-    return "it takes other positional arguments"
-
-
-def _upper_bound(version: str) -> str:
-    """Below the installed major (``2.0.1`` → ``2``); for 0.x, below the installed minor (``0.5.2`` → ``0.5``)."""
-    parts = [p for p in version.split(".")[:2]]
-    major = runner.version_key(parts[0]) // 1_000_000 if parts and parts[0].isdigit() else -1
-    if major > 0:
-        return str(major)
-    if major == 0 and len(parts) > 1 and parts[1].isdigit():
-        return f"0.{parts[1]}"
-    return ""
-
-
-def _generic_title(symptom: Symptom, owner: Owner) -> str:
-    what = _qualname(symptom)
-    if owner.kind == "absent":
-        dist = owner.distribution or owner.module.split(".", 1)[0]
-        return f"{dist} is not installed: module '{owner.module}' comes from it"
-    if symptom.kind in ("unexpected_kwarg", "missing_argument", "bad_call"):
-        where = (f"Python {owner.python}" if owner.kind == "stdlib"
-                 else f"{owner.distribution} {owner.version or ''} (installed)".replace("  ", " "))
-        return f"the signature of {owner.module}.{what}() changed in {where}: {_call_detail(symptom)}"
-    noun = f"module {what}" if symptom.kind == "missing_module" else what
-    if owner.kind == "stdlib":
-        return (f"{noun} is not in the standard library of Python {owner.python or '(the tests’ Python)'}: "
-                f"removed or changed in a Python release after the one the code was written for")
-    version = f" {owner.version}" if owner.version else ""
-    return (f"{noun} is not in {owner.distribution}{version} (installed); "
-            f"the code was written for an earlier {owner.distribution}")
-
-
-def _generic_category(symptom: Symptom, owner: Owner) -> str:
-    if owner.kind == "absent":
-        return "missing-dependency"
-    if symptom.kind in ("unexpected_kwarg", "missing_argument", "bad_call"):
-        return "signature-changed"
-    return "removed-api"
-
-
-def _generic_explanation(symptom: Symptom, owner: Owner) -> str:
-    if owner.kind == "absent":
-        return ("The code imports a module that no installed distribution provides: a dependency (often a "
-                "test-only one) is not installed in the environment the tests ran in.")
-    where = "the standard library" if owner.kind == "stdlib" else f"the installed {owner.distribution}"
-    return (f"The code uses an API that {where} does not have (any more): it was written against an earlier "
-            "release, and a later one removed, moved or changed it. No row of the knowledge base names this "
-            "change, so kb reasoned it from where the module comes from; `kb knowledge learn --last` mines the "
-            "releases for the exact one.")
-
-
-def owner_source(owner: Owner) -> str:
-    """Where a person reads about the change: the distribution's PyPI page, or Python's What's New."""
-    if owner.kind == "stdlib":
-        return _WHATS_NEW
-    dist = owner.distribution or owner.module.split(".", 1)[0]
-    return f"https://pypi.org/project/{dist}/"
-
-
-def _generic_remedies(symptom: Symptom, owner: Owner) -> list[Remedy]:
-    what = _qualname(symptom)
-    if owner.kind == "absent":
-        dist = owner.distribution or owner.module.split(".", 1)[0]
-        return [Remedy(kind="dependency-pin", risk="medium", template="pin-dependency",
-                       params=(("requirement", dist),),
-                       description=f"Add {dist} to the project's test dependencies and install it",
-                       url=owner_source(owner))]
-    if owner.kind == "stdlib":
-        return [Remedy(kind="manual", risk="medium", url=_WHATS_NEW,
-                       description=f"Port by hand away from {what} (Python's What's New says what replaced it)")]
-    remedies = []
-    bound = _upper_bound(owner.version)
-    if bound:
-        requirement = f"{owner.distribution}<{bound}"
-        remedies.append(Remedy(kind="dependency-pin", risk="medium", template="pin-dependency",
-                               params=(("requirement", requirement),), url=owner_source(owner),
-                               description=f"Pin {requirement}: the releases before the installed "
-                                           f"{owner.version}, which lacks {what}"))
-    remedies.append(Remedy(kind="manual", risk="medium", url=owner_source(owner),
-                           description=f"Port by hand to {owner.distribution} {owner.version or ''}'s API "
-                                       f"(its changelog says what replaced {what})".replace("  ", " ")))
-    return remedies
 
 
 #: a wrapper message must be at least this long to identify a wrapped cause
