@@ -31,6 +31,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,6 +133,7 @@ def _stamp(python: str, site: Iterable[str]) -> list[float]:
 def probe(python: str, cache_dir: Path | None = None) -> dict | None:
     """Ask ``python`` about itself (one subprocess), or take the cached answer while its site-packages
     folders are unchanged. None when it cannot be run."""
+    python = os.path.abspath(python)  # not realpath: a venv's python is a symlink that must stay the venv's
     real = os.path.realpath(python)
     cache = None
     if cache_dir is not None:
@@ -144,7 +146,7 @@ def probe(python: str, cache_dir: Path | None = None) -> dict | None:
             pass
     try:
         done = subprocess.run([python, "-c", _PROBE], capture_output=True, text=True, timeout=_PROBE_TIMEOUT,
-                              cwd=os.path.dirname(real) or None)
+                              cwd=tempfile.gettempdir())  # not the project: its modules must not shadow anything
         facts = json.loads(done.stdout) if done.returncode == 0 else None
     except (OSError, subprocess.SubprocessError, ValueError):
         return None

@@ -152,7 +152,10 @@ def environment(python: str) -> dict[str, str]:
     """``{"python": "3.11.7", "<distribution>": "<version>", ...}`` of ``python``'s environment: the
     facts that let version-aware rules say whether an API row applies (empty when it cannot run)."""
     code = ("import importlib.metadata as m, json, platform\n"
-            "env = {(d.metadata['Name'] or '').lower(): d.version for d in m.distributions() if d.metadata['Name']}\n"
+            "env = {}\n"
+            "for d in m.distributions():  # the first on sys.path is the one imported\n"
+            "    if d.metadata['Name']:\n"
+            "        env.setdefault(d.metadata['Name'].lower(), d.version)\n"
             "env['python'] = platform.python_version()\n"
             "print(json.dumps(env))\n")
     try:

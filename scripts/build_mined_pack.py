@@ -20,6 +20,7 @@ import argparse
 import gzip
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -84,7 +85,7 @@ def mine_stdlib_pairs(work: Path) -> None:
     found: dict[str, str] = {}
     for python in sorted(pyenv.glob("3.*/bin/python3.*")):
         minor = python.name.removeprefix("python")
-        if minor.count(".") == 1 and int(minor.split(".")[1]) >= 8 and os.access(python, os.X_OK):
+        if re.fullmatch(r"3\.\d+", minor) and int(minor.split(".")[1]) >= 8 and os.access(python, os.X_OK):
             found[minor] = str(python)
     minors = sorted(found, key=lambda v: tuple(int(p) for p in v.split(".")))
     for old, new in zip(minors, minors[1:]):

@@ -336,3 +336,12 @@ def test_mine_refuses_bad_input_in_one_line(helper_world: dict[str, Path], tmp_p
                   cwd=tmp_path, env=env)
     assert offline.returncode == 1 and offline.stderr.count("\n") == 1
     assert offline.stderr.startswith("kb: error: http://127.0.0.1:9/pypi/nothing-here/json: cannot reach the package")
+
+
+def test_a_relative_interpreter_path_is_asked_as_given(helper_world: dict[str, Path], tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--python venv/bin/python`` from the project's parent: the venv's own packages, not its base's."""
+    monkeypatch.chdir(helper_world["base"])
+    doc = diagnose([helper_world["report"]], db=tmp_path / "kb.sqlite", record=False, python="venv/bin/python",
+                   root=helper_world["project"])
+    assert doc["root_causes"][0]["owner"]["version"] == "2.0"

@@ -56,7 +56,7 @@ SKIP_PACKAGES = frozenset({"tests", "test", "testing_utils", "_tests", "examples
 _NOT_TOPS = frozenset({"setup", "conftest", "tests", "test", "docs", "doc", "examples", "benchmarks", "tasks",
                        "noxfile", "fabfile", "build", "scripts", "tools", "ci"})
 
-logging.getLogger("griffe").setLevel(logging.ERROR)
+logging.getLogger("griffe").setLevel(logging.CRITICAL + 1)  # a release griffe cannot read is skipped, quietly
 #: the standard library's top-level names (of the Python kb runs on; the same for every 3.x but a few)
 _STDLIB = frozenset(sys.stdlib_module_names)
 
