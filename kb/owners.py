@@ -403,19 +403,21 @@ class OwnerResolver:
     # -- calls
 
     def _call_owner(self, symptom: Symptom, failures: Sequence[Failure]) -> Owner | None:
-        """A call with the wrong arguments: raised inside a library (it called something with a changed
-        signature), or at a call site in the project whose callee's module the source line names."""
+        """A call with the wrong arguments. The callee's module when the failing source line names it
+        (``asyncio.Lock(loop=loop)``, ``np.histogram(..)``); else, when the call was made inside a library
+        or the standard library (it calls an overridden hook, or another API, with a changed signature),
+        that library."""
         for failure in failures:
+            module = self._callee_module(symptom, failure)
+            if module:
+                owner = self.module_owner(module)
+                if owner.kind != "absent":
+                    return owner
             if failure.frames:
                 inner = failure.frames[-1].file
                 where = _path_owner(inner, self.env)
                 if where and where[0] in ("site", "stdlib"):
-                    module = where[1]
-                    return self.module_owner(module, inner)
-            module = self._callee_module(symptom, failure)
-            if module:
-                owner = self.module_owner(module)
-                return owner if owner.kind != "absent" else None
+                    return self.module_owner(where[1], inner)
         return None
 
     def _callee_module(self, symptom: Symptom, failure: Failure) -> str | None:
