@@ -134,7 +134,9 @@ class Engine:
         rows: dict[str, ApiRow] = {}
         sym_ids: dict[str, Symptom] = {}
         reasoned: dict[str, tuple[str, Owner]] = {}  # sym → (generic cause key, owner)
+        allowed: set[tuple[str, str]] = set()  # (symptom, row) pairs stage 2 may join
         for i, (s, found) in enumerate(zip(symptoms, candidates, strict=True)):
+            found = _fitting_rows(s, found)
             if found and i in owned:
                 found = _owned_rows(s, owned[i], found)
             if found:  # hand-written rows win where both exist; learned rows win over shipped mined ones
@@ -144,6 +146,7 @@ class Engine:
             if found or s.kind == "direct" or known_dist:
                 sym_ids[f"S{i}"] = s
                 rows.update((row.id, row) for row in found)
+                allowed.update((f"S{i}", row.id) for row in found)
             elif i in owned and owned[i].kind in _GENERIC_OWNERS:
                 sym_ids[f"S{i}"] = s
                 reasoned[f"S{i}"] = (generic.key(s, owned[i]), owned[i])
@@ -196,7 +199,10 @@ class Engine:
             for rank in range(len(rems)):
                 stage2.append({"type": "option", "owner": owner, "rank": rank})
 
-        derived = runner.chain(stage2)
+        # stage 2 joins by keys: a symptom may meet a row that only another symptom's candidates hold (or
+        # that the filters above took away from it); such pairs are not causes
+        derived = [f for f in runner.chain(stage2) if f["type"] != "cause" or not f["owner"].startswith("api:")
+                   or (f["sym"], f["owner"][4:]) in allowed]
         stats["derived_facts"] = len(derived)
         sym_owner = {sym: owned[i] for i, s in enumerate(symptoms) if (sym := f"S{i}") in sym_ids and i in owned}
         causes = self._assemble(derived, sym_ids, rows, dists, options, by_id, knowledge, environment, sym_owner)
@@ -346,6 +352,17 @@ class Engine:
 
 def _dist_key(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
+
+
+#: which signature changes each call symptom can show ("" — a row that does not say — fits every one)
+_FITTING_CHANGES = {"unexpected_kwarg": ("", "param-removed"), "missing_argument": ("", "param-required"),
+                    "bad_call": ("param-keyword-only",)}
+
+
+def _fitting_rows(symptom: Symptom, found: list[ApiRow]) -> list[ApiRow]:
+    """A removed parameter does not explain "missing 1 required argument", nor a required one "unexpected"."""
+    fits = _FITTING_CHANGES.get(symptom.kind)
+    return found if fits is None else [row for row in found if row.change in fits]
 
 
 def _owned_rows(symptom: Symptom, owner: Owner, found: list[ApiRow]) -> list[ApiRow]:

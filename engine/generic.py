@@ -10,7 +10,7 @@ from __future__ import annotations
 from .types import Owner, Remedy, Symptom
 
 __all__ = ["CALL_KINDS", "WHATS_NEW", "key", "qualname", "title", "category", "explanation", "source", "remedies",
-           "upper_bound"]
+           "upper_bound", "outdated"]
 
 #: where a person reads what changed in the standard library
 WHATS_NEW = "https://docs.python.org/3/whatsnew/index.html"
@@ -39,14 +39,18 @@ def key(symptom: Symptom, owner: Owner) -> str:
 
 
 def upper_bound(version: str) -> str:
-    """Below the installed major (``2.0.1`` → ``2``); for 0.x, below the installed minor (``0.5.2`` → ``0.5``);
-    "" when the version is not known."""
-    parts = version.split(".")
-    if not parts[0].isdigit():
-        return ""
-    if int(parts[0]) > 0:
-        return str(int(parts[0]))
-    return f"0.{int(parts[1])}" if len(parts) > 1 and parts[1].isdigit() else ""
+    """Below the installed major (``2.0.1`` → ``2``); for 0.x, below the installed minor (``0.5.2`` →
+    ``0.5``); for 0.0.x, below the installed release itself (``0.0.5`` → ``0.0.5``); "" when not known."""
+    numbers: list[int] = []
+    for part in version.split(".")[:3]:
+        if not part.isdigit():
+            break
+        numbers.append(int(part))
+    if numbers and numbers[0] > 0:
+        return str(numbers[0])
+    if len(numbers) > 1 and numbers[1] > 0:
+        return f"0.{numbers[1]}"
+    return "0.0." + str(numbers[2]) if len(numbers) == 3 else ""
 
 
 def _call_detail(symptom: Symptom) -> str:
@@ -56,6 +60,14 @@ def _call_detail(symptom: Symptom) -> str:
     if symptom.kind == "missing_argument":
         return f"it now requires {param}"
     return "it takes other positional arguments"
+
+
+def outdated(owner: Owner) -> bool:
+    """The installed release is older than the one the project declares or locks: the code is newer than
+    the environment, not the other way round."""
+    from .runner import version_key
+
+    return bool(owner.version and owner.wanted) and 0 < version_key(owner.version) < version_key(owner.wanted)
 
 
 def _installed(owner: Owner) -> str:
@@ -71,15 +83,23 @@ def title(symptom: Symptom, owner: Owner) -> str:
         where = f"Python {owner.python}" if owner.kind == "stdlib" else _installed(owner)
         return f"the signature of {owner.module}.{what}() changed in {where}: {_call_detail(symptom)}"
     noun = f"module {what}" if symptom.kind == "missing_module" else what
+    python = f"Python {owner.python}" if owner.python else "the tests' Python"
+    if owner.kind == "stdlib" and not owner.guessed:
+        return f"{noun} was removed from the standard library: it is not in {python}"
     if owner.kind == "stdlib":
-        return (f"{noun} is not in the standard library of Python {owner.python or '(the tests’ Python)'}: "
-                f"removed or changed in a Python release after the one the code was written for")
+        return (f"{noun} is not in the standard library of {python}: removed in a later Python than the code "
+                f"was written for, or added in a newer one than the tests ran on")
+    if outdated(owner):
+        return (f"{noun} is not in {_installed(owner)}, older than the {owner.distribution} {owner.wanted} "
+                f"the project asks for")
     return f"{noun} is not in {_installed(owner)}; the code was written for an earlier {owner.distribution}"
 
 
 def category(symptom: Symptom, owner: Owner) -> str:
     if owner.kind == "absent":
         return "missing-dependency"
+    if outdated(owner):
+        return "outdated-dependency"
     return "signature-changed" if symptom.kind in CALL_KINDS else "removed-api"
 
 
@@ -87,6 +107,10 @@ def explanation(owner: Owner) -> str:
     if owner.kind == "absent":
         return ("The code imports a module that no installed distribution provides: a dependency (often a "
                 "test-only one) is not installed in the environment the tests ran in.")
+    if outdated(owner):
+        return (f"The code uses an API that the installed {owner.distribution} {owner.version} does not have yet: "
+                f"the project asks for {owner.distribution} {owner.wanted}, and the environment the tests ran in "
+                "has an older release.")
     where = "the standard library" if owner.kind == "stdlib" else f"the installed {owner.distribution}"
     return (f"The code uses an API that {where} does not have (any more): it was written against an earlier "
             "release, and a later one removed, moved or changed it. No row of the knowledge base names this "
@@ -111,6 +135,11 @@ def remedies(symptom: Symptom, owner: Owner) -> list[Remedy]:
     if owner.kind == "stdlib":
         return [Remedy(kind="manual", risk="medium", url=WHATS_NEW,
                        description=f"Port by hand away from {what} (Python's What's New says what replaced it)")]
+    if outdated(owner):
+        requirement = f"{owner.distribution}>={owner.wanted}"
+        return [Remedy(kind="dependency-pin", risk="medium", template="pin-dependency",
+                       params=(("requirement", requirement),), url=source(owner),
+                       description=f"Install {requirement}, the release the project asks for")]
     found = []
     bound = upper_bound(owner.version)
     if bound:

@@ -151,13 +151,19 @@ class Owner:
     declared: bool = False  # the project declares the distribution (setup.cfg, pyproject, requirements, tox)
     python: str = ""  # the tests' Python version
     how: str = ""  # how it was resolved, for the evidence
-    guessed: bool = False  # the distribution's name is only the module's own name (no metadata, no map)
+    #: the owner is only inferred (a distribution named after the module, a callee named by a bare word,
+    #: a standard-library name that may as well be newer than the tests' Python): a generic cause on it
+    #: stays below a coin flip
+    guessed: bool = False
+    #: the release the project declares or locks (``>=2.0``, ``==2.0``, a lock file), when it says
+    wanted: str = ""
 
     def describe(self) -> str:
         """One evidence line."""
         if self.kind == "distribution":
             what = f"installed distribution {self.distribution} {self.version or '(version not reported)'}"
             what += ", declared by the project" if self.declared else ", not declared by the project"
+            what += f" (it asks for {self.wanted})" if self.wanted else ""
         elif self.kind == "stdlib":
             what = f"the standard library of Python {self.python or '(version unknown)'}"
         elif self.kind == "absent":

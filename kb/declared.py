@@ -126,17 +126,21 @@ def _pyproject(text: str) -> tuple[set[str], set[str]]:
     return found, own
 
 
-def _setup_py(text: str) -> set[str]:
+def _setup_py(text: str) -> tuple[set[str], set[str]]:
     try:
         tree = ast.parse(text)
     except (SyntaxError, ValueError):
-        return set()
+        return set(), set()
     found: set[str] = set()
+    own: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.keyword) and node.arg in _SETUP_KEYWORDS:
             found |= _from_lines(sub.value for sub in ast.walk(node.value)
                                  if isinstance(sub, ast.Constant) and isinstance(sub.value, str))
-    return found
+        elif isinstance(node, ast.keyword) and node.arg == "name" and isinstance(node.value, ast.Constant) \
+                and isinstance(node.value.value, str):
+            own.add(normalise(node.value.value))
+    return found, own
 
 
 def declared(root: Path | None) -> Declared:
@@ -156,7 +160,7 @@ def declared(root: Path | None) -> Declared:
             if found:
                 names |= found
                 files.append(str(path.relative_to(root)))
-    readers = {"setup.cfg": _setup_cfg, "pyproject.toml": _pyproject}
+    readers = {"setup.cfg": _setup_cfg, "pyproject.toml": _pyproject, "setup.py": _setup_py}
     for name, reader in readers.items():
         text = _read(root / name)
         if text:
@@ -164,11 +168,10 @@ def declared(root: Path | None) -> Declared:
             names |= found
             own |= mine
             files.append(name)
-    for name, simple in (("tox.ini", _tox), ("setup.py", _setup_py)):
-        text = _read(root / name)
-        if text:
-            names |= simple(text)
-            files.append(name)
+    text = _read(root / "tox.ini")
+    if text:
+        names |= _tox(text)
+        files.append("tox.ini")
     return Declared(frozenset(names - own), tuple(files), frozenset(own))
 
 

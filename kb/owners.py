@@ -29,14 +29,15 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .declared import Declared, declared, normalise
+from .declared import Declared, declared, normalise, pinned_version
 from .engine import Owner, Symptom
 from .facts import Failure
 from .models import Run
@@ -272,6 +273,7 @@ class OwnerResolver:
     def env(self) -> EnvFacts:
         if self._env is None:
             python, how = interpreter_for(list(self.failures.values()), self.run, self.python)
+            python = _locate(python, self.root) if python else None
             facts = probe(python, self.cache_dir) if python else None
             if facts is None:
                 own = frozenset(getattr(sys, "stdlib_module_names", ()))
@@ -342,9 +344,12 @@ class OwnerResolver:
         if top in self.tops:
             return Owner(module, "project", how="the project's own code (its files are in the tracebacks or its root)")
         if top in env.stdlib or top in REMOVED_STDLIB:
-            gone = " (removed from it in a later Python)" if top not in env.stdlib else ""
-            return Owner(module, "stdlib", python=env.python,
-                         how=f"{top} is a standard-library module{gone}; {env.how}")
+            gone = top in REMOVED_STDLIB and top not in env.stdlib
+            # a module a later Python removed is known; a missing name of a present module may as well be
+            # one a newer Python added (itertools.batched on 3.11): no row says which, so it is a guess
+            return Owner(module, "stdlib", python=env.python, guessed=not gone,
+                         how=f"{top} is a standard-library module"
+                             f"{' removed from it in a later Python' if gone else ''}; {env.how}")
         if top in env.packages:
             return self._installed(module, top, env.how, seen=True)
         if missing and "." not in module:
@@ -371,13 +376,15 @@ class OwnerResolver:
                          how=f"{top} imported, but nothing says which distribution provides it; {env.how}")
         dist = names[0] if names else mapped or declared or top
         name, version = env.dists.get(normalise(dist), (dist, self.run.environment.get(dist.lower(), "")))
-        if top in self.tops and not names:
+        if top in self.tops:
             return Owner(module, "project", how=f"{top} is the project's own package (installed into site-packages)")
         if normalise(name) in self.declared.own:
             return Owner(module, "project", how=f"{name} is the project's own distribution")
         source = ("" if names else " (the KB's import-name map)" if mapped else " (the project declares it)"
                   if declared else " (the distribution is named after its folder)")
-        return Owner(module, "distribution", name, version, name in self.declared, env.python, how + source)
+        wanted = (pinned_version(self.root, name) or "") if name in self.declared else ""
+        return Owner(module, "distribution", name, version, name in self.declared, env.python, how + source,
+                     wanted=wanted)
 
     def _message_path(self, symptom: Symptom, failures: Sequence[Failure]) -> str | None:
         needle = f"'{symptom.get('name')}' from '{symptom.get('module')}'"
@@ -408,48 +415,62 @@ class OwnerResolver:
         or the standard library (it calls an overridden hook, or another API, with a changed signature),
         that library."""
         for failure in failures:
-            module = self._callee_module(symptom, failure)
+            module, sure = self._callee_module(symptom, failure)
             if module:
                 owner = self.module_owner(module)
                 if owner.kind != "absent":
-                    return owner
+                    return owner if sure else replace(owner, guessed=True)
             if failure.frames:
                 inner = failure.frames[-1].file
                 where = _path_owner(inner, self.env)
                 if where and where[0] in ("site", "stdlib"):
-                    return self.module_owner(where[1], inner)
+                    owner = self.module_owner(where[1], inner)
+                    # a method the library calls is a hook it defines (HelpFormatter._format_usage); a plain
+                    # function it calls is the project's callback, whose signature is the project's own
+                    return owner if "." in symptom.get("callable") else replace(owner, guessed=True)
         return None
 
-    def _callee_module(self, symptom: Symptom, failure: Failure) -> str | None:
+    def _callee_module(self, symptom: Symptom, failure: Failure) -> tuple[str | None, bool]:
+        """(the module the failing call's callee comes from, whether the file's imports say so).
+
+        ``asyncio.Lock(loop=loop)`` → asyncio; ``np.histogram(..)`` → numpy; ``load(..)`` after ``from yaml
+        import load`` → yaml. A prefix the file does not import is a local variable (``profile.update(..)``):
+        nothing. When the file cannot be read, a well-known alias, an installed top-level name, a standard-library
+        module or a name of the import-name map is taken, as a guess."""
         tail = symptom.get("callable").rsplit(".", 1)[-1]
         line = _failing_line(failure.text)
         if not line or not tail.isidentifier():
-            return None
+            return None, False
         found = re.search(r"(?<![\w.])((?:[A-Za-z_]\w*\.)*)" + re.escape(tail) + r"\s*\(", line)
         if not found:
-            return None
+            return None, False
         prefix = found.group(1).rstrip(".")
         imports = self._imports(failure)
-        if prefix:
-            head = prefix.split(".", 1)[0]
-            if head in ("self", "cls"):
-                return None
-            base = imports.get(head) or _ALIASES.get(head) or head
-            return base + prefix[len(head):]
-        return imports.get(tail, "").rpartition(".")[0] or None
+        if not prefix:
+            return (imports or {}).get(tail, "").rpartition(".")[0] or None, True
+        head = prefix.split(".", 1)[0]
+        if head in ("self", "cls"):
+            return None, False
+        if imports is not None:
+            base = imports.get(head)
+            return (base + prefix[len(head):], True) if base else (None, False)
+        if head in _ALIASES or head in self.env.packages or head in self.env.stdlib or self.import_map([head]):
+            return _ALIASES.get(head, head) + prefix[len(head):], False
+        return None, False
 
-    def _imports(self, failure: Failure) -> dict[str, str]:
-        """Names bound by the imports of the file the failing call is in (alias → module or module.name)."""
-        frame = failure.location or (failure.frames[-1] if failure.frames else None)
+    def _imports(self, failure: Failure) -> dict[str, str] | None:
+        """Names bound by the imports of the file the failing call is in (alias → module or module.name);
+        None when that file cannot be read (it is not under the project root, or not there at all)."""
+        frame = failure.frames[-1] if failure.frames else failure.location
         if frame is None or self.root is None:
-            return {}
+            return None
         try:
             path = (self.root / frame.file).resolve()
             if not path.is_relative_to(self.root.resolve()) or path.stat().st_size > _MAX_SOURCE:
-                return {}
+                return None
             tree = ast.parse(path.read_bytes())
         except (OSError, ValueError, SyntaxError):
-            return {}
+            return None
         names: dict[str, str] = {}
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
@@ -460,6 +481,16 @@ class OwnerResolver:
                 for alias in node.names:
                     names[alias.asname or alias.name] = f"{node.module}.{alias.name}"
         return names
+
+
+def _locate(python: str, root: Path | None) -> str:
+    """A bare name (``python``, as ``kb run python -m pytest`` gives it) through PATH; a relative path
+    from the current directory, else from the project root (where ``kb run --root`` runs the tests)."""
+    if os.sep not in python and "/" not in python:
+        return shutil.which(python) or python
+    if not os.path.isabs(python) and not os.path.exists(python) and root is not None and (root / python).exists():
+        return str(root / python)
+    return python
 
 
 def _failing_line(text: str) -> str:

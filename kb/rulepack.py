@@ -150,13 +150,15 @@ def parse_pack(data: bytes, origin: str, *, trusted: bool = False) -> Pack:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise RuleError(f"{origin}: not UTF-8: {exc.reason} at byte {exc.start}") from None
-    try:
-        if text.lstrip().startswith("{"):
+    doc: Any = None
+    if text.lstrip().startswith("{"):
+        try:
             doc = json.loads(text)  # JSON is YAML, read by the (much faster) JSON parser
-        else:
+        except ValueError:
+            doc = None  # YAML's flow style ({pack: x, ...}) is not JSON: the YAML reader decides
+    try:
+        if doc is None:
             doc = yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
-    except ValueError as exc:
-        raise RuleError(f"{origin}: not valid JSON: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""

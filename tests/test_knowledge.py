@@ -163,6 +163,18 @@ CONTROLS = {
     "missing module of the project's own": (
         {"mypkg/__init__.py": "import mypkg.settings_local\n", "tests/test_a.py":
          "import mypkg\n\n\ndef test_a():\n    assert mypkg\n"}),
+    "a stdlib name that is not there (newer than this Python, or a typo)": (
+        {"mypkg/__init__.py": "", "tests/test_a.py":
+         "from itertools import batched_in_some_future\n\n\ndef test_a():\n    pass\n"}),
+    "a call on a project object named like a stdlib module": (
+        {"mypkg/__init__.py": "class Profile:\n    def update(self):\n        pass\n", "tests/test_a.py":
+         "from mypkg import Profile\n\n\ndef test_a():\n    profile = Profile()\n    profile.update(nickname='x')\n\n\n"
+         "def test_b():\n    profile = Profile()\n    profile.update(nickname='y')\n"}),
+    "the project's callback with the wrong signature, called by the standard library": (
+        {"mypkg/__init__.py": "", "tests/test_a.py":
+         "from unittest import mock\n\n\ndef effect():\n    return 1\n\n\n"
+         "def test_a():\n    assert mock.Mock(side_effect=effect)(1)\n\n\n"
+         "def test_b():\n    assert mock.Mock(side_effect=effect)(2)\n"}),
     "attribute the project's own module lacks": (
         {"mypkg/__init__.py": "", "mypkg/util.py": "VALUE = 1\n", "tests/test_a.py":
          "import mypkg.util\n\n\ndef test_a():\n    assert mypkg.util.VALEU == 1\n"}),
@@ -336,6 +348,50 @@ def test_mine_refuses_bad_input_in_one_line(helper_world: dict[str, Path], tmp_p
                   cwd=tmp_path, env=env)
     assert offline.returncode == 1 and offline.stderr.count("\n") == 1
     assert offline.stderr.startswith("kb: error: http://127.0.0.1:9/pypi/nothing-here/json: cannot reach the package")
+    bad_url = _kb("knowledge", "mine", "x", "--from", "1.0", "--to", "2.0", "--cache", str(tmp_path / "c"),
+                  cwd=tmp_path, env={**env, "KB_INDEX_URL": "http://127.0.0.1:abc"})
+    assert bad_url.returncode == 1 and bad_url.stderr.count("\n") == 1 and "internal error" not in bad_url.stderr
+
+
+def test_an_index_file_name_that_escapes_the_cache_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json as jsonlib
+
+    from kb.errors import KbError
+    from kb.knowledge import releases
+
+    index = tmp_path / "index"
+    (index / "pypi" / "evil").mkdir(parents=True)
+    listed = {"releases": {"1.0": [{"filename": "../../../escaped-1.0-py3-none-any.whl",
+                                    "url": "../../../escaped-1.0-py3-none-any.whl"}]}}
+    (index / "pypi" / "evil" / "json").write_text(jsonlib.dumps(listed))
+    monkeypatch.setenv("KB_INDEX_URL", index.as_uri())
+    monkeypatch.setattr(releases, "_PROJECTS", {})
+    with pytest.raises(KbError, match="is not a plain file name"):
+        releases.fetch("evil", "1.0", cache=tmp_path / "cache")
+    assert not list(tmp_path.rglob("escaped-1.0-py3-none-any.whl"))
+
+
+def test_learn_says_so_when_the_installed_version_is_not_pep_440(tmp_path: Path) -> None:
+    from kb.knowledge.learn import learn
+    from kb.store import Store
+
+    report = {"root_causes": [{"layer": "generic", "owner": {"kind": "distribution", "distribution": "foolib",
+                                                             "version": "2.0-custom"}}]}
+    with Store(tmp_path / "kb.sqlite") as store:
+        result = learn(report, store)
+    assert result.rows == 0 and result.problems == [
+        "foolib: the installed version '2.0-custom' is not a PEP 440 version: there is no release range to compare"]
+
+
+def test_small_helpers_keep_their_edges() -> None:
+    from kb.engine.generic import upper_bound
+    from kb.owners import _locate
+    from kb.rulepack import parse_pack
+
+    assert [upper_bound(v) for v in ("2.0.1", "0.5.2", "0.0.5", "0.0", "", "1.0rc1")] == ["2", "0.5", "0.0.5", "", "",
+                                                                                          "1"]
+    assert parse_pack(b"{pack: flow, version: '1', rules: []}", "flow.yaml").name == "flow"  # YAML flow style
+    assert Path(_locate("python3", None)).is_absolute()  # a bare name goes through PATH
 
 
 def test_a_relative_interpreter_path_is_asked_as_given(helper_world: dict[str, Path], tmp_path: Path,
@@ -345,3 +401,29 @@ def test_a_relative_interpreter_path_is_asked_as_given(helper_world: dict[str, P
     doc = diagnose([helper_world["report"]], db=tmp_path / "kb.sqlite", record=False, python="venv/bin/python",
                    root=helper_world["project"])
     assert doc["root_causes"][0]["owner"]["version"] == "2.0"
+
+
+def test_the_projects_own_package_stays_the_project_when_installed(tmp_path: Path) -> None:
+    """tox installs the project into site-packages: a missing name there is still the project's bug."""
+    from kb.models import Run
+    from kb.owners import EnvFacts, OwnerResolver
+
+    root = tmp_path / "proj"
+    (root / "mypkg").mkdir(parents=True)
+    (root / "mypkg" / "__init__.py").write_text("")
+    (root / "setup.py").write_text("from setuptools import setup\n\n"
+                                   "setup(name='mypkg-dist', install_requires=['requests>=2.0'])\n")
+    resolver = OwnerResolver([], Run(), root=root)
+    resolver._env = EnvFacts(python="3.11.7", packages={"mypkg": ["mypkg-dist"], "requests": ["requests"]},
+                             dists={"mypkg-dist": ("mypkg-dist", "1.0"), "requests": ("requests", "1.5")})
+    site = "/venv/lib/python3.11/site-packages"
+    assert resolver.module_owner("mypkg", f"{site}/mypkg/__init__.py").kind == "project"
+    assert resolver.declared.own == {"mypkg-dist"}
+    older = resolver.module_owner("requests", f"{site}/requests/__init__.py")
+    assert (older.kind, older.version, older.wanted) == ("distribution", "1.5", "2.0")
+    from kb.engine import Symptom, generic
+
+    symptom = Symptom("py-cannot-import-name", "missing_name", (("module", "requests"), ("name", "newfunc")))
+    assert generic.title(symptom, older) == ("requests.newfunc is not in requests 1.5 (installed), older than the "
+                                             "requests 2.0 the project asks for")
+    assert dict(generic.remedies(symptom, older)[0].params) == {"requirement": "requests>=2.0"}

@@ -191,6 +191,10 @@ def learn(report: dict[str, Any], store: Any, *, root: Path | None = None, cache
                 result.problems.append(f"{owner['distribution']}: its installed version is not known (give the "
                                        "tests' interpreter with --python): nothing to compare it with")
     for dist, installed in sorted(wanted.items()):
+        if parse_version(installed) is None:
+            result.problems.append(f"{dist}: the installed version {installed!r} is not a PEP 440 version: "
+                                   "there is no release range to compare")
+            continue
         start = pinned_version(root, dist) if root else None
         if not start or parse_version(start) is None or parse_version(start) >= parse_version(installed):
             known = versions(dist, find_links=find_links)

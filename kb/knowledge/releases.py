@@ -12,6 +12,7 @@ Without network, one clear error (:class:`OfflineError`).
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
 import re
@@ -70,7 +71,7 @@ def _get_json(url: str) -> dict:
         if exc.code == 404:
             raise KbError(f"{url}: no such project or release on the index") from None
         raise OfflineError(f"{url}: the package index answered {exc.code}") from None
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         raise OfflineError(f"{url}: cannot reach the package index ({reason})") from None
 
@@ -139,7 +140,7 @@ def _download(url: str, target: Path, sha256: str | None) -> None:
             while chunk := response.read(1 << 20):
                 digest.update(chunk)
                 out.write(chunk)
-    except (urllib.error.URLError, OSError) as exc:
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
         tmp.unlink(missing_ok=True)
         raise OfflineError(f"{url}: cannot download ({getattr(exc, 'reason', exc)})") from None
     if sha256 and digest.hexdigest() != sha256:
@@ -204,11 +205,15 @@ def fetch(dist: str, version: str, *, cache: Path | None = None, find_links: tup
         archive = local[0][1]
     else:
         listed = (_project(dist).get("releases") or {}).get(version) or []
-        files = [f for f in listed if not f.get("yanked") and _preference(f["filename"]) < 9]
+        files = [f for f in listed if isinstance(f, dict) and isinstance(f.get("filename"), str)
+                 and isinstance(f.get("url"), str) and not f.get("yanked") and _preference(f["filename"]) < 9]
         if not files:
             raise KbError(f"{dist} {version}: the index has no wheel or sdist for it")
         best = min(files, key=lambda f: (_preference(f["filename"]), f.get("size") or 0))
-        archive = folder / best["filename"]
+        name = best["filename"]
+        if name != Path(name).name or "/" in name or "\\" in name or name.startswith("."):
+            raise KbError(f"{dist} {version}: the index names a file {name!r} that is not a plain file name")
+        archive = folder / name
         if not archive.is_file():
             # some indexes list files relative to the JSON document
             link = urllib.parse.urljoin(f"{index_url()}/pypi/{normalise(dist)}/json", best["url"])
