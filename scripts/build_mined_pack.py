@@ -36,7 +36,12 @@ LIBRARIES = HERE / "mined_libraries.txt"
 PACK = ROOT / "kb" / "packs" / "mined-python.json.gz"
 DEFAULT_WORK = ROOT / "build" / "mined"
 #: a library whose mining takes longer than this is recorded as skipped (and retried on the next run)
-LIBRARY_TIMEOUT_S = 1500
+LIBRARY_TIMEOUT_S = 900
+#: distributions of the import-name map that are not mined: compiled or platform-only code griffe cannot
+#: read statically (its wheels hold binaries), or releases too large to fetch on every build (10-70 MB each)
+NOT_MINED = {"botocore", "opencv-python", "wxpython", "pygobject", "pycairo", "faiss-cpu", "sentencepiece",
+             "pymupdf", "pywin32", "mysqlclient", "python-ldap", "pyusb", "levenshtein", "scikit-image",
+             "biopython", "python-igraph", "faker"}
 
 
 def library_list(path: Path) -> list[str]:
@@ -192,7 +197,8 @@ def main() -> None:
         print(f"{args.one}: {len(doc['rows'])} rows from {len(doc['pairs'])} pairs in {doc['seconds']}s"
               + (f"; skipped {len(doc['skipped'])}" if doc["skipped"] else ""))
         return
-    everything = list(dict.fromkeys([*library_list(LIBRARIES), *import_map_distributions()]))
+    everything = [name for name in dict.fromkeys([*library_list(LIBRARIES), *import_map_distributions()])
+                  if name.lower() not in NOT_MINED]
     if not args.assemble:
         started = time.monotonic()
         names = args.only or everything
