@@ -28,6 +28,8 @@ __all__ = ["Pack", "parse_pack", "read_pack", "builtin_packs", "golden_cases", "
            "MAX_PACK_BYTES"]
 
 MAX_PACK_BYTES = 16 * 1024 * 1024
+#: kb's own generated packs (the shipped mined one) may be larger, unpacked: they are not user input
+MAX_GENERATED_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -121,15 +123,15 @@ def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _gunzip(data: bytes, origin: str) -> bytes:
+def _gunzip(data: bytes, origin: str, limit: int) -> bytes:
     """A gzip-compressed pack, decompressed with a bound (a small file must not inflate without end)."""
     inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
     try:
-        out = inflater.decompress(data, MAX_PACK_BYTES + 1)
+        out = inflater.decompress(data, limit + 1)
     except zlib.error as exc:
         raise RuleError(f"{origin}: not a valid gzip file: {exc}") from None
-    if len(out) > MAX_PACK_BYTES or inflater.unconsumed_tail:
-        raise RuleError(f"{origin}: pack is larger than {MAX_PACK_BYTES // (1024 * 1024)} MiB unpacked")
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise RuleError(f"{origin}: pack is larger than {limit // (1024 * 1024)} MiB unpacked")
     return out
 
 
@@ -141,11 +143,12 @@ def parse_pack(data: bytes, origin: str, *, trusted: bool = False) -> Pack:
     ``trusted``: the JSON Schema check is skipped (the lint still runs) — only for kb's own generated
     packs, which the build script and the test suite (``kb rules test``) validate in full; checking
     tens of thousands of rows at 0.4 ms each would cost seconds on every new KB."""
-    if len(data) > MAX_PACK_BYTES:
-        raise RuleError(f"{origin}: pack is larger than {MAX_PACK_BYTES // (1024 * 1024)} MiB")
+    limit = MAX_GENERATED_BYTES if trusted else MAX_PACK_BYTES
+    if len(data) > limit:
+        raise RuleError(f"{origin}: pack is larger than {limit // (1024 * 1024)} MiB")
     sha256 = digest(data)  # of the file as shipped: what the store compares to decide on a re-seed
     if data[:2] == b"\x1f\x8b":
-        data = _gunzip(data, origin)
+        data = _gunzip(data, origin, limit)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

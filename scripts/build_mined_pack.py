@@ -155,6 +155,9 @@ def assemble(work: Path, out: Path, cache: Path, order: list[str]) -> None:
         pairs += len(doc["pairs"])
         seconds += doc.get("seconds", 0.0)
         for row in doc["rows"]:
+            # the index's file names add nothing to the two release pages a row cites (work files mined
+            # before the miner left them out still carry them)
+            row["note"] = re.sub(r", read from \S+ and \S+:", ":", row["note"])
             rows.setdefault(row["id"], row)
     curated = {d["import"] for origin, data in builtin_packs() if origin.endswith(".yaml")
                for d in parse_pack(data, origin).doc.get("distributions") or []}

@@ -78,7 +78,7 @@ def mine_pair(dist: str, old_version: str, new_version: str, *, cache: Path | No
         changes.extend(griffe_mine.compare_safely(old_tree, new_tree, tops))
     return griffe_mine.rows_for(changes, package=dist, old_version=old_version, new_version=new_version,
                                 old_url=old.url, new_url=new.url, prefix=prefix,
-                                files=(old.filename, new.filename))
+                                files=(old.filename, new.filename) if old.local or new.local else None)
 
 
 def mine(dist: str, start: str, end: str, *, cache: Path | None = None, find_links: tuple[Path, ...] = (),

@@ -47,6 +47,7 @@ class Release:
     root: Path  # the unpacked tree: import packages are at its top (or under src/)
     url: str  # the release's page on the index (what mined rows cite)
     filename: str  # the file the sources were read from (a local wheel, or the index's)
+    local: bool = False  # read from a --find-links folder, not the index
 
 
 def index_url() -> str:
@@ -195,7 +196,7 @@ def fetch(dist: str, version: str, *, cache: Path | None = None, find_links: tup
     if marker.is_file():
         try:
             info = json.loads(marker.read_text("utf-8"))
-            return Release(dist, version, folder / "src", info["url"], info["filename"])
+            return Release(dist, version, folder / "src", info["url"], info["filename"], bool(info.get("local")))
         except (OSError, ValueError, KeyError):
             pass
     folder.mkdir(parents=True, exist_ok=True)
@@ -222,7 +223,7 @@ def fetch(dist: str, version: str, *, cache: Path | None = None, find_links: tup
     _unpack(archive, folder / "src")
     from ..safeio import write_text_atomic
 
-    write_text_atomic(marker, json.dumps({"url": url, "filename": archive.name}))
+    write_text_atomic(marker, json.dumps({"url": url, "filename": archive.name, "local": bool(local)}))
     if archive.parent == folder:
         archive.unlink(missing_ok=True)  # the unpacked tree is what is kept
-    return Release(dist, version, folder / "src", url, archive.name)
+    return Release(dist, version, folder / "src", url, archive.name, bool(local))
