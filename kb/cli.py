@@ -440,13 +440,8 @@ def db_check(db: str | None) -> None:
 def _learn_from(doc: dict, db: str | None, root: str | None, find_links: tuple[str, ...] = ()) -> bool:
     """Learn from a report's generic causes; True when rows were stored. Offline or without griffe: one
     line on stderr and the diagnosis stands."""
-    from .store import open_store
-
-    if not any(c.get("layer") == "generic" and (c.get("owner") or {}).get("kind") == "distribution"
-               for c in doc.get("root_causes", [])):
-        click.echo("kb: learn: no cause reasoned from an installed distribution; nothing to mine", err=True)
-        return False
     from .knowledge.learn import learn
+    from .store import open_store
 
     with open_store(db) as store:
         try:

@@ -190,6 +190,8 @@ def learn(report: dict[str, Any], store: Any, *, root: Path | None = None, cache
             else:
                 result.problems.append(f"{owner['distribution']}: its installed version is not known (give the "
                                        "tests' interpreter with --python): nothing to compare it with")
+    if not wanted and not result.problems:
+        result.problems.append("no cause reasoned from an installed distribution: nothing to mine")
     for dist, installed in sorted(wanted.items()):
         if parse_version(installed) is None:
             result.problems.append(f"{dist}: the installed version {installed!r} is not a PEP 440 version: "
