@@ -231,6 +231,10 @@ def test_series_pairs_take_the_last_of_a_series_against_the_first_of_the_next() 
     assert series_pairs(versions, "1.0", "2.1") == [("1.0", "1.1"), ("1.1.3", "2.0"), ("2.0.1", "2.1")]
     assert series_pairs(versions, "2.0", "2.0.1") == [("2.0", "2.0.1")]
     assert series_pairs(["0.9.1", "0.10.0"], "0.9.1", "0.10.0") == [("0.9.1", "0.10.0")]
+    from kb.errors import KbError
+
+    with pytest.raises(KbError, match="--from 2.0 is not older than --to 1.0"):
+        series_pairs(versions, "2.0", "1.0")
 
 
 # ---------------------------------------------------------------- mining: what counts as a breaking change

@@ -43,6 +43,8 @@ def series_pairs(versions: Sequence[str], start: str, end: str) -> list[tuple[st
     lo, hi = parse_version(start), parse_version(end)
     if lo is None or hi is None:
         raise KbError(f"not a version: {start if lo is None else end!r}")
+    if lo >= hi:
+        raise KbError(f"--from {start} is not older than --to {end}")
     chosen = [v for v in sort_versions(list(versions)) if lo <= parse_version(v) <= hi]  # type: ignore[operator]
     for edge in (start, end):
         if edge not in chosen:
