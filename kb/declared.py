@@ -6,7 +6,9 @@ Read, in the project root: ``requirements*.txt`` / ``constraints*.txt`` (and ``r
 ``setup.cfg`` (``install_requires``, ``extras_require``, ``tests_require``), ``pyproject.toml``
 (``[project]`` dependencies and optional dependencies, ``[dependency-groups]``, Poetry's tables),
 ``tox.ini`` (every ``deps``) and ``setup.py`` (string literals in those keywords, read with
-``ast``, never executed). Names are PEP 503-normalised; what cannot be parsed is skipped.
+``ast``, never executed); and the release each requirement is written for (``==``, ``~=``, ``>=``),
+a lock file (``poetry.lock``, ``uv.lock``, ``pdm.lock``) winning. Names are PEP 503-normalised;
+what cannot be parsed is skipped. Read once per diagnosed run.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 
 from .pep440 import normalise, requirement_floor, requirement_name
 
-__all__ = ["Declared", "declared", "normalise", "requirement_name", "pinned_version"]
+__all__ = ["Declared", "declared", "normalise"]
 
 #: a declaration file larger than this is not read (a project's requirements are small)
 MAX_BYTES = 1024 * 1024
@@ -33,11 +35,18 @@ class Declared:
 
     names: frozenset[str] = frozenset()
     files: tuple[str, ...] = ()
-    #: the project's own distribution name(s) (setup.cfg / pyproject metadata)
+    #: the project's own distribution name(s) (setup.cfg / pyproject / setup.py metadata)
     own: frozenset[str] = field(default_factory=frozenset)
+    #: normalised name → the release the project locks, else the one its requirement is written for
+    wanted: dict[str, str] = field(default_factory=dict)
 
     def __contains__(self, dist: str) -> bool:
         return normalise(dist) in self.names
+
+    def get(self, name: str) -> str:
+        """``name`` normalised when the project declares a distribution of that name, else ""."""
+        key = normalise(name)
+        return key if key in self.names else ""
 
 
 def _read(path: Path) -> str:
@@ -49,13 +58,9 @@ def _read(path: Path) -> str:
         return ""
 
 
-def _lines(text: str) -> Iterator[str]:
-    for line in text.splitlines():
-        yield from (part for part in line.split(";", 1)[:1] if part.strip())
-
-
-def _from_lines(lines: Iterable[str]) -> set[str]:
-    return {name for line in lines if (name := requirement_name(line))}
+def _lines(text: str) -> list[str]:
+    """The requirement lines of a text, environment markers cut off."""
+    return [head for line in text.splitlines() if (head := line.split(";", 1)[0]).strip()]
 
 
 def _ini(text: str) -> configparser.ConfigParser | None:
@@ -67,39 +72,37 @@ def _ini(text: str) -> configparser.ConfigParser | None:
     return parser
 
 
-def _setup_cfg(text: str) -> tuple[set[str], set[str]]:
+def _setup_cfg(text: str) -> tuple[list[str], set[str]]:
     parser = _ini(text)
     if parser is None:
-        return set(), set()
-    found: set[str] = set()
-    for section, key in (("options", "install_requires"), ("options", "tests_require"),
-                         ("options", "setup_requires")):
-        found |= _from_lines(_lines(parser.get(section, key, fallback="")))
+        return [], set()
+    found: list[str] = []
+    for key in ("install_requires", "tests_require", "setup_requires"):
+        found += _lines(parser.get("options", key, fallback=""))
     if parser.has_section("options.extras_require"):
         for _key, value in parser.items("options.extras_require"):
-            found |= _from_lines(_lines(value))
+            found += _lines(value)
     own = {normalise(parser.get("metadata", "name"))} if parser.has_option("metadata", "name") else set()
     return found, own
 
 
-def _tox(text: str) -> set[str]:
+def _tox(text: str) -> tuple[list[str], set[str]]:
     parser = _ini(text)
     if parser is None:
-        return set()
-    found: set[str] = set()
+        return [], set()
+    found: list[str] = []
     for section in parser.sections():
         if section == "tox" or section.startswith("testenv"):
-            value = parser.get(section, "deps", fallback="")
-            found |= _from_lines(line.split(":", 1)[-1] if re.match(r"^\s*[\w,{}-]+:\s", line) else line
-                                 for line in _lines(value))
-    return found
+            found += [line.split(":", 1)[-1] if re.match(r"^\s*[\w,{}-]+:\s", line) else line
+                      for line in _lines(parser.get(section, "deps", fallback=""))]
+    return found, set()
 
 
-def _pyproject(text: str) -> tuple[set[str], set[str]]:
+def _pyproject(text: str) -> tuple[list[str], set[str]]:
     from .config import parse_toml
 
     data = parse_toml(text)
-    found: set[str] = set()
+    found: list[str] = []
     own: set[str] = set()
     project = data.get("project") if isinstance(data.get("project"), dict) else {}
     if isinstance(project.get("name"), str):
@@ -113,66 +116,34 @@ def _pyproject(text: str) -> tuple[set[str], set[str]]:
         groups.extend(dependency_groups.values())
     for group in groups:
         if isinstance(group, list):
-            found |= _from_lines(item for item in group if isinstance(item, str))
+            found += [item for item in group if isinstance(item, str)]
     poetry = data.get("tool", {}).get("poetry", {}) if isinstance(data.get("tool"), dict) else {}
     if isinstance(poetry, dict):
         tables = [poetry.get("dependencies"), poetry.get("dev-dependencies")]
         tables.extend(g.get("dependencies") for g in (poetry.get("group") or {}).values() if isinstance(g, dict))
         for table in tables:
-            if isinstance(table, dict):
-                found |= {normalise(name) for name in table if name.lower() != "python"}
+            if isinstance(table, dict):  # Poetry's constraints (^2.0) are not PEP 440: the names only
+                found += [name for name in table if name.lower() != "python"]
         if isinstance(poetry.get("name"), str):
             own.add(normalise(poetry["name"]))
     return found, own
 
 
-def _setup_py(text: str) -> tuple[set[str], set[str]]:
+def _setup_py(text: str) -> tuple[list[str], set[str]]:
     try:
         tree = ast.parse(text)
     except (SyntaxError, ValueError):
-        return set(), set()
-    found: set[str] = set()
+        return [], set()
+    found: list[str] = []
     own: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.keyword) and node.arg in _SETUP_KEYWORDS:
-            found |= _from_lines(sub.value for sub in ast.walk(node.value)
-                                 if isinstance(sub, ast.Constant) and isinstance(sub.value, str))
+            found += [head for sub in ast.walk(node.value) if isinstance(sub, ast.Constant)
+                      and isinstance(sub.value, str) for head in _lines(sub.value)]
         elif isinstance(node, ast.keyword) and node.arg == "name" and isinstance(node.value, ast.Constant) \
                 and isinstance(node.value.value, str):
             own.add(normalise(node.value.value))
     return found, own
-
-
-def declared(root: Path | None) -> Declared:
-    """Everything ``root`` declares (empty when there is no root)."""
-    if root is None or not root.is_dir():
-        return Declared()
-    names: set[str] = set()
-    own: set[str] = set()
-    files: list[str] = []
-    for folder in (root, root / "requirements"):
-        if not folder.is_dir():
-            continue
-        patterns = ("*.txt",) if folder.name == "requirements" else ("requirements*.txt", "constraints*.txt",
-                                                                      "*requirements*.txt")
-        for path in sorted({p for pattern in patterns for p in folder.glob(pattern)}):
-            found = _from_lines(_lines(_read(path)))
-            if found:
-                names |= found
-                files.append(str(path.relative_to(root)))
-    readers = {"setup.cfg": _setup_cfg, "pyproject.toml": _pyproject, "setup.py": _setup_py}
-    for name, reader in readers.items():
-        text = _read(root / name)
-        if text:
-            found, mine = reader(text)
-            names |= found
-            own |= mine
-            files.append(name)
-    text = _read(root / "tox.ini")
-    if text:
-        names |= _tox(text)
-        files.append("tox.ini")
-    return Declared(frozenset(names - own), tuple(files), frozenset(own))
 
 
 def _lock_versions(root: Path) -> dict[str, str]:
@@ -190,19 +161,36 @@ def _lock_versions(root: Path) -> dict[str, str]:
     return found
 
 
-def pinned_version(root: Path | None, dist: str) -> str | None:
-    """The release of ``dist`` the project locks (a lock file) or declares (``==``, ``~=``, ``>=`` ...)."""
+def declared(root: Path | None) -> Declared:
+    """Everything ``root`` declares (empty when there is no root)."""
     if root is None or not root.is_dir():
-        return None
-    wanted = normalise(dist)
-    locked = _lock_versions(root).get(wanted)
-    if locked:
-        return locked
-    texts = [_read(p) for p in sorted(root.glob("*requirements*.txt"))]
-    texts += [_read(root / "setup.cfg"), _read(root / "tox.ini"), _read(root / "setup.py"), _read(root / "pyproject.toml")]
-    for text in texts:
-        for candidate in re.findall(r"[\"']?([A-Za-z0-9][A-Za-z0-9._\[\],-]*\s*(?:===|==|~=|<=|>=)\s*[\w.*]+)", text):
-            found = requirement_floor(candidate)
-            if found and found[0] == wanted:
-                return found[1]
-    return None
+        return Declared()
+    requirements: list[str] = []
+    own: set[str] = set()
+    files: list[str] = []
+    for folder in (root, root / "requirements"):
+        if not folder.is_dir():
+            continue
+        patterns = ("*.txt",) if folder.name == "requirements" else ("requirements*.txt", "constraints*.txt",
+                                                                      "*requirements*.txt")
+        for path in sorted({p for pattern in patterns for p in folder.glob(pattern)}):
+            found = [line for line in _lines(_read(path)) if requirement_name(line)]
+            if found:
+                requirements += found
+                files.append(str(path.relative_to(root)))
+    readers = {"setup.cfg": _setup_cfg, "pyproject.toml": _pyproject, "setup.py": _setup_py, "tox.ini": _tox}
+    for name, reader in readers.items():
+        text = _read(root / name)
+        if text:
+            found, mine = reader(text)
+            requirements += found
+            own |= mine
+            files.append(name)
+    names = {name for line in requirements if (name := requirement_name(line))}
+    wanted: dict[str, str] = {}
+    for line in requirements:
+        floor = requirement_floor(line)
+        if floor:
+            wanted.setdefault(*floor)
+    wanted.update(_lock_versions(root))
+    return Declared(frozenset(names - own), tuple(files), frozenset(own), wanted)

@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .declared import Declared, declared, normalise, pinned_version
+from .declared import Declared, declared, normalise
 from .engine import Owner, Symptom
 from .facts import Failure
 from .models import Run
@@ -355,7 +355,7 @@ class OwnerResolver:
         if missing and "." not in module:
             # "No module named 'x'": x itself is not importable — no installed distribution provides it
             mapped = self.import_map([top]).get(top)
-            dist = mapped or next((d for d in self.declared.names if d == normalise(top)), "")
+            dist = mapped or self.declared.get(top)
             how = ("the KB's import-name map" if mapped else "the project declares it" if dist
                    else "no import-name row names it")
             return Owner(module, "absent", dist or top, "", bool(dist) and dist in self.declared, env.python,
@@ -370,19 +370,19 @@ class OwnerResolver:
         env = self.env
         names = env.packages.get(top) or []
         mapped = None if names else self.import_map([top]).get(top)
-        declared = next((d for d in self.declared.names if d == normalise(top)), "")
-        if not (names or mapped or declared or seen):
+        declared_as = self.declared.get(top)
+        if not (names or mapped or declared_as or seen):
             return Owner(module, "unknown", python=env.python,
                          how=f"{top} imported, but nothing says which distribution provides it; {env.how}")
-        dist = names[0] if names else mapped or declared or top
+        dist = names[0] if names else mapped or declared_as or top
         name, version = env.dists.get(normalise(dist), (dist, self.run.environment.get(dist.lower(), "")))
         if top in self.tops:
             return Owner(module, "project", how=f"{top} is the project's own package (installed into site-packages)")
         if normalise(name) in self.declared.own:
             return Owner(module, "project", how=f"{name} is the project's own distribution")
         source = ("" if names else " (the KB's import-name map)" if mapped else " (the project declares it)"
-                  if declared else " (the distribution is named after its folder)")
-        wanted = (pinned_version(self.root, name) or "") if name in self.declared else ""
+                  if declared_as else " (the distribution is named after its folder)")
+        wanted = self.declared.wanted.get(normalise(name), "") if name in self.declared else ""
         return Owner(module, "distribution", name, version, name in self.declared, env.python, how + source,
                      wanted=wanted)
 

@@ -179,10 +179,11 @@ class LearnResult:
 def learn(report: dict[str, Any], store: Any, *, root: Path | None = None, cache: Path | None = None,
           find_links: tuple[Path, ...] = (), progress: Callable[[str], None] | None = None) -> LearnResult:
     """Mine the distributions behind a report's generic causes and store the rows as learned."""
-    from ..declared import pinned_version
+    from ..declared import declared
     from .releases import versions
 
     result = LearnResult()
+    project = declared(root)  # the release the project locks or declares is where mining starts
     wanted: dict[str, str] = {}
     for cause in report.get("root_causes", []):
         owner = cause.get("owner") or {}
@@ -199,7 +200,7 @@ def learn(report: dict[str, Any], store: Any, *, root: Path | None = None, cache
             result.problems.append(f"{dist}: the installed version {installed!r} is not a PEP 440 version: "
                                    "there is no release range to compare")
             continue
-        start = pinned_version(root, dist) if root else None
+        start = project.wanted.get(normalise(dist))
         if not start or parse_version(start) is None or parse_version(start) >= parse_version(installed):
             known = versions(dist, find_links=find_links)
             earlier = [v for v in known if parse_version(v) < parse_version(installed)]
