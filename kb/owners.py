@@ -11,10 +11,9 @@ name (a venv's ``lib/python3.X/site-packages/...`` → its ``bin/python``, which
 tests ran where kb is installed). kb never assumes its own environment is the tests': a report
 that does not say where it ran is judged without an interpreter — by the file paths in its
 messages, the KB's import-name map, the versions the report itself states and the standard-library
-module list of kb's Python (the same for every 3.x but the removals, which are listed here). It is asked once (a subprocess), and the answer is cached
-beside the KB by interpreter and the modification times of its site-packages folders, so a
-``pip install`` invalidates it. With no interpreter to ask, file paths in the messages and the
-KB's import-name map still resolve most owners.
+module list of kb's Python (the same for every 3.x but the removals, which are listed here). An
+interpreter is asked once (a subprocess), and the answer is cached beside the KB by interpreter and
+the modification times of its site-packages folders, so a ``pip install`` invalidates it.
 
 What counts as the project: modules whose files pytest printed relative to its rootdir (the
 tracebacks' own frames), the folders of the test ids, and the packages and modules at the top of
@@ -39,6 +38,7 @@ from pathlib import Path
 
 from .declared import Declared, declared, normalise
 from .engine import Owner, Symptom
+from .engine.generic import CALL_KINDS
 from .facts import Failure
 from .models import Run
 
@@ -138,7 +138,7 @@ def probe(python: str, cache_dir: Path | None = None) -> dict | None:
     real = os.path.realpath(python)
     cache = None
     if cache_dir is not None:
-        cache = cache_dir / f"env-{hashlib.sha256(os.path.abspath(python).encode()).hexdigest()[:24]}.json"
+        cache = cache_dir / f"env-{hashlib.sha256(python.encode()).hexdigest()[:24]}.json"
         try:
             cached = json.loads(cache.read_text("utf-8"))
             if cached.get("stamp") == _stamp(real, cached["facts"].get("site", ())):
@@ -302,7 +302,7 @@ class OwnerResolver:
 
     def resolve(self, symptom: Symptom) -> Owner | None:
         first = [self.failures[i] for i in symptom.failures[:5] if i in self.failures]
-        if symptom.kind in ("unexpected_kwarg", "missing_argument", "bad_call"):
+        if symptom.kind in CALL_KINDS:
             return self._call_owner(symptom, first)
         module = symptom.get("module")
         if symptom.kind == "missing_attribute" and module in _BUILTIN_OWNERS:

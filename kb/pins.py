@@ -12,7 +12,6 @@ when it has neither, nothing is planned and kb says where the pin should go.
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import sys
@@ -150,20 +149,17 @@ def installed_version(python: str, dist: str) -> str | None:
 
 def environment(python: str) -> dict[str, str]:
     """``{"python": "3.11.7", "<distribution>": "<version>", ...}`` of ``python``'s environment: the
-    facts that let version-aware rules say whether an API row applies (empty when it cannot run)."""
-    code = ("import importlib.metadata as m, json, platform\n"
-            "env = {}\n"
-            "for d in m.distributions():  # the first on sys.path is the one imported\n"
-            "    if d.metadata['Name']:\n"
-            "        env.setdefault(d.metadata['Name'].lower(), d.version)\n"
-            "env['python'] = platform.python_version()\n"
-            "print(json.dumps(env))\n")
-    try:
-        done = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60)
-        found = json.loads(done.stdout) if done.returncode == 0 else {}
-    except (OSError, subprocess.SubprocessError, ValueError):
+    facts that let version-aware rules say whether an API row applies (empty when it cannot run).
+    Asked through the owner probe (:func:`kb.owners.probe`): one question, the first of each name on
+    ``sys.path`` being the one the tests import."""
+    from .owners import probe
+
+    facts = probe(python)
+    if not facts:
         return {}
-    return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
+    found = {str(name).lower(): str(version) for name, version in (facts.get("dists") or {}).items()}
+    found["python"] = str(facts.get("python", ""))
+    return found
 
 
 def install(python: str, requirements: Sequence[str]) -> str | None:
