@@ -39,8 +39,6 @@ class Pack:
     origin: str  # file path or "builtin:<file>"
     sha256: str
     doc: dict[str, Any]
-    #: the whole document passed the schema and the lint (parse_pack): the store need not check each row again
-    validated: bool = False
 
 
 class _NoAliasLoader(yaml.SafeLoader):
@@ -174,7 +172,7 @@ def parse_pack(data: bytes, origin: str, *, trusted: bool = False) -> Pack:
         path, reason = problems[0]
         more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
         raise RuleError(f"{origin}: {path}: {reason}{more}")
-    return Pack(str(doc["pack"]), str(doc["version"]), origin, sha256, doc, validated=True)
+    return Pack(str(doc["pack"]), str(doc["version"]), origin, sha256, doc)
 
 
 def read_pack(path: str | Path) -> Pack:
