@@ -83,12 +83,9 @@ def diagnose(reports: tuple[str, ...], fmt: str, no_record: bool, output: str | 
         raise click.UsageError("--learn diagnoses the reports again after learning: give files, not -")
     doc = run_diagnose(list(reports), db=db, record=not no_record and not learn, stdin=sys.stdin.buffer,
                        environment=environment, python=python, root=root)
-    if learn:
-        if _learn_from(doc, db, root):
-            doc = run_diagnose(list(reports), db=db, record=not no_record, environment=environment,
-                               python=python, root=root)
-        elif not no_record:
-            doc = run_diagnose(list(reports), db=db, record=True, environment=environment, python=python, root=root)
+    if learn and (_learn_from(doc, db, root) or not no_record):  # with what was learned, or only to record it
+        doc = run_diagnose(list(reports), db=db, record=not no_record, environment=environment, python=python,
+                           root=root)
     text = render(doc, fmt)
     if output:
         from .safeio import write_text_atomic

@@ -67,17 +67,8 @@ def mine_pair(dist: str, old_version: str, new_version: str, *, cache: Path | No
 
     old = fetch(dist, old_version, cache=cache, find_links=find_links)
     new = fetch(dist, new_version, cache=cache, find_links=find_links)
-    old_tops, new_tops = griffe_mine.importable_tops(old.root), griffe_mine.importable_tops(new.root)
-    tops = frozenset(old_tops) | frozenset(new_tops)
-    changes = []
-    for top, base in sorted(old_tops.items()):
-        old_tree = griffe_mine.load_tree(top, base)
-        if old_tree is None:
-            continue
-        new_tree = griffe_mine.load_tree(top, new_tops[top]) if top in new_tops else None
-        if top in new_tops and new_tree is None:
-            continue  # unreadable, not removed
-        changes.extend(griffe_mine.compare_safely(old_tree, new_tree, tops))
+    changes = griffe_mine.compare_releases(griffe_mine.importable_tops(old.root),
+                                           griffe_mine.importable_tops(new.root))
     return griffe_mine.rows_for(changes, package=dist, old_version=old_version, new_version=new_version,
                                 old_url=old.url, new_url=new.url, prefix=prefix,
                                 files=(old.filename, new.filename) if old.local or new.local else None)
@@ -123,30 +114,21 @@ def _python_facts(python: str) -> dict[str, Any]:
         raise KbError(f"{python}: cannot ask it for its standard library ({exc})") from None
 
 
+def _sources(facts: dict[str, Any]) -> dict[str, Path]:
+    """The public standard-library modules of one interpreter that have a Python source → its folder."""
+    folder = Path(facts["dir"])
+    return {top: folder for top in facts["names"] if not top.startswith("_") and top not in _STDLIB_SKIP
+            and ((folder / f"{top}.py").is_file() or (folder / top / "__init__.py").is_file())}
+
+
 def mine_stdlib(old_python: str, new_python: str, *, prefix: str = "mined") -> list[dict[str, Any]]:
     """Rows for what the standard library lost between two interpreters (modules written in Python;
     C modules have no source griffe can read statically)."""
     from . import mine as griffe_mine
 
     old, new = _python_facts(old_python), _python_facts(new_python)
-    old_dir, new_dir = Path(old["dir"]), Path(new["dir"])
-    changes = []
-    new_names = set(new["names"])
-    for top in old["names"]:
-        if top.startswith("_") or top in _STDLIB_SKIP:
-            continue
-        if not ((old_dir / f"{top}.py").is_file() or (old_dir / top / "__init__.py").is_file()):
-            continue
-        old_tree = griffe_mine.load_tree(top, old_dir)
-        if old_tree is None:
-            continue
-        present = top in new_names and ((new_dir / f"{top}.py").is_file() or (new_dir / top / "__init__.py").is_file())
-        if top in new_names and not present:
-            continue  # became a C module: not removed
-        new_tree = griffe_mine.load_tree(top, new_dir) if present else None
-        if present and new_tree is None:
-            continue
-        changes.extend(griffe_mine.compare_safely(old_tree, new_tree, frozenset({top}), private=False))
+    changes = griffe_mine.compare_releases(_sources(old), _sources(new), private=False,
+                                           present=frozenset(new["names"]))
     url = f"https://docs.python.org/3/whatsnew/{new['version']}.html"
     return griffe_mine.rows_for(changes, package="python", old_version=old["version"], new_version=new["version"],
                                 old_url=f"https://docs.python.org/3/whatsnew/{old['version']}.html", new_url=url,

@@ -47,7 +47,8 @@ except ImportError as exc:  # pragma: no cover - depends on the extra
 
 from ..pep440 import normalise, release_bound
 
-__all__ = ["Change", "compare_trees", "compare_safely", "importable_tops", "rows_for", "load_tree", "SKIP_PACKAGES"]
+__all__ = ["Change", "compare_trees", "compare_safely", "compare_releases", "importable_tops", "rows_for", "load_tree",
+           "SKIP_PACKAGES"]
 
 #: sub-packages that are not API (tests, examples, vendored copies of other projects)
 SKIP_PACKAGES = frozenset({"tests", "test", "testing_utils", "_tests", "examples", "docs", "benchmarks",
@@ -257,11 +258,11 @@ def _inherits_elsewhere(cls: Any) -> bool:
         return True
 
 
-def compare_trees(old: Any, new: Any | None, tops: frozenset[str], *, private: bool = True) -> list[Change]:
+def compare_trees(old: Any, new: Any | None, *, private: bool = True) -> list[Change]:
     """The changes from ``old`` (a griffe module tree) to ``new`` (None: the whole top is gone).
 
     ``private``: walk private modules too (``_pytest.compat``, ``pkg._compat``): their public names are what
-    plugins and old code import. ``tops`` is kept for callers that compare several top-level packages.
+    plugins and old code import.
     """
     changes: list[Change] = []
     index = _index(new) if new is not None else {}
@@ -303,14 +304,33 @@ def compare_trees(old: Any, new: Any | None, tops: frozenset[str], *, private: b
     return changes
 
 
-def compare_safely(old: Any, new: Any | None, tops: frozenset[str], *, private: bool = True) -> list[Change]:
+def compare_safely(old: Any, new: Any | None, *, private: bool = True) -> list[Change]:
     """:func:`compare_trees`, but a tree griffe cannot walk (an alias cycle, a broken source) yields no
     changes rather than stopping the whole mining run."""
     try:
-        return compare_trees(old, new, tops, private=private)
+        return compare_trees(old, new, private=private)
     except Exception as exc:  # noqa: BLE001 - griffe's errors are many and not all exported
         logging.getLogger(__name__).warning("skipped %s: %s", getattr(old, "path", old), exc)
         return []
+
+
+def compare_releases(old_tops: dict[str, Path], new_tops: dict[str, Path], *, private: bool = True,
+                     present: frozenset[str] = frozenset()) -> list[Change]:
+    """The changes between two releases, given each one's top-level modules (name → the folder to read it
+    from). A top missing from ``new_tops`` is removed — unless ``present`` says it still exists without a
+    source (a standard-library module rewritten in C); a new tree griffe cannot read is not a removal."""
+    changes: list[Change] = []
+    for top, base in sorted(old_tops.items()):
+        if top in present and top not in new_tops:
+            continue
+        old_tree = load_tree(top, base)
+        if old_tree is None:
+            continue
+        new_tree = load_tree(top, new_tops[top]) if top in new_tops else None
+        if top in new_tops and new_tree is None:
+            continue
+        changes.extend(compare_safely(old_tree, new_tree, private=private))
+    return changes
 
 
 def _moved_module(module: Any, index: dict[str, list[str]]) -> str:
