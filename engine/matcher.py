@@ -155,21 +155,15 @@ def normalise(kind: str, captures: dict[str, str]) -> dict[str, str] | None:
             module, cls = owner.rsplit(".", 1)
             return {"module": module, "name": f"{cls}.{name}"}
         return {"module": "builtins", "name": f"{owner}.{name}"}
-    if kind in ("unexpected_kwarg", "missing_argument"):
+    if kind in ("unexpected_kwarg", "missing_argument", "bad_call"):
         func = values.get("callable", "").removesuffix("()")
         for suffix in (".__init__", ".__new__", ".__call__"):
             func = func.removesuffix(suffix)
+        call = {"callable": func, "tail": func.rsplit(".", 1)[-1]}
+        if kind == "bad_call":  # "takes N positional arguments": no parameter named
+            return call if func else None
         param = values.get("param", "")
-        if not func or not param:
-            return None
-        return {"callable": func, "tail": func.rsplit(".", 1)[-1], "param": param}
-    if kind == "bad_call":
-        func = values.get("callable", "").removesuffix("()")
-        for suffix in (".__init__", ".__new__", ".__call__"):
-            func = func.removesuffix(suffix)
-        if not func:
-            return None
-        return {"callable": func, "tail": func.rsplit(".", 1)[-1]}
+        return {**call, "param": param} if func and param else None
     if kind == "missing_module":
         module = values.get("module", "")
         if not module:
