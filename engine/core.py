@@ -10,15 +10,11 @@ from typing import Any, Protocol
 from . import generic, runner
 from .confidence import Evidence, confidence
 from .matcher import Matcher
-from .types import LAYERS, ApiRow, Cause, Distribution, FailureFact, Owner, Remedy, Rule, Symptom
+from .types import GENERIC_KINDS, LAYERS, ApiRow, Cause, Distribution, FailureFact, Owner, Remedy, Rule, Symptom
 
 __all__ = ["Engine", "EngineResult", "Knowledge", "OwnerResolver", "GENERIC_KINDS"]
 
 _VIA_ORDER = ["pattern", "owner", "name-only-row", "distribution", "exact-row"]
-#: symptom kinds that name a module or callable: their owner is resolved, and when no row explains
-#: them a generic cause is reasoned from the owner facts
-GENERIC_KINDS = ("missing_name", "missing_attribute", "missing_module", "unexpected_kwarg", "missing_argument",
-                 "bad_call")
 #: the owner kinds a generic cause can be built on (never the project's own code, never unknown)
 _GENERIC_OWNERS = ("stdlib", "distribution", "absent")
 

@@ -34,6 +34,8 @@ except ImportError as exc:  # pragma: no cover - depends on the interpreter
     # durable-rules 2.0.28 (unmaintained) calls PyEval_CallObject, which Python 3.13 removed
     raise ImportError(f"durable-rules cannot be loaded on this Python ({exc}); kb needs Python 3.10-3.12") from exc
 
+from .types import GENERIC_KINDS
+
 __all__ = ["DEFINITION", "RULESET", "chain", "version_key"]
 
 RULESET = "kb_stage2_v2"
@@ -145,8 +147,7 @@ def _definition() -> dict[str, Any]:
         },
         # symptom no row explains + owner facts (stdlib / installed or absent distribution) → generic cause
         "generic": {
-            "all": [_symptom("missing_name", "missing_attribute", "missing_module", "unexpected_kwarg",
-                             "missing_argument", "bad_call"),
+            "all": [_symptom(*GENERIC_KINDS),
                     {"o": {"$and": [{"type": "owner"}, _eq("sym", "sy")]}}],
             "run": _cause_action("owner", "gen", lambda c: c.o.key),
         },

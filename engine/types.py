@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["Rule", "FailureFact", "Symptom", "ApiRow", "Distribution", "Owner", "Remedy", "Cause", "SYMPTOM_FIELDS",
-           "OWNER_KINDS", "LAYERS"]
+           "OWNER_KINDS", "LAYERS", "GENERIC_KINDS"]
 
 #: the named captures (after normalisation) each symptom kind needs
 SYMPTOM_FIELDS: dict[str, tuple[str, ...]] = {
@@ -131,6 +131,10 @@ class Distribution:
 
 #: where the module a symptom names lives, in the interpreter the tests ran with
 OWNER_KINDS = ("stdlib", "distribution", "absent", "project", "unknown")
+#: symptom kinds that name a module or callable: their owner is resolved, and when no row explains
+#: them a generic cause is reasoned from the owner facts
+GENERIC_KINDS = ("missing_name", "missing_attribute", "missing_module", "unexpected_kwarg", "missing_argument",
+                 "bad_call")
 #: knowledge layers, highest precedence first; "generic" causes are reasoned from owner facts
 LAYERS = ("curated", "learned", "mined", "generic")
 
