@@ -1,0 +1,132 @@
+"""Verification: a fix is kept only when it is proven.
+
+It holds when its targeted tests pass, or still fail only with a *known next-layer* cause (another
+root cause a later round takes). It is rolled back when the targeted cause remains, when a targeted
+test now fails in a new, unknown way (the edit is wrong), or when a test that passed before now fails
+(a regression; a module that collected before and no longer does is one too). Code edits re-run the
+targeted tests (matched to pytest's collected node ids, :mod:`kb.fix.targets`) and some passing
+neighbours; pins and test-configuration changes, and causes pytest cannot run by id, re-run the whole
+test command — and tests that were not collected before (a pin that makes a module importable) are
+reported apart from regressions: their failures are new knowledge, not damage.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import FixError
+from ..models import Run
+from .sources import python_files
+from .targets import is_module_id, normal_id, resolve
+from .types import Baseline, FixOptions, RemedyPlan
+
+__all__ = ["Verification", "verify", "judge"]
+
+
+@dataclass
+class Verification:
+    held: bool
+    note: str
+    run: Run | None = None
+    after: dict[str, Any] | None = None
+    newly_failing: list[str] = field(default_factory=list)
+    scope: str = "targeted"  # or "whole command"
+
+
+def _command(options: FixOptions) -> list[str]:
+    return list(options.test_command) if options.test_command else [sys.executable, "-m", "pytest"]
+
+
+def verify(item: RemedyPlan, root: str | Path, store: Any, options: FixOptions) -> Verification:
+    """Re-run what proves ``item`` (already written to disk) and judge the result."""
+    from ..diagnose import diagnose_run
+    from ..orchestrate import DEFAULT_TIMEOUT, collect, run_command, run_tests
+    from ..pins import test_python
+
+    root = Path(root)
+    command = _command(options)
+    timeout = options.timeout or DEFAULT_TIMEOUT
+    whole = item.changes_environment
+    neighbours: list[str] = []
+    run_ids: list[str] = []
+    if not whole:
+        try:
+            collected = collect(command, root, timeout)
+        except FixError:
+            collected = []
+        files = {p.relative_to(root).as_posix() for p in python_files(root)}
+        targets = resolve(item.tests, collected, files)
+        near = resolve(item.neighbours, collected, files)
+        neighbours = [t for t in item.neighbours if normal_id(t) in near.found]
+        run_ids = [*targets.run, *(t for t in near.run if t not in targets.run)]
+        whole = targets.whole or not targets.run
+    if whole:
+        done = run_command(command, root, timeout=timeout)
+        run, problem = done.run, done.problem
+        output = done.output
+    else:
+        result = run_tests(run_ids, root, command, timeout)
+        run, problem, output = result.run, None, result.output
+    scope = "whole command" if whole else "targeted"
+    if run is None:
+        last = problem or " ".join(output.strip().splitlines()[-1:]) or "no output"
+        return Verification(False, f"the test command wrote no report: {last}", scope=scope)
+    run.add_environment(options.environment)
+    after = diagnose_run(run, store, record=False, python=test_python(command), root=root)
+    held, note, newly = judge(item, run, after, options.baseline, whole=whole, neighbours=neighbours)
+    return Verification(held, f"{note} ({scope} re-run: {run.tests} test(s))", run, after, newly, scope)
+
+
+def judge(item: RemedyPlan, run: Run, after: dict[str, Any], baseline: Baseline, *, whole: bool,
+          neighbours: list[str]) -> tuple[bool, str, list[str]]:
+    """(held, note, newly collected tests that fail) for the verification run of ``item``."""
+    if run.tests == 0 and not run.results:
+        return False, "no test ran (the affected tests were not found)", []
+    failing = {normal_id(r.test_id): r for r in run.results if r.outcome in ("failed", "error")}
+    ran = {normal_id(t) for t in run.order} | set(failing)
+    cause_of = {normal_id(t): c for c in after["root_causes"] for t in c["tests"]}
+    unknown = {normal_id(u["test"]): u for u in after.get("undiagnosed", [])}
+    if any(c.get("key") == item.cause for c in after["root_causes"]):
+        return False, "the targeted failures remain", []
+    targeted = [normal_id(t) for t in item.tests]
+    real = [t for t, raw in zip(targeted, item.tests) if not is_module_id(raw)]
+    if real and not whole and not any(t in ran for t in real):
+        return False, "none of the targeted tests ran", []
+    wrong = [t for t in targeted if t in failing and t not in cause_of]
+    if wrong:
+        first = unknown.get(wrong[0], {})
+        what = f"{first.get('exception', '')}: {first.get('message', '')}".strip(": ")
+        return False, (f"{len(wrong)} targeted test(s) now fail in a new way ({what or 'unknown failure'}): "
+                       f"the edit is wrong"), []
+    before_failing = {normal_id(t) for t in baseline.failing}
+    before_ran = {normal_id(t) for t in baseline.ran}
+    regressions: list[str] = []
+    newly: list[str] = []
+    for test, result in failing.items():
+        if test in targeted or test in before_failing:
+            continue
+        if is_module_id(result.test_id) or result.phase == "suite":
+            regressions.append(result.test_id)  # something that collected before no longer does
+        elif not whole:
+            if test in {normal_id(n) for n in neighbours}:
+                regressions.append(result.test_id)
+        elif baseline.known and test not in before_ran:
+            newly.append(result.test_id)
+        else:
+            regressions.append(result.test_id)
+    if regressions:
+        return False, f"{len(regressions)} test(s) that passed before now fail (first: {regressions[0]})", newly
+    next_layer = sorted({cause_of[t]["title"] for t in targeted if t in failing})
+    parts = [("the targeted tests now fail only with the next known cause: " + "; ".join(next_layer[:2]))
+             if next_layer else f"{sum(1 for t in targeted if t in ran) or len(targeted)} targeted test(s) pass"]
+    others = [t for t in failing if t not in targeted and failing[t].test_id not in newly]
+    if others:
+        parts.append(f"{len(others)} other failure(s) remain")
+    if newly:
+        titles = sorted({cause_of[normal_id(t)]["title"] for t in newly if normal_id(t) in cause_of})
+        parts.append(f"{len(newly)} newly collected test(s) fail (they did not run before; not regressions)"
+                     + (f": {'; '.join(titles[:2])}" if titles else ""))
+    return True, "; ".join(parts), newly
