@@ -95,102 +95,217 @@ def diagnose(reports: tuple[str, ...], fmt: str, no_record: bool, output: str | 
         click.echo(text, nl=False)
 
 
+def _fix_options(func: Any) -> Any:
+    """The approval options ``kb fix`` and ``kb heal`` share."""
+    for option in reversed([
+        click.option("--yes", is_flag=True, help="Apply fixes unasked up to --max-risk, at or above --min-confidence "
+                                                 "(no terminal needed: for CI bots and scheduled jobs)."),
+        click.option("--max-risk", type=click.Choice(["low", "medium"]), default="low", show_default=True,
+                     help="With --yes: the highest risk applied unasked (critical always needs a person)."),
+        click.option("--min-confidence", type=click.FloatRange(0, 1), default=None,
+                     help="With --yes: the least confidence, as printed, to apply (default 0.8, or "
+                          "min_confidence in the config)."),
+        click.option("--allow-critical", is_flag=True, help="Allow critical-risk fixes (still asks at the terminal)."),
+        click.option("--max-rounds", type=click.IntRange(1, 50), default=8, show_default=True,
+                     help="Rounds of fixing what the previous fixes revealed, at most."),
+        click.option("--timeout", type=click.FloatRange(min=0.1), default=900, show_default=True,
+                     help="Seconds per test-command run."),
+        click.option("--patch", "patch", type=click.Path(dir_okay=False),
+                     help="Write the combined patch to this file."),
+    ]):
+        func = option(func)
+    return func
+
+
+def _show_events(events: Any, patches: list[str]) -> dict[str, int]:
+    """Print what happened to each planned fix; count the outcomes (for the closing line)."""
+    counts = {"planned": 0, "verified": 0, "plausible": 0, "rolled back": 0, "not applied": 0, "not planned": 0}
+    number = 0
+    for event in events:
+        item = event.item
+        if event.kind == "plan":
+            number += 1
+            click.echo(f"{number}. {item.title}  (confidence {item.confidence:.2f})")
+            if item.remedy is None:
+                counts["not planned"] += 1
+                click.echo(f"   not planned: {item.skipped}")
+                continue
+            counts["planned"] += 1
+            remedy = item.remedy
+            files = sorted({e.path for e in item.edits})
+            where = f" in {', '.join(item.where)}" if item.where else ""
+            install = f"; installs {' '.join(item.install)}" if item.install else ""
+            click.echo(f"   [{remedy['kind']}, {remedy['risk']} risk] {remedy['description']} "
+                       f"— {len(item.edits)} change(s) in {len(files)} file(s){where}{install}, "
+                       f"{len(item.tests)} affected test(s)")
+            click.echo(item.diff, nl=False)
+            patches.append(item.diff)
+        elif event.kind in ("refused", "declined"):
+            counts["not applied"] += 1
+            click.echo(f"   not applied: {event.note}" if event.kind == "refused" else "   skipped")
+        elif event.kind == "outcome":
+            outcome = event.outcome
+            counts[outcome.verdict] = counts.get(outcome.verdict, 0) + 1
+            click.echo(f"   {outcome.verdict}: {outcome.note} "
+                       f"(fix {outcome.fix_id}; undo with kb undo {outcome.fix_id})")
+        else:
+            click.echo(event.note)
+    return counts
+
+
+def _closing_line(counts: dict[str, int], applying: bool) -> str:
+    if not counts["planned"] and not counts["not planned"]:
+        return "nothing to fix: no known root cause"
+    if not applying:
+        return (f"dry run: nothing was changed ({counts['planned']} fix(es) planned, "
+                f"{counts['not planned']} cause(s) without a fix kb can apply)")
+    return (f"{counts['verified']} fix(es) verified, {counts['rolled back']} rolled back, "
+            f"{counts['not applied']} not applied, {counts['not planned']} cause(s) without a fix kb can apply"
+            + (f", {counts['plausible']} applied unverified" if counts["plausible"] else ""))
+
+
+def _write_patch(patch: str | None, text: str) -> None:
+    if patch:
+        from .safeio import write_text_atomic
+
+        if not text:
+            click.echo(f"no patch written to {patch}: nothing changed")
+            return
+        write_text_atomic(patch, text)
+        click.echo(f"patch written to {patch} (apply with: git apply {patch})")
+
+
+def _options(root: str, test_command: list[str] | None, *, apply: bool, yes: bool, max_risk: str,
+             min_confidence: float | None, allow_critical: bool, verify: bool, max_rounds: int,
+             timeout: float) -> Any:
+    from .config import load_config
+    from .fix import FixOptions
+    from .pins import environment, test_python
+
+    config = load_config(root)
+    options = FixOptions(
+        apply=apply, yes=yes, max_risk=max_risk,
+        min_confidence=min_confidence if min_confidence is not None else config.min_confidence,
+        allow_critical=allow_critical, allow_auto_fix=config.allow_auto_fix,
+        interactive=sys.stdin.isatty() and sys.stdout.isatty(), verify=verify,
+        test_command=test_command or list(config.test_command) or None, max_rounds=max_rounds, timeout=timeout)
+    # the versions installed where the tests run make version-aware rules precise
+    options.environment = environment(test_python(options.test_command))
+    return options
+
+
+def _recover(root: str) -> None:
+    from .journal import Journal
+
+    for entry in Journal(root).recover():
+        click.echo(f"recovered: fix {entry.id} was interrupted while applying; its files were restored")
+
+
 @cli.command()
 @click.argument("reports", nargs=-1)
 @click.option("--last", is_flag=True, help="Use the last recorded run's diagnoses instead of REPORTS.")
 @click.option("--root", type=click.Path(file_okay=False, exists=True), default=".", show_default=True,
               help="The project whose files the fixes edit.")
-@click.option("--patch", "patch", type=click.Path(dir_okay=False), help="Write the combined patch to this file.")
 @click.option("--apply", "apply_", is_flag=True, help="Apply the fixes (each approved at the terminal unless --yes).")
-@click.option("--yes", is_flag=True, help="With --apply: apply low-risk fixes at or above --min-confidence unasked.")
-@click.option("--min-confidence", type=click.FloatRange(0, 1), default=None,
-              help="With --yes: the least confidence to apply (default 0.8, or min_confidence in the config).")
-@click.option("--allow-critical", is_flag=True, help="Allow critical-risk fixes (still asks at the terminal).")
-@click.option("--no-verify", is_flag=True, help="Do not re-run the affected tests after applying.")
+@click.option("--no-verify", is_flag=True, help="Do not re-run tests after applying (the verdict is then 'plausible').")
 @click.option("--test-command", help="Command that runs the tests, e.g. 'venv/bin/python -m pytest'.")
-@click.option("--max-rounds", type=click.IntRange(1, 50), default=8, show_default=True,
-              help="With --apply: after a fix holds, re-diagnose the re-run and fix the next (layered) cause, "
-                   "at most this many rounds.")
+@_fix_options
 @_db_option
 @_debug_option
-def fix(reports: tuple[str, ...], last: bool, root: str, patch: str | None, apply_: bool, yes: bool,
+def fix(reports: tuple[str, ...], last: bool, root: str, patch: str | None, apply_: bool, yes: bool, max_risk: str,
         min_confidence: float | None, allow_critical: bool, no_verify: bool, test_command: str | None,
-        max_rounds: int, db: str | None) -> None:
+        max_rounds: int, timeout: float, db: str | None) -> None:
     """Plan fixes for the root causes of REPORTS and show each diff; --apply applies them.
 
     Applying journals and backs up every file first (.kb/journal, .kb/backups), writes atomically,
-    re-runs the affected tests, rolls back when the targeted failures remain, and records the
-    outcome so the rule's confidence learns from it. Undo with `kb undo`.
+    re-runs what proves the fix (the targeted tests; the whole test command for pins and pytest
+    configuration), rolls back when it does not hold, and records the outcome so the rule's confidence
+    learns from it. Undo with `kb undo`. To run the tests, fix and re-run until green: `kb heal`.
     """
     import shlex
 
-    from .config import load_config
-    from .diagnose import diagnose as run_diagnose
-    from .fix import FixOptions, fix_rounds
-    from .journal import Journal
+    from .diagnose import diagnose_run
+    from .fix import baseline_of, fix_rounds
+    from .ingest import read_reports
+    from .pins import test_python
     from .store import open_store
 
     if bool(reports) == last:
         raise click.UsageError("give REPORTS or --last (not both)")
     if yes and not apply_:
         raise click.UsageError("--yes only makes sense with --apply")
-    for entry in Journal(root).recover():
-        click.echo(f"recovered: fix {entry.id} was interrupted while applying; its files were restored")
-    config = load_config(root)
-    options = FixOptions(
-        apply=apply_, yes=yes, min_confidence=min_confidence if min_confidence is not None else config.min_confidence,
-        allow_critical=allow_critical, allow_auto_fix=config.allow_auto_fix,
-        interactive=sys.stdin.isatty() and sys.stdout.isatty(), verify=not no_verify,
-        test_command=shlex.split(test_command) if test_command else list(config.test_command) or None,
-        max_rounds=max_rounds)
+    _recover(root)
+    options = _options(root, shlex.split(test_command) if test_command else None, apply=apply_, yes=yes,
+                       max_risk=max_risk, min_confidence=min_confidence, allow_critical=allow_critical,
+                       verify=not no_verify, max_rounds=max_rounds, timeout=timeout)
     store = open_store(db)
     patches: list[str] = []
     try:
-        from .pins import environment, test_python
-
-        # the versions installed where the tests run make version-aware rules precise
-        options.environment = environment(test_python(options.test_command))
         if last:
             report = store.last_report()
         else:
-            report = run_diagnose(list(reports), db=db, record=True, stdin=sys.stdin.buffer,
-                                  environment=options.environment, python=test_python(options.test_command),
-                                  root=root)
-        number = 0
+            run = read_reports(list(reports), stdin=sys.stdin.buffer)
+            run.add_environment(options.environment)
+            options.baseline = baseline_of(run)
+            report = diagnose_run(run, store, record=True, python=test_python(options.test_command), root=root)
         approve = lambda item: click.confirm("   apply this fix?", default=False)  # noqa: E731
-        for event in fix_rounds(report, root, store, options, approve):
-            item = event.item
-            if event.kind == "plan":
-                number += 1
-                click.echo(f"{number}. {item.title}  (confidence {item.confidence:.2f})")
-                if item.remedy is None:
-                    click.echo(f"   not planned: {item.skipped}")
-                    continue
-                remedy = item.remedy
-                files = sorted({e.path for e in item.edits})
-                click.echo(f"   [{remedy['kind']}, {remedy['risk']} risk] {remedy['description']} "
-                           f"— {len(item.edits)} line(s) in {len(files)} file(s), {len(item.tests)} affected test(s)")
-                click.echo(item.diff, nl=False)
-                patches.append(item.diff)
-            elif event.kind == "refused":
-                click.echo(f"   not applied: {event.note}")
-            elif event.kind == "declined":
-                click.echo("   skipped")
-            elif event.kind == "outcome":
-                outcome = event.outcome
-                click.echo(f"   {outcome.verdict}: {outcome.note} "
-                           f"(fix {outcome.fix_id}; undo with kb undo {outcome.fix_id})")
-            else:
-                click.echo(event.note)
+        counts = _show_events(fix_rounds(report, root, store, options, approve), patches)
     finally:
         store.close()
-    if patch:
-        from .safeio import write_text_atomic
+    _write_patch(patch, "".join(patches))
+    click.echo(_closing_line(counts, apply_))
 
-        write_text_atomic(patch, "".join(patches))
-        click.echo(f"patch written to {patch} (apply with: git apply {patch})")
-    if not apply_:
-        click.echo("dry run: nothing was changed")
+
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.option("--root", type=click.Path(file_okay=False, exists=True), default=".", show_default=True,
+              help="The project: where the command runs and whose files the fixes edit.")
+@_fix_options
+@_db_option
+@_debug_option
+def heal(command: tuple[str, ...], root: str, patch: str | None, yes: bool, max_risk: str,
+         min_confidence: float | None, allow_critical: bool, max_rounds: int, timeout: float,
+         db: str | None) -> None:
+    """Run the test COMMAND (after --), diagnose, fix, and run it again until green: kb heal -- python -m pytest
+
+    Each round runs the whole command, so causes in tests that collection never reached come up in
+    the next round. Stops when the tests pass, no known cause is left untried, no fix held, or after
+    --max-rounds. Every fix is proven before it is kept (see kb fix). Prints a round-by-round summary
+    and one combined patch (--patch FILE writes it). Without COMMAND: test_command from the config,
+    else `python -m pytest`.
+    """
+    from .fix import HealRound, heal as run_heal
+    from .store import open_store
+
+    _recover(root)
+    options = _options(root, list(command) or None, apply=True, yes=yes, max_risk=max_risk,
+                       min_confidence=min_confidence, allow_critical=allow_critical, verify=True,
+                       max_rounds=max_rounds, timeout=timeout)
+    store = open_store(db)
+    rounds: list[HealRound] = []
+    approve = lambda item: click.confirm("   apply this fix?", default=False)  # noqa: E731
+    try:
+        counts = _show_events(run_heal(root, store, options, approve, rounds), [])
+    finally:
+        store.close()
+    from .fix.rounds import combined_patch
+
+    click.echo("")
+    click.echo(f"{'round':>5} {'tests':>6} {'failing':>8} {'causes':>7} {'undiagnosed':>11} {'verified':>9} "
+               f"{'rolled back':>11} {'not applied':>11}")
+    for r in rounds:
+        click.echo(f"{r.number:>5} {r.tests:>6} {r.failing:>8} {r.causes:>7} {r.undiagnosed:>11} "
+                   f"{len(r.verified):>9} {r.rolled_back:>11} {r.not_applied:>11}" + (f"  {r.problem}" if r.problem else ""))
+    text = combined_patch(root, [fix_id for r in rounds for fix_id in r.verified])
+    if text:
+        click.echo("\ncombined patch of the fixes kept:")
+        click.echo(text, nl=False)
+    _write_patch(patch, text)
+    click.echo(_closing_line(counts, True))
+    last_round = rounds[-1] if rounds else None
+    if last_round is None or last_round.problem:
+        sys.exit(1)
+    sys.exit(0 if last_round.failing == 0 else 1)
 
 
 class _Progress:

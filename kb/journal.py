@@ -180,3 +180,12 @@ class Journal:
                         stray.unlink(missing_ok=True)
                 recovered.append(entry)
         return recovered
+
+    def backup_bytes(self, fix_id: str, rel: str) -> bytes | None:
+        """The bytes a file had before fix ``fix_id`` (None: that fix did not change it)."""
+        self._path(fix_id)  # a fix id, not a path
+        path = self.backups / fix_id / rel
+        try:
+            return path.read_bytes() if self.backups in path.resolve().parents else None
+        except OSError:
+            return None

@@ -20,7 +20,7 @@ from .plan import plan_fix
 from .transaction import apply_fix
 from .types import Baseline, Event, FixOptions, RemedyPlan
 
-__all__ = ["fix_rounds", "heal", "baseline_of", "HealRound"]
+__all__ = ["fix_rounds", "heal", "baseline_of", "combined_patch", "HealRound"]
 
 Approve = Callable[[RemedyPlan], bool]
 
@@ -168,3 +168,29 @@ def heal(root: str | Path, store: Any, options: FixOptions, approve: Approve | N
         if not held:
             yield Event("stop", note=f"round {number}: no fix held; {current.failing} failure(s) remain")
             return
+
+
+def combined_patch(root: str | Path, fix_ids: list[str]) -> str:
+    """One ``git apply``-compatible patch of what the fixes ``fix_ids`` (in order) changed: each file from
+    its bytes before the first of them to its bytes now."""
+    from ..journal import Journal
+    from .sources import unified_diff
+
+    journal = Journal(root)
+    first: dict[str, bytes] = {}
+    for fix_id in fix_ids:
+        for change in journal.load(fix_id).files:
+            if change.path not in first:
+                before = journal.backup_bytes(fix_id, change.path)
+                if before is not None:
+                    first[change.path] = before
+    parts = []
+    for rel, before in sorted(first.items()):
+        try:
+            now = (journal.root / rel).read_bytes()
+        except OSError:
+            continue
+        old = before.decode("utf-8", "surrogateescape").splitlines(keepends=True)
+        new = now.decode("utf-8", "surrogateescape").splitlines(keepends=True)
+        parts.append(unified_diff(rel, old, new))
+    return "".join(parts)

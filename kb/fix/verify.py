@@ -20,7 +20,7 @@ from typing import Any
 from ..errors import FixError
 from ..models import Run
 from .sources import python_files
-from .targets import is_module_id, normal_id, resolve
+from .targets import is_module_id, normal_id, resolve, without_selection
 from .types import Baseline, FixOptions, RemedyPlan
 
 __all__ = ["Verification", "verify", "judge"]
@@ -68,7 +68,7 @@ def verify(item: RemedyPlan, root: str | Path, store: Any, options: FixOptions) 
         run, problem = done.run, done.problem
         output = done.output
     else:
-        result = run_tests(run_ids, root, command, timeout)
+        result = run_tests(run_ids, root, without_selection(command, root), timeout)
         run, problem, output = result.run, None, result.output
     scope = "whole command" if whole else "targeted"
     if run is None:
