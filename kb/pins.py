@@ -147,7 +147,7 @@ _OPTIONS = re.compile(r"\s+(?=--?[A-Za-z])|\s*\\$")
 _FACTORS = re.compile(r"^([\w,!.{}-]+:\s+)")
 
 
-def _in_line(line: str, fn: Callable[[str], str | None], *, tox: bool = False) -> str | None:
+def _in_line(line: str, fn: Callable[[str], str | None], *, tox: bool = False, hashed: bool = False) -> str | None:
     """``line`` with its requirement replaced by ``fn(requirement)`` (None: unchanged); comments,
     ``--hash`` options, a continuation backslash and, in tox, a factor prefix stay."""
     indent = line[: len(line) - len(line.lstrip())]
@@ -164,7 +164,7 @@ def _in_line(line: str, fn: Callable[[str], str | None], *, tox: bool = False) -
     new = fn(requirement)
     if new is None or new == requirement:
         return None
-    if "--hash" in options:
+    if hashed or "--hash" in options:
         raise _Refused(f"'{requirement}' is pinned with hashes: regenerate that file with '{new}' (pip-compile)")
     return f"{indent}{prefix}{new}{options}{comment}"
 
@@ -174,7 +174,10 @@ def _lines(text: str, fn: Callable[[str], str | None]) -> str:
     changed = False
     for i, line in enumerate(lines):
         ending = "\r" if line.endswith("\r") else ""
-        new = _in_line(line.removesuffix("\r"), fn)
+        logical = [line]  # the line and its continuation lines (``\`` at the end), where hashes go
+        while logical[-1].rstrip().endswith("\\") and i + len(logical) < len(lines):
+            logical.append(lines[i + len(logical)])
+        new = _in_line(line.removesuffix("\r"), fn, hashed=any("--hash" in part for part in logical))
         if new is not None:
             lines[i], changed = new + ending, True
     return "\n".join(lines) if changed else text

@@ -13,12 +13,14 @@ def _record_hash(data: bytes) -> str:
     return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
 
 
-def build_wheel(folder: Path, name: str, version: str, files: dict[str, str]) -> Path:
-    """Write ``name-version-py3-none-any.whl`` holding ``files`` (path in the wheel → source)."""
+def build_wheel(folder: Path, name: str, version: str, files: dict[str, str], requires: tuple[str, ...] = ()) -> Path:
+    """Write ``name-version-py3-none-any.whl`` holding ``files`` (path in the wheel → source), its
+    metadata declaring ``requires`` (``Requires-Dist`` lines)."""
     folder.mkdir(parents=True, exist_ok=True)
     dist_info = f"{name}-{version}.dist-info"
     contents = {path: text.encode() for path, text in files.items()}
-    contents[f"{dist_info}/METADATA"] = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode()
+    requires_dist = "".join(f"Requires-Dist: {requirement}\n" for requirement in requires)
+    contents[f"{dist_info}/METADATA"] = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n{requires_dist}".encode()
     contents[f"{dist_info}/WHEEL"] = b"Wheel-Version: 1.0\nGenerator: kb-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
     tops = sorted({p.split("/", 1)[0].removesuffix(".py") for p in files})
     contents[f"{dist_info}/top_level.txt"] = ("\n".join(tops) + "\n").encode()

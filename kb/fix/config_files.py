@@ -65,7 +65,8 @@ def _arrays(node: Any, path: tuple[str, ...]) -> list[Any]:
 
 def _string(value: str, like: Any) -> Any:
     """A TOML string for ``value`` quoted as ``like`` is (a literal '...' string stays literal)."""
-    literal = isinstance(like, String) and like.type in (StringType.SLL, StringType.MLL) and "'" not in value
+    literal = "'" not in value and "\n" not in value and (
+        (isinstance(like, String) and like.type in (StringType.SLL, StringType.MLL)) or "\\" in value)
     return tomlkit.string(value, literal=literal)
 
 
