@@ -1,10 +1,13 @@
 """pytest-configuration remedies: add a ``markers`` or ``filterwarnings`` entry where the project
 configures pytest.
 
-The file is the one pytest itself would read, in its order: ``pytest.ini`` ([pytest]),
-``pyproject.toml`` ([tool.pytest.ini_options]), ``tox.ini`` ([pytest]), ``setup.cfg``
-([tool:pytest]). The marker line goes into the existing ``markers`` setting, or a new one right
-under the section header (the same for ``filterwarnings`` entries). Line edits only: comments and layout of the file stay as they are.
+The file is the one pytest (9) itself reads, the first found in the root of: ``pytest.toml``,
+``.pytest.toml`` (a ``[pytest]`` table, native TOML), ``pytest.ini``, ``.pytest.ini`` (``[pytest]``; these
+count even when empty), ``pyproject.toml`` with ``[tool.pytest]`` (native TOML: values are lists) or
+``[tool.pytest.ini_options]``, ``tox.ini`` with ``[pytest]``, ``setup.cfg`` with ``[tool:pytest]``. The
+entry is appended to the existing list setting, or the setting is added to the section. TOML is edited
+through tomlkit, INI through configupdater's structure (:mod:`kb.fix.config_files`): comments, layout,
+quoting and line endings stay; new INI lines are indented like the setting's other lines.
 """
 
 from __future__ import annotations
@@ -12,62 +15,96 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-__all__ = ["config_file", "add_setting"]
+__all__ = ["config_file", "plan_setting"]
 
-_SECTIONS = (("pytest.ini", "[pytest]"), ("pyproject.toml", "[tool.pytest.ini_options]"),
-             ("tox.ini", "[pytest]"), ("setup.cfg", "[tool:pytest]"))
+#: (file, kind, section or table path) in the order pytest looks for them
+_CANDIDATES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("pytest.toml", "toml", ("pytest",)), (".pytest.toml", "toml", ("pytest",)),
+    ("pytest.ini", "ini", ("pytest",)), (".pytest.ini", "ini", ("pytest",)),
+    ("pyproject.toml", "toml", ("tool", "pytest")), ("tox.ini", "ini", ("pytest",)),
+    ("setup.cfg", "ini", ("tool:pytest",)),
+)
+MAX_BYTES = 1024 * 1024
 
 
-def config_file(root: Path) -> tuple[Path, str] | None:
-    """(file, section header) of the project's pytest configuration, as pytest would choose it."""
-    for name, header in _SECTIONS:
-        path = root / name
-        if path.is_file() and not path.is_symlink():
-            text = path.read_text("utf-8", errors="replace")
-            if name == "pytest.ini" or any(line.strip() == header for line in text.splitlines()):
-                return path, header
+def _read(path: Path) -> str | None:
+    try:
+        if not path.is_file() or path.is_symlink() or path.stat().st_size > MAX_BYTES:
+            return None
+        return path.read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def config_file(root: Path) -> tuple[str, str, tuple[str, ...]] | None:
+    """(file name, "toml" or "ini", the section / table path its settings live in) of the project's
+    pytest configuration, as pytest would choose it; None when it has none."""
+    from .fix.config_files import ini_sections, toml_read
+
+    for name, kind, where in _CANDIDATES:
+        text = _read(root / name)
+        if text is None:
+            continue
+        text = text.removeprefix("\ufeff")
+        try:
+            if name in ("pytest.toml", ".pytest.toml", "pytest.ini", ".pytest.ini"):
+                return name, kind, where
+            if kind == "ini":
+                if where[0] in ini_sections(text):
+                    return name, kind, where
+                continue
+            tool = toml_read(text).get("tool")
+            pytest = tool.get("pytest") if isinstance(tool, dict) else None
+            if isinstance(pytest, dict):
+                native = [key for key in pytest if key != "ini_options"]
+                return name, kind, where if native or "ini_options" not in pytest else (*where, "ini_options")
+        except ValueError:
+            continue
     return None
 
 
-def add_setting(lines: list[str], header: str, key: str, marker_line: str, toml: bool) -> list[str] | None:
-    """The lines with ``marker_line`` added to the list setting ``key`` (``markers``,
-    ``filterwarnings``) under ``header`` (None: the section is missing; the lines unchanged: it is
-    there already — a marker by name, other entries verbatim).
-
-    ``lines`` keep their endings; new lines use the file's first line ending.
-    """
-    ending = next((line[len(line.rstrip("\r\n")):] for line in lines if line.endswith(("\n", "\r"))), "\n")
-    start = next((i for i, line in enumerate(lines) if line.strip() == header), None)
-    if start is None:
-        return None
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].lstrip().startswith("[")
-                and not lines[i].startswith((" ", "\t"))), len(lines))
-    name = marker_line.split(":", 1)[0].strip() if key == "markers" else marker_line
-    body = "".join(lines[start:end])
-    if re.search(rf"(?m)^\s*(?:{re.escape(key)}\s*=\s*\[?\s*)?[\"']?{re.escape(name)}\s*(:|[\"'\r\n]|$)", body):
-        return list(lines)  # already registered
-    for i in range(start + 1, end):
-        if re.match(rf"\s*{re.escape(key)}\s*=", lines[i]):
-            if toml:
-                if "]" in lines[i]:  # markers = ["a", "b"] on one line
-                    closing = lines[i].rindex("]")
-                    inner = lines[i][:closing].rstrip()
-                    sep = "" if inner.endswith("[") else ", "
-                    return [*lines[:i], f'{inner}{sep}{_toml_str(marker_line)}{lines[i][closing:]}', *lines[i + 1:]]
-                last = next(j for j in range(i + 1, end) if lines[j].strip().startswith("]"))
-                indent = "    "
-                return [*lines[:last], f'{indent}{_toml_str(marker_line)},{ending}', *lines[last:]]
-            last = i
-            while last + 1 < end and lines[last + 1].startswith((" ", "\t")) and lines[last + 1].strip():
-                last += 1
-            return [*lines[: last + 1], f"    {marker_line}{ending}", *lines[last + 1:]]
-    new = f'{key} = [{_toml_str(marker_line)}]{ending}' if toml else f"{key} ={ending}    {marker_line}{ending}"
-    return [*lines[: start + 1], new, *lines[start + 1:]]
+def _name(entry: str) -> str:
+    """A marker line's name: ``slow(reason): description`` → ``slow``."""
+    return re.split(r"[:(]", entry, maxsplit=1)[0].strip()
 
 
-def _toml_str(text: str) -> str:
-    """A TOML string for ``text``: a literal '...' string when it holds backslashes or double quotes
-    (regex escapes in filterwarnings entries are not valid TOML basic-string escapes)."""
-    if ("\\" in text or '"' in text) and "'" not in text:
-        return f"'{text}'"
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+def plan_setting(root: Path, key: str, entry: str) -> tuple[str, bytes, bytes] | str:
+    """(file relative to ``root``, bytes before, bytes after) with ``entry`` added to the list setting
+    ``key`` (``markers`` or ``filterwarnings``) of the project's pytest configuration, or one sentence
+    saying why not (no configuration; ``already registered`` — a marker by its name, other entries
+    verbatim; a setting that is not a list)."""
+    from .fix.config_files import ini_append_list, ini_list, toml_append_string, toml_read
+
+    found = config_file(root)
+    if found is None:
+        return ("no pytest configuration (pytest.toml, pytest.ini, pyproject.toml [tool.pytest], tox.ini [pytest], "
+                "setup.cfg [tool:pytest]) to register it in")
+    name, kind, where = found
+    before = (root / name).read_bytes()
+    text = before.decode("utf-8")
+    bom = text.startswith("\ufeff")
+    text = text.removeprefix("\ufeff")
+    label = f"{name} [{'.'.join(where)}] {key}"
+    try:
+        if kind == "toml":
+            node: object = toml_read(text)
+            for step in (*where, key):
+                node = node.get(step) if isinstance(node, dict) else None
+            if node is not None and not isinstance(node, list):
+                return f"{label} is not a list: add {entry!r} by hand"
+            present = [str(item) for item in node or []]
+        else:
+            present = ini_list(text, where[0], key) or []
+    except ValueError as exc:
+        return f"{name} cannot be read: {exc}"
+    same = (lambda item: _name(item) == _name(entry)) if key == "markers" else (lambda item: item.strip() == entry.strip())
+    if any(same(item) for item in present):
+        return f"{label}: already registered"
+    if kind == "toml":
+        after = toml_append_string(text, (*where, key), entry)
+    else:
+        new = ini_append_list(text, where[0], key, entry, create_section=True)
+        if new is None:
+            return f"{label}: there is no place for it"
+        after = new
+    return name, before, (("\ufeff" if bom else "") + after).encode("utf-8")
