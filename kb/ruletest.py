@@ -10,8 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from typing import Any
+
 from .engine import FailureFact, Matcher
 from .errors import FixError
+from .fix import codemods
 from .rulepack import Pack, builtin_packs, golden_cases, parse_pack, read_pack
 from .store import rule_from_row, rule_row
 from .templates import render_template
@@ -40,12 +43,17 @@ def split_example(example: str) -> tuple[str, str]:
 
 
 def _check_remedies(result: RuleResult, remedies: list[dict]) -> None:
-    """Every remedy's template exists and renders with the parameters the rule gives it."""
+    """Every remedy's template exists and takes the parameters the rule gives it: a codemod's are
+    checked by codemods.check_params, a text template renders with them."""
     for n, remedy in enumerate(remedies, 1):
         if not remedy.get("template"):
             continue
+        params = remedy.get("params") or {}
         try:
-            render_template(remedy["template"], line="x = f(1)", params=remedy.get("params") or {})
+            if remedy["template"] in codemods.CODEMODS:
+                codemods.check_params(remedy["template"], params)
+            else:
+                render_template(remedy["template"], params=params)
             result.passed += 1
         except FixError as exc:
             if "{" in str(remedy.get("params")):
@@ -82,20 +90,46 @@ def _test_pack(pack: Pack) -> list[RuleResult]:
     return results
 
 
-def test_golden() -> list[RuleResult]:
-    """Render every fix template's golden cases; one result per template."""
-    by_template: dict[str, RuleResult] = {}
-    for case in golden_cases():
-        result = by_template.setdefault(case["template"], RuleResult("fix templates", case["template"]))
+def _run_case(case: dict[str, Any]) -> str:
+    template, params, before = case["template"], case.get("params") or {}, case.get("before", "")
+    if template == "quarantine":
+        return codemods.quarantine(before, params.get("tests") or [], str(params["until"]), str(params["reason"]))
+    if template in codemods.CODEMODS:
+        return codemods.transform(template, params, before)
+    return render_template(template, params=params)
+
+
+def _golden_failure(case: dict[str, Any]) -> str | None:
+    """Why a golden case fails, or None. A codemod's ``after`` must also parse and be a fixed point."""
+    try:
+        got = _run_case(case)
+    except FixError as exc:
+        return str(exc)
+    if got != case["after"]:
+        return f"gave {got!r}, expected {case['after']!r}"
+    if case["template"] in codemods.CODEMODS:
         try:
-            got = render_template(case["template"], line=case.get("before", ""), params=case.get("params") or {})
-        except FixError as exc:
-            result.failures.append(f"{case.get('before', '')!r}: {exc}")
-            continue
-        if got == case["after"]:
+            compile(case["after"], "<golden after>", "exec")
+        except SyntaxError as exc:
+            return f"the expected result does not parse: {exc}"
+        again = _run_case({**case, "before": case["after"]})
+        if again != case["after"]:
+            return f"is not idempotent: applied again it gave {again!r}"
+    return None
+
+
+def test_golden() -> list[RuleResult]:
+    """Run every fix template's golden cases (codemods through kb.fix.codemods, text templates through
+    the renderer); one result per template."""
+    by_template: dict[str, RuleResult] = {}
+    for n, case in enumerate(golden_cases(), 1):
+        result = by_template.setdefault(case["template"], RuleResult("fix templates", case["template"]))
+        failure = _golden_failure(case)
+        if failure is None:
             result.passed += 1
         else:
-            result.failures.append(f"{case.get('before', '')!r} gave {got!r}, expected {case['after']!r}")
+            note = f" ({case['note']})" if case.get("note") else ""
+            result.failures.append(f"case {n}{note}: {failure}")
     return list(by_template.values())
 
 

@@ -1,9 +1,11 @@
 """Fix templates: sandboxed Jinja (the only jinja2 importer), StrictUndefined, package ``kb.fixes``.
 
-A template renders the replacement for one source line: it receives ``line`` (the original
-line, without its newline) and ``params`` (the remedy's parameters) and may use the filters
-of :mod:`kb.edits`. ``pin-dependency`` renders a requirement line from ``params.requirement``.
-A template that fails — an undefined name, a reach for Python internals — is a FixError.
+A text template renders one line of text from ``params`` (the remedy's parameters) and may use
+the filters of :mod:`kb.edits`: ``pin-dependency`` a requirement line, ``register-marker`` and
+``filterwarnings`` a pytest configuration entry. Templates that change Python code are LibCST
+codemods (:mod:`kb.fix.codemods`); their names count as fix templates too (packs are linted
+against :func:`template_names`). A template that fails — an undefined name, a reach for Python
+internals — is a FixError.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from jinja2.sandbox import SandboxedEnvironment, SecurityError
 from . import edits
 from .errors import FixError
 
-__all__ = ["render_template", "template_names"]
+__all__ = ["render_template", "template_names", "text_template_names"]
 
 
 @lru_cache(maxsize=1)
@@ -46,8 +48,16 @@ def _strict(func: Callable[..., str]) -> Callable[..., str]:
     return filter_
 
 
-def template_names() -> list[str]:
+def text_template_names() -> list[str]:
+    """The Jinja templates (each renders a line of text)."""
     return sorted(name[:-3] for name in _env().list_templates() if name.endswith(".j2"))
+
+
+def template_names() -> list[str]:
+    """Every fix template a remedy may name: the Jinja text templates and the codemods."""
+    from .fix.codemods import CODEMODS  # here, not at the top: kb.fix imports this module
+
+    return sorted({*text_template_names(), *CODEMODS})
 
 
 def render_template(name: str, *, line: str = "", params: dict[str, Any] | None = None) -> str:
@@ -55,6 +65,8 @@ def render_template(name: str, *, line: str = "", params: dict[str, Any] | None 
         template = _env().get_template(f"{name}.j2")
         return template.render(line=line, params=params or {})
     except jinja2.TemplateNotFound:
+        if name in template_names():
+            raise FixError(f"fix template {name!r} edits Python source: kb.fix.codemods applies it") from None
         raise FixError(f"fix template {name!r} does not exist (have: {', '.join(template_names())})") from None
     except SecurityError as exc:
         raise FixError(f"fix template {name!r} refused by the sandbox: {exc}") from None

@@ -147,8 +147,8 @@ def _plain(whitespace: cst.BaseParenthesizableWhitespace) -> cst.BaseParenthesiz
 
 def append_item(items: Sequence[T], item: T, opening: cst.BaseParenthesizableWhitespace) -> list[T]:
     """``items`` plus ``item`` at the end in the list's own layout: one-per-line lists get a new line with
-    the same indentation, a trailing comma stays trailing. ``opening`` is the whitespace after the
-    opening bracket (where a one-item multi-line list keeps its indentation)."""
+    the same indentation, a trailing comma stays trailing, a comment stays on its line. ``opening`` is
+    the whitespace after the opening bracket (where a one-item multi-line list keeps its indentation)."""
     if not items:
         return [item]
     last = items[-1]
@@ -159,7 +159,15 @@ def append_item(items: Sequence[T], item: T, opening: cst.BaseParenthesizableWhi
         sep = cst.Comma(whitespace_after=_plain(opening))
     else:
         sep = cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
-    item = item.with_changes(comma=last.comma)
+    own = last.comma.whitespace_after if isinstance(last.comma, cst.Comma) else None
+    if isinstance(own, cst.ParenthesizedWhitespace) and isinstance(last.comma, cst.Comma):
+        # `b,  # why⏎]`: b keeps its comma and comment, the new item takes the line break to the bracket
+        indent = sep.whitespace_after.last_line if isinstance(sep.whitespace_after, cst.ParenthesizedWhitespace) \
+            else own.last_line
+        sep = last.comma.with_changes(whitespace_after=own.with_changes(last_line=indent))
+        item = item.with_changes(comma=last.comma.with_changes(whitespace_after=_plain(own)))
+    else:
+        item = item.with_changes(comma=last.comma)
     changes: dict[str, Any] = {"comma": sep}
     if isinstance(last, cst.Arg) and isinstance(item, cst.Arg):
         item = item.with_changes(whitespace_after_arg=last.whitespace_after_arg)

@@ -46,6 +46,10 @@ class _Rename(cst.CSTTransformer):
         self.unpacked: set[cst.CSTNode] = set()
         self.from_modules: set[str] = set()  # X of `from X import old` (uses of the name are renamed)
 
+    def visit_Module(self, node: cst.Module) -> None:
+        if self.bare:
+            self.from_modules = _from_modules(node, self.old)
+
     # imports: only `from X import old` is touched, and only for a bare old
     def visit_Import(self, node: cst.Import) -> bool:
         return False
@@ -61,10 +65,8 @@ class _Rename(cst.CSTTransformer):
         out = []
         for alias in names:
             if isinstance(alias.name, cst.Name) and alias.name.value == self.old:
-                if not alias.asname:
-                    self.from_modules.add(dotted(updated.module) or "")
-                    if have_new:  # `from m import new, old` → `from m import new`
-                        continue
+                if not alias.asname and have_new:  # `from m import new, old` → `from m import new`
+                    continue
                 alias = alias.with_changes(name=cst.Name(self.new))
             out.append(alias)
         if len(out) < len(names):
@@ -79,11 +81,9 @@ class _Rename(cst.CSTTransformer):
                 self.unpacked.add(node.value)
 
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
-        if original in self.unpacked and original.func in self.renamed:
+        if original in self.unpacked and original.func in self.renamed:  # `a, b = f(x)` → `a, b = g(x)[:2]`
             upper = cst.Integer(str(self.arity))
-            return cst.Subscript(value=updated, slice=[cst.SubscriptElement(cst.Index(cst.Slice(None, upper)))]
-                                 ) if False else cst.Subscript(value=updated,
-                                                                slice=[cst.SubscriptElement(cst.Slice(None, upper))])
+            return cst.Subscript(value=updated, slice=[cst.SubscriptElement(cst.Slice(None, upper))])
         return updated
 
     def leave_Name(self, original: cst.Name, updated: cst.Name) -> cst.Name:
@@ -113,24 +113,29 @@ class _Rename(cst.CSTTransformer):
 
     def _replace(self, original: cst.Attribute, updated: cst.Attribute) -> cst.BaseExpression:
         old, new = canonical(self.old).split("."), canonical(self.new).split(".")
-        if self.absolute:
+        if self.absolute:  # only a chain that resolves through an import of the old module
+            if self.old not in imported_names(self.get_metadata(QualifiedNameProvider, original, set())):
+                return updated
             AddImportsVisitor.add_needed_import(self.context, self.new.rsplit(".", 1)[0])
             return dotted_expr(self.new).with_changes(lpar=updated.lpar, rpar=updated.rpar)
         shared = 0
         while shared < min(len(old), len(new)) - 1 and old[shared] == new[shared]:
             shared += 1
-        base: cst.BaseExpression = updated
-        for _ in range(len(old) - shared):
-            if not isinstance(base, cst.Attribute):
-                if base is updated or not isinstance(base, cst.Name):
-                    return updated  # the code spells less of the name than the edit needs
-                base = None  # type: ignore[assignment]
-                break
-            base = base.value
         added = self.new.split(".")[shared:]
+        levels = len(old) - shared  # attributes of the chain that spell the changed part of the name
+        base: cst.BaseExpression | None = updated
+        for level in range(levels):
+            if isinstance(base, cst.Attribute):
+                base = base.value
+            elif isinstance(base, cst.Name) and level == levels - 1:
+                base = None  # the chain spells exactly the old name
+            else:
+                return updated  # the code spells less of the name than the edit needs
         if base is None:  # the whole chain is replaced: `np.float` → `float`, `imp.reload` → `importlib.reload`
             self._import_for_head(original, added[0])
             return dotted_expr(".".join(added)).with_changes(lpar=updated.lpar, rpar=updated.rpar)
+        if len(added) == 1 and is_builtin(added[0]) and shared == 0:
+            return updated  # `x.np.float` is not numpy's float
         node = base
         for part in added:
             node = cst.Attribute(value=node, attr=cst.Name(part))
@@ -155,6 +160,21 @@ class _Rename(cst.CSTTransformer):
             else:
                 AddImportsVisitor.add_needed_import(self.context, head)
             return
+
+
+def _from_modules(module: cst.Module, name: str) -> set[str]:
+    """X of every absolute ``from X import name`` (without ``as``) in the module."""
+    found: set[str] = set()
+
+    class Imports(cst.CSTVisitor):
+        def visit_ImportFrom(self, node: cst.ImportFrom) -> bool:
+            if not node.relative and node.module is not None and not isinstance(node.names, cst.ImportStar):
+                if any(dotted(a.name) == name and not a.asname for a in node.names):
+                    found.add(dotted(node.module) or "")
+            return False
+
+    module.visit(Imports())
+    return found
 
 
 def _strip(node: cst.Attribute, levels: int) -> cst.BaseExpression:
