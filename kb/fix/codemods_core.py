@@ -130,11 +130,24 @@ def drop_items(items: Sequence[T], drop: Callable[[T], bool]) -> list[T]:
     kept = [item for item in items if not drop(item)]
     if kept and items and kept[-1] is not items[-1]:
         last = items[-1]
-        changes: dict[str, Any] = {"comma": last.comma}
+        changes: dict[str, Any] = {"comma": _keep_comment(kept[-1].comma, last.comma)}
         if isinstance(last, cst.Arg):
             changes["whitespace_after_arg"] = last.whitespace_after_arg
         kept[-1] = kept[-1].with_changes(**changes)
     return kept
+
+
+def _keep_comment(own: Any, taken: Any) -> Any:
+    """The separator ``taken`` from a dropped last item, with the comment the new last item had on its line
+    (``OrderedDict,  # why`` keeps ``# why`` when the ``Mapping,`` after it goes)."""
+    mine = own.whitespace_after if isinstance(own, cst.Comma) else None
+    if not (isinstance(mine, cst.ParenthesizedWhitespace) and mine.first_line.comment):
+        return taken
+    theirs = taken.whitespace_after if isinstance(taken, cst.Comma) else None
+    if isinstance(theirs, cst.ParenthesizedWhitespace):
+        return taken.with_changes(whitespace_after=theirs.with_changes(first_line=mine.first_line))
+    # the dropped item had no comma: the bracket follows on the next line, as it did after the dropped item
+    return own.with_changes(whitespace_after=mine.with_changes(last_line=cst.SimpleWhitespace("")))
 
 
 def _plain(whitespace: cst.BaseParenthesizableWhitespace) -> cst.BaseParenthesizableWhitespace:

@@ -14,7 +14,8 @@ from libcst.codemod import CodemodContext
 from libcst.codemod.visitors import AddImportsVisitor
 from libcst.metadata import MetadataWrapper, QualifiedNameProvider
 
-from .codemods_core import Params, canonical, codemod, dotted, dotted_expr, imported_names, is_builtin, refers_to
+from .codemods_core import (Params, canonical, codemod, dotted, dotted_expr, drop_items, imported_names, is_builtin,
+                            refers_to)
 
 __all__: list[str] = []
 
@@ -228,11 +229,9 @@ class _MoveImport(cst.CSTTransformer):
                 if moved:
                     added.append(cst.ImportFrom(module=dotted_expr(self.new_module),
                                                 names=[self._moved(a) for a in moved]))
-                    kept = [a for a in names if dotted(a.name) != self.name]
+                    kept = drop_items(names, lambda a: dotted(a.name) == self.name)
                     if not kept:
                         continue
-                    if kept[-1] is not names[-1]:
-                        kept[-1] = kept[-1].with_changes(comma=names[-1].comma)
                     statement = statement.with_changes(names=kept)
             body.append(statement)
         if not added:

@@ -4,7 +4,8 @@
 ``--max-risk`` (``low`` by default; ``medium`` for CI bots and scheduled jobs); *critical* ones
 always need ``--allow-critical`` and a person at the terminal. ``--yes`` also requires the cause's
 confidence, as printed (two decimals), to be at least ``--min-confidence``, and the project not to
-have turned automation off (``allow_auto_fix = false``).
+have turned automation off (``allow_auto_fix = false``). Quarantine (an expiring xfail) hides
+failures, so it is never applied unattended.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ def gate(item: RemedyPlan, *, yes: bool, min_confidence: float, allow_critical: 
             return "critical risk: needs a person at the terminal to approve it"
         return None
     if yes:
+        if item.kind == "quarantine":
+            return "quarantine hides failures: a person approves it at the terminal (run without --yes)"
         if not allow_auto_fix:
             return "allow_auto_fix is off in this project's kb configuration"
         if RISKS.index(risk) > RISKS.index(max_risk if max_risk in RISKS[:2] else "low"):

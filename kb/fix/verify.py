@@ -77,7 +77,8 @@ def verify(item: RemedyPlan, root: str | Path, store: Any, options: FixOptions) 
     run.add_environment(options.environment)
     after = diagnose_run(run, store, record=False, python=test_python(command), root=root)
     held, note, newly = judge(item, run, after, options.baseline, whole=whole, neighbours=neighbours)
-    return Verification(held, f"{note} ({scope} re-run: {run.tests} test(s))", run, after, newly, scope)
+    how = f"re-ran the whole command: {run.tests} test(s)" if whole else f"re-ran {run.tests} test(s) by node id"
+    return Verification(held, f"{note}; {how}", run, after, newly, scope)
 
 
 def judge(item: RemedyPlan, run: Run, after: dict[str, Any], baseline: Baseline, *, whole: bool,
