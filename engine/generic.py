@@ -7,6 +7,7 @@ explanation, a source a person can read and remedies — honest about being reas
 
 from __future__ import annotations
 
+from ..pep440 import upper_bound
 from .types import Owner, Remedy, Symptom
 
 __all__ = ["CALL_KINDS", "WHATS_NEW", "key", "qualname", "title", "category", "explanation", "source", "remedies",
@@ -36,21 +37,6 @@ def key(symptom: Symptom, owner: Owner) -> str:
     if symptom.kind in CALL_KINDS:
         return f"{where}:{owner.module}:{symptom.get('callable')}()"
     return f"{where}:{qualname(symptom)}"
-
-
-def upper_bound(version: str) -> str:
-    """Below the installed major (``2.0.1`` → ``2``); for 0.x, below the installed minor (``0.5.2`` →
-    ``0.5``); for 0.0.x, below the installed release itself (``0.0.5`` → ``0.0.5``); "" when not known."""
-    numbers: list[int] = []
-    for part in version.split(".")[:3]:
-        if not part.isdigit():
-            break
-        numbers.append(int(part))
-    if numbers and numbers[0] > 0:
-        return str(numbers[0])
-    if len(numbers) > 1 and numbers[1] > 0:
-        return f"0.{numbers[1]}"
-    return "0.0." + str(numbers[2]) if len(numbers) == 3 else ""
 
 
 def _call_detail(symptom: Symptom) -> str:

@@ -44,13 +44,11 @@ Fact = dict[str, Any]
 
 
 def version_key(version: str) -> int:
-    """``"3.11.7"`` → 3011007; ``"82"`` → 82000000; 0 when unknown or unparsable."""
-    parts: list[int] = []
-    for piece in (version or "").split(".")[:3]:
-        digits = "".join(itertools.takewhile(str.isdigit, piece))
-        if not digits:
-            break
-        parts.append(min(int(digits), 999))
+    """``"3.11.7"`` → 3011007; ``"82"`` → 82000000; 0 when unknown or unparsable (PEP 440, through
+    :mod:`kb.pep440`): one integer, because the rete compares numbers."""
+    from ..pep440 import version_key as release
+
+    parts = [min(n, 999) for n in release(version or "")[:3]]
     if not parts:
         return 0
     parts += [0] * (3 - len(parts))

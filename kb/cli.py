@@ -74,7 +74,7 @@ def diagnose(reports: tuple[str, ...], fmt: str, no_record: bool, output: str | 
 
     environment = None
     if python:
-        from .pins import environment as read_environment
+        from .testenv import environment as read_environment
 
         environment = read_environment(python)
         if not environment:
@@ -180,7 +180,7 @@ def _options(root: str, test_command: list[str] | None, *, apply: bool, yes: boo
              timeout: float) -> Any:
     from .config import load_config
     from .fix import FixOptions
-    from .pins import environment, test_python
+    from .testenv import environment, test_python
 
     config = load_config(root)
     options = FixOptions(
@@ -227,7 +227,7 @@ def fix(reports: tuple[str, ...], last: bool, root: str, patch: str | None, appl
     from .diagnose import diagnose_run
     from .fix import baseline_of, fix_rounds
     from .ingest import read_reports
-    from .pins import test_python
+    from .testenv import test_python
     from .store import open_store
 
     if bool(reports) == last:
@@ -359,7 +359,7 @@ def run(command: tuple[str, ...], root: str, report_path: str | None, repeat: in
     records the run, and exits 1.
     """
     from .orchestrate import run_suite
-    from .pins import environment, test_python
+    from .testenv import environment, test_python
     from .report import render
     from .store import open_store
 

@@ -1,4 +1,4 @@
-"""Dependency pins planned into real project files (kb.pins.plan_pin): requirements merged by
+"""Dependency pins planned into real project files (kb.fix.pin.plan_pin): requirements merged by
 packaging, files edited format-preservingly, undeclared test dependencies placed where the test
 command reads them, and dependents a pin would break pinned along (a real venv, real wheels, pip
 offline)."""
@@ -13,7 +13,9 @@ import pytest
 
 from kb.fix.config_files import ini_append_list, ini_map_list, toml_append_string, toml_map_strings
 from kb.pep440 import merge_requirement, release_ceilings, specifier_allows, specifiers_overlap
-from kb.pins import PinPlan, check_metadata, dependents, plan_pin
+from kb.fix.metadata import check_metadata
+from kb.fix.pin import PinPlan, plan_pin
+from kb.testenv import dependents
 
 from .wheels import build_wheel
 

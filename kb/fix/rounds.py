@@ -45,7 +45,7 @@ def _one_round(report: dict[str, Any], root: str | Path, store: Any, options: Fi
                approve: Approve | None, held: list[Any]) -> Iterator[Event]:
     """Plan every cause of ``report``; with ``options.apply`` gate, apply and verify each. Outcomes that
     hold are appended to ``held``."""
-    from ..pins import test_python
+    from ..testenv import test_python
 
     python = test_python(options.test_command)
     plan = plan_fix(report, root, python=python, test_command=options.test_command)
@@ -117,7 +117,7 @@ def heal(root: str | Path, store: Any, options: FixOptions, approve: Approve | N
     (see the module docstring). Each round is appended to ``rounds`` as it ends."""
     from ..diagnose import diagnose_run
     from ..orchestrate import DEFAULT_TIMEOUT, run_command
-    from ..pins import test_python
+    from ..testenv import test_python
     from .verify import _command
 
     command = _command(options)

@@ -23,7 +23,7 @@ def apply_fix(item: RemedyPlan, root: str | Path, store: Any, options: FixOption
     """Apply one planned remedy (see the module docstring); the verdict is ``verified`` (proven),
     ``plausible`` (only with ``options.verify`` off) or ``rolled back``."""
     from ..journal import Journal
-    from ..pins import test_python
+    from ..testenv import test_python
     from .verify import verify
 
     options = options or FixOptions()
@@ -56,7 +56,7 @@ def apply_fix(item: RemedyPlan, root: str | Path, store: Any, options: FixOption
             return roll_back(problem)
     packaging = sorted(rel for rel in item.changes if Path(rel).name in PACKAGING_FILES and "/" not in rel)
     if packaging:
-        from ..pins import check_metadata
+        from .metadata import check_metadata
 
         problem = check_metadata(Path(root), python, packaging)
         if problem:
@@ -87,7 +87,7 @@ def apply_fix(item: RemedyPlan, root: str | Path, store: Any, options: FixOption
 def _install(item: RemedyPlan, entry: Any, journal: Any, python: str) -> str | None:
     """Install the planned requirements into the tests' environment, remembering what was there."""
     from ..pep440 import requirement_name
-    from ..pins import conflicts, install, installed_version
+    from ..testenv import conflicts, install, installed_version
 
     names = [n for n in (requirement_name(r) for r in item.install) if n]
     entry.env = {"python": python, "requirements": list(item.install),
@@ -104,16 +104,19 @@ def _install(item: RemedyPlan, entry: Any, journal: Any, python: str) -> str | N
 
 
 def restore_environment(entry: Any) -> None:
-    """Put back the versions of the distributions a fix installed (as they were before it)."""
-    from ..pins import install
+    """Put back the distributions a fix installed as they were before it: the earlier version, or none."""
+    from ..testenv import install, uninstall
 
     env = getattr(entry, "env", None) or {}
     previous = env.get("previous")
     if isinstance(previous, str):  # journals written before dependents were pinned along
         previous = {env.get("dist", ""): previous}
     wanted = [f"{dist}=={version}" for dist, version in (previous or {}).items() if dist and version]
+    absent = [dist for dist, version in (previous or {}).items() if dist and not version]
     if wanted:
         install(env["python"], wanted)
+    if absent:  # installed by the fix: not there before it
+        uninstall(env["python"], absent)
 
 
 def undo_fix(root: str | Path, store: Any, fix_id: str | None = None, *, force: bool = False) -> tuple[str, list[str]]:

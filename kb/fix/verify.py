@@ -44,7 +44,7 @@ def verify(item: RemedyPlan, root: str | Path, store: Any, options: FixOptions) 
     """Re-run what proves ``item`` (already written to disk) and judge the result."""
     from ..diagnose import diagnose_run
     from ..orchestrate import DEFAULT_TIMEOUT, collect, run_command, run_tests
-    from ..pins import test_python
+    from ..testenv import test_python
 
     root = Path(root)
     command = _command(options)
