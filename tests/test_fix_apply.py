@@ -51,18 +51,19 @@ def test_layered_causes_heal_in_two_rounds_and_outcomes_are_recorded(tmp_path: P
     db = tmp_path / "kb.sqlite"
     out = _kb("fix", str(_pytest_report(root)), "--root", str(root), "--apply", "--yes", db=db)
     assert out.returncode == 0, out.stderr
-    assert "plausible: the targeted cause is gone" in out.stdout and "collections.Sequence" in out.stdout
+    assert ("verified: the targeted tests now fail only with the next known cause: collections.Sequence"
+            in out.stdout), out.stdout
     assert "round 2: the fixes revealed 1 further known cause(s)" in out.stdout
-    assert "verified: 2 test(s) re-run, all pass" in out.stdout, out.stdout
+    assert "verified: 1 module(s) that failed to collect now collect; re-ran 2 test(s) by node id" in out.stdout, out.stdout
     assert (root / "pkg/core.py").read_text().startswith(
         "from collections.abc import Mapping\nfrom collections.abc import Sequence\n")
     states = [e.state for e in Journal(root).entries()]
-    assert states == ["plausible", "verified"]
+    assert states == ["verified", "verified"]
     verdicts = [r["verdict"] for r in Store(db).db["fix_outcomes"].rows]
-    assert verdicts == ["plausible", "verified"]
+    assert verdicts == ["verified", "verified"]
     history = _kb("history", "--root", str(root), db=db)
     entries = [line for line in history.stdout.splitlines() if not line.startswith(" ")]
-    assert [line.split()[1] for line in entries] == ["plausible", "verified"]
+    assert [line.split()[1] for line in entries] == ["verified", "verified"]
 
 
 def test_a_fix_that_does_not_hold_is_rolled_back_byte_for_byte(tmp_path: Path) -> None:
@@ -161,7 +162,7 @@ def test_a_fix_that_breaks_a_neighbouring_test_is_rolled_back(tmp_path: Path) ->
     doc = json.loads(_kb("diagnose", str(report), "--format", "json", "--no-record", db=db).stdout)
     assert doc["root_causes"][0]["neighbours"] == ["tests/test_core.py::test_source_unchanged"]
     out = _kb("fix", str(report), "--root", str(root), "--apply", "--yes", "--min-confidence", "0.5", db=db)
-    assert "rolled back: 1 neighbouring test(s) that passed before now fail" in out.stdout, out.stdout + out.stderr
+    assert "rolled back: 1 test(s) that passed before now fail (first: tests/test_core.py::test_source_unchanged)" in out.stdout, out.stdout + out.stderr
     assert (root / "pkg/core.py").read_bytes() == before
 
 

@@ -76,7 +76,7 @@ def demo_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     subprocess.run([sys.executable, "-m", "pip", "uninstall", "-y", "-q", DIST], capture_output=True)
 
 
-def test_pin_is_declared_installed_verified_and_undone(tmp_path: Path, demo_env: None) -> None:
+def test_a_medium_risk_pin_is_applied_with_max_risk_medium_verified_and_undone(tmp_path: Path, demo_env: None) -> None:
     root = tmp_path / "proj"
     (root / "tests").mkdir(parents=True)
     (root / "requirements.txt").write_text(f"{DIST}\n")
@@ -90,8 +90,16 @@ def test_pin_is_declared_installed_verified_and_undone(tmp_path: Path, demo_env:
     doc = diagnose([report], db=db, record=False)
     assert doc["root_causes"][0]["api_change"] == "kbpindemo-old-api"
 
-    options = FixOptions(apply=True, interactive=True, test_command=[sys.executable, "-m", "pytest"])
-    events = list(fix_rounds(doc, root, store, options, approve=lambda item: True))
+    # a medium-risk pin: --yes alone does not apply it (no terminal needed to say so) ...
+    options = FixOptions(apply=True, yes=True, min_confidence=0.0, test_command=[sys.executable, "-m", "pytest"])
+    events = list(fix_rounds(doc, root, store, options))
+    assert [e.note for e in events if e.kind == "refused"] == [
+        "medium risk: --yes applies only up to --max-risk low (add --max-risk medium, or approve it at the terminal "
+        "without --yes)"]
+    assert (root / "requirements.txt").read_text() == f"{DIST}\n" and installed_version(sys.executable, DIST) == "2.0"
+    # ... --yes --max-risk medium does, unattended (a CI bot)
+    options.max_risk = "medium"
+    events = list(fix_rounds(doc, root, store, options))
     [outcome] = [e.outcome for e in events if e.kind == "outcome"]
     assert outcome.verdict == "verified", outcome.note
     assert (root / "requirements.txt").read_text() == f"{DIST}<2\n"
@@ -99,7 +107,7 @@ def test_pin_is_declared_installed_verified_and_undone(tmp_path: Path, demo_env:
 
     journal = Journal(root)
     [entry] = journal.entries()
-    assert entry.env["previous"] == "2.0"
+    assert entry.env["previous"] == {DIST: "2.0"}
     journal.undo(entry.id)
     restore_environment(entry)
     assert (root / "requirements.txt").read_text() == f"{DIST}\n"

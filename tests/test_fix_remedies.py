@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from kb.diagnose import diagnose
-from kb.fix import FixOptions, _plan_quarantine, _read, fix_rounds, plan_fix
+from kb.fix import FixOptions, fix_rounds, plan_fix
+from kb.fix.quarantine import plan_quarantine
+from kb.fix.registry import Context
 from kb.store import Store
 
 from .test_fix_apply import _kb, _project, _pytest_report
@@ -48,7 +50,7 @@ def test_a_warning_turned_error_is_ignored_by_message_after_approval(tmp_path: P
     # medium risk: --yes leaves it alone ...
     events = list(fix_rounds(report, root, store, FixOptions(apply=True, yes=True, min_confidence=0.0)))
     assert [e.note for e in events if e.kind == "refused"] == [
-        "medium risk: --yes applies only low-risk remedies (run without --yes to approve it)"]
+        "medium risk: --yes applies only up to --max-risk low (add --max-risk medium, or approve it at the terminal without --yes)"]
     # ... a person approves it at the terminal
     events = list(fix_rounds(report, root, store, FixOptions(apply=True, interactive=True), approve=lambda item: True))
     outcome = next(e.outcome for e in events if e.kind == "outcome")
@@ -64,10 +66,11 @@ def test_quarantine_marks_the_tests_xfail_until_it_expires(tmp_path: Path) -> No
         "def test_flaky():\n    assert random.random() < 0\n\n\ndef test_fine():\n    assert True\n")})
     remedy = {"kind": "quarantine", "template": "quarantine", "params": {"days": 14, "reason": "flaky: failed 3 of 20"},
               "description": "Quarantine", "risk": "medium"}
-    sources = [s for s in [_read(root / "tests/test_q.py", root)] if s]
+    ctx = Context(root, ["tests/test_q.py::test_flaky"])
     today = date.today()
-    edits, diff, refused, changes = _plan_quarantine(remedy, ["tests/test_q.py::test_flaky"], sources, today)
-    assert refused is None and len(edits) == 1 and "import pytest" in diff
+    planned = plan_quarantine(remedy, ctx, today)
+    assert planned.refused is None and "import pytest" in planned.diff
+    changes = planned.changes
     until = (today + timedelta(days=14)).isoformat()
     new = changes["tests/test_q.py"][1].decode()
     assert f"reason='kb quarantine until {until}: flaky: failed 3 of 20'" in new
@@ -76,8 +79,9 @@ def test_quarantine_marks_the_tests_xfail_until_it_expires(tmp_path: Path) -> No
     (root / "tests/test_q.py").write_bytes(changes["tests/test_q.py"][1])
     assert "1 passed, 1 xfailed" in _run_pytest(root)
     # once it expires the mark lapses by itself and the failure counts again
-    _, _, _, expired = _plan_quarantine(remedy, ["tests/test_q.py::test_flaky"], sources, today - timedelta(days=15))
-    (root / "tests/test_q.py").write_bytes(expired["tests/test_q.py"][1])
+    (root / "tests/test_q.py").write_bytes(changes["tests/test_q.py"][0])
+    expired = plan_quarantine(remedy, Context(root, ["tests/test_q.py::test_flaky"]), today - timedelta(days=15))
+    (root / "tests/test_q.py").write_bytes(expired.changes["tests/test_q.py"][1])
     assert "1 failed, 1 passed" in _run_pytest(root)
 
 
@@ -133,8 +137,12 @@ def test_an_undeclared_dependency_is_constrained_in_the_test_dependencies(tmp_pa
     plan = plan_fix({"root_causes": [_cause(remedy)]}, root).plans[0]
     assert plan.changes["requirements-dev.txt"][1] == b"pytest\nurllib3<2\n"
     (root / "requirements-dev.txt").unlink()
+    plan = plan_fix({"root_causes": [_cause(remedy)]}, root).plans[0]  # no test dependencies yet: a test extra
+    assert plan.changes["setup.py"][1].decode().endswith(
+        "setup(install_requires=['six'], extras_require={'test': ['urllib3<2']})\n")
+    (root / "setup.py").unlink()
     plan = plan_fix({"root_causes": [_cause(remedy)]}, root).plans[0]
-    assert plan.remedy is None and "lists no test dependencies" in plan.skipped
+    assert plan.remedy is None and "has no place for test dependencies" in plan.skipped
 
 
 @pytest.mark.parametrize(("pytest_version", "verdict"), [("9.2.0", "satisfied"), ("7.4.0", "contradicted"),

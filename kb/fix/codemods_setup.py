@@ -103,6 +103,8 @@ def edit_strings(module: cst.Module, edit: Callable[[str], str | None]) -> cst.M
 def append_requirement(module: cst.Module, requirement: str, keyword: str, extra: str | None) -> cst.Module | None:
     lists = requirement_lists(module)
     found = lists.get((keyword, extra))
+    if found is None and extra is not None and "extras_require" not in _setup_keywords(module):
+        return _add_extras(module, requirement, extra)
     if not isinstance(found, cst.List) or sum(seq is found for seq in lists.values()) > 1:
         return None  # not a list literal, or one shared with another keyword (the edit would reach both)
     strings = _strings([found])
@@ -121,5 +123,33 @@ def append_requirement(module: cst.Module, requirement: str, keyword: str, extra
     class Replace(cst.CSTTransformer):
         def leave_List(self, original: cst.List, updated: cst.List) -> cst.List:
             return new if original is found else updated
+
+    return module.visit(Replace())
+
+
+def _add_extras(module: cst.Module, requirement: str, extra: str) -> cst.Module | None:
+    """``setup(...)`` without ``extras_require=`` gets ``extras_require={"<extra>": ["<requirement>"]}`` as its
+    last argument, in the call's layout (None: there is no single setup() call)."""
+    calls: list[cst.Call] = []
+
+    class Calls(cst.CSTVisitor):
+        def visit_Call(self, node: cst.Call) -> None:
+            if dotted(node.func) in _SETUP:
+                calls.append(node)
+
+    module.visit(Calls())
+    if len(calls) != 1 or any(a.star for a in calls[0].args):
+        return None
+    call = calls[0]
+    like = next((s for s in _strings(list(requirement_lists(module).values()))), None)
+    value = cst.parse_expression(f"{{{_literal(extra, like)}: [{_literal(requirement, like)}]}}")
+    arg = cst.Arg(value=value, keyword=cst.Name("extras_require"),
+                  equal=cst.AssignEqual(whitespace_before=cst.SimpleWhitespace(""),
+                                        whitespace_after=cst.SimpleWhitespace("")))
+    new = call.with_changes(args=append_item(list(call.args), arg, call.whitespace_before_args))
+
+    class Replace(cst.CSTTransformer):
+        def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.Call:
+            return new if original is call else updated
 
     return module.visit(Replace())

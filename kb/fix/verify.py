@@ -121,8 +121,13 @@ def judge(item: RemedyPlan, run: Run, after: dict[str, Any], baseline: Baseline,
     if regressions:
         return False, f"{len(regressions)} test(s) that passed before now fail (first: {regressions[0]})", newly
     next_layer = sorted({cause_of[t]["title"] for t in targeted if t in failing})
+    modules = [t for t, raw in zip(targeted, item.tests) if is_module_id(raw)]
+    passing = [t for t in real if t in ran and t not in failing]
+    gone = "; ".join(part for part in (
+        f"{len(modules)} module(s) that failed to collect now collect" if modules else "",
+        f"{len(passing)} targeted test(s) pass" if passing else "") if part) or "the targeted failures are gone"
     parts = [("the targeted tests now fail only with the next known cause: " + "; ".join(next_layer[:2]))
-             if next_layer else f"{sum(1 for t in targeted if t in ran) or len(targeted)} targeted test(s) pass"]
+             if next_layer else gone]
     others = [t for t in failing if t not in targeted and failing[t].test_id not in newly]
     if others:
         parts.append(f"{len(others)} other failure(s) remain")
