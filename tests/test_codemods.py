@@ -200,3 +200,11 @@ def test_add_setup_requirement_refuses_what_is_not_a_literal() -> None:
     assert add_setup_requirement(shared, "x", extra="dev") is None  # it would reach install_requires too
     assert add_setup_requirement("from setuptools import setup\nsetup(install_requires=read())\n", "x") is None
     assert add_setup_requirement("setup(", "x") is None
+
+
+def test_a_bare_rename_leaves_other_modules_alone_when_the_owner_is_known() -> None:
+    """``warn`` → ``warning`` for logging (the cause's owner) must not reach ``warnings.warn``."""
+    source = "import logging\nimport warnings\n\nlogging.getLogger().warn('a')\nwarnings.warn('b')\nlogging.warn('c')\n"
+    edited = transform("rename-attribute", {"old": "warn", "new": "warning", "owner": "logging"}, source)
+    assert edited == ("import logging\nimport warnings\n\nlogging.getLogger().warning('a')\nwarnings.warn('b')\n"
+                      "logging.warning('c')\n")

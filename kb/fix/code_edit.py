@@ -28,6 +28,8 @@ def plan_code_edit(spec: dict[str, Any], ctx: Context) -> Planned | None:
     if template not in CODEMODS:
         return Planned(refused=f"template {template} is not a code edit")
     params = dict(spec.get("params") or {})
+    if template == "rename-attribute" and "." not in str(params.get("old", ".")) and ctx.owner:
+        params.setdefault("owner", ctx.owner)  # `.warn` of logging is not `warnings.warn`
     try:
         check_params(template, params)
     except FixError as exc:

@@ -38,9 +38,10 @@ class _Rename(cst.CSTTransformer):
     METADATA_DEPENDENCIES = (QualifiedNameProvider,)
 
     def __init__(self, context: CodemodContext, old: str, new: str, *, absolute: bool = False,
-                 arity: int | None = None) -> None:
+                 arity: int | None = None, owner: str | None = None) -> None:
         super().__init__()
         self.context, self.old, self.new, self.absolute, self.arity = context, old, new, absolute, arity
+        self.owner = owner
         self.bare = "." not in old
         self.in_import = 0
         self.renamed: set[cst.CSTNode] = set()
@@ -98,7 +99,7 @@ class _Rename(cst.CSTTransformer):
 
     def leave_Attribute(self, original: cst.Attribute, updated: cst.Attribute) -> cst.BaseExpression:
         if self.bare:
-            if original.attr.value != self.old:
+            if original.attr.value != self.old or self._other_module(original.value):
                 return updated
             self.renamed.add(original)
             return updated.with_changes(attr=cst.Name(self.new))
@@ -111,6 +112,15 @@ class _Rename(cst.CSTTransformer):
         if replaced is not updated:
             self.renamed.add(original)
         return replaced
+
+    def _other_module(self, receiver: cst.BaseExpression) -> bool:
+        """A bare rename's receiver is an imported module other than the one that changed (``owner``, the
+        cause's owner): ``warnings.warn`` is not ``logging``'s ``warn``."""
+        if not self.owner:
+            return False
+        modules = imported_names(self.get_metadata(QualifiedNameProvider, receiver, set()))
+        return bool(modules) and not any(m == self.owner or m.startswith(self.owner + ".")
+                                         or self.owner.startswith(m + ".") for m in modules)
 
     def _replace(self, original: cst.Attribute, updated: cst.Attribute) -> cst.BaseExpression:
         old, new = canonical(self.old).split("."), canonical(self.new).split(".")
@@ -187,20 +197,22 @@ def _strip(node: cst.Attribute, levels: int) -> cst.BaseExpression:
     return out
 
 
-def _rename(module: cst.Module, old: str, new: str, *, absolute: bool = False, arity: int | None = None) -> cst.Module:
+def _rename(module: cst.Module, old: str, new: str, *, absolute: bool = False, arity: int | None = None,
+            owner: str | None = None) -> cst.Module:
     context = CodemodContext()
     wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
-    changed = wrapper.visit(_Rename(context, old, new, absolute=absolute, arity=arity))
+    changed = wrapper.visit(_Rename(context, old, new, absolute=absolute, arity=arity, owner=owner))
     if changed.deep_equals(module):
         return module
     return AddImportsVisitor(context).transform_module(changed)
 
 
-@codemod("rename-attribute", required={"old": "dotted", "new": "dotted"}, optional={"arity": "count"},
-         needles=lambda params: [_last(params["old"])])
+@codemod("rename-attribute", required={"old": "dotted", "new": "dotted"},
+         optional={"arity": "count", "owner": "dotted"}, needles=lambda params: [_last(params["old"])])
 def rename_attribute(module: cst.Module, params: Params) -> cst.Module:
-    arity = params.get("arity")
-    return _rename(module, str(params["old"]), str(params["new"]), arity=int(arity) if arity else None)
+    arity, owner = params.get("arity"), params.get("owner")
+    return _rename(module, str(params["old"]), str(params["new"]), arity=int(arity) if arity else None,
+                   owner=str(owner) if owner else None)
 
 
 class _MoveImport(cst.CSTTransformer):

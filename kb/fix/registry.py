@@ -27,6 +27,8 @@ class Context:
     python: str | None = None
     test_command: list[str] | None = None
     _sources: list[Source] | None = None
+    #: the module the cause's failures trace to (its owner fact), when known
+    owner: str | None = None
 
     def sources(self) -> list[Source]:
         """The project's own Python files (read once per plan)."""
