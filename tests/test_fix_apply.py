@@ -16,13 +16,9 @@ from hypothesis import strategies as st
 from kb.journal import Journal
 from kb.store import Store
 
+from .projects import write_project
 
-def _project(root: Path, files: dict[str, str]) -> Path:
-    for rel, text in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return root
+
 
 
 def _pytest_report(root: Path) -> Path:
@@ -47,7 +43,7 @@ LAYERED = {
 
 
 def test_layered_causes_heal_in_two_rounds_and_outcomes_are_recorded(tmp_path: Path) -> None:
-    root = _project(tmp_path / "proj", LAYERED)
+    root = write_project(tmp_path / "proj", LAYERED)
     db = tmp_path / "kb.sqlite"
     out = _kb("fix", str(_pytest_report(root)), "--root", str(root), "--apply", "--yes", db=db)
     assert out.returncode == 0, out.stderr
@@ -74,7 +70,7 @@ def test_a_fix_that_does_not_hold_is_rolled_back_byte_for_byte(tmp_path: Path) -
         "venv/legacy.py": "from collections import Mapping\n",
         "tests/test_core.py": "import pkg.core\n\n\ndef test_x():\n    assert pkg.core.Mapping\n",
     }
-    root = _project(tmp_path / "proj", files)
+    root = write_project(tmp_path / "proj", files)
     before = (root / "pkg/core.py").read_bytes()
     db = tmp_path / "kb.sqlite"
     out = _kb("fix", str(_pytest_report(root)), "--root", str(root), "--apply", "--yes", db=db)
@@ -89,7 +85,7 @@ def test_a_fix_that_does_not_hold_is_rolled_back_byte_for_byte(tmp_path: Path) -
 
 
 def test_undo_restores_every_byte(tmp_path: Path) -> None:
-    root = _project(tmp_path / "proj", LAYERED)
+    root = write_project(tmp_path / "proj", LAYERED)
     original = (root / "pkg/core.py").read_bytes()
     db = tmp_path / "kb.sqlite"
     _kb("fix", str(_pytest_report(root)), "--root", str(root), "--apply", "--yes", "--no-verify", db=db)
@@ -101,7 +97,7 @@ def test_undo_restores_every_byte(tmp_path: Path) -> None:
 
 
 def test_gate_without_a_terminal_or_for_risky_fixes(tmp_path: Path) -> None:
-    root = _project(tmp_path / "proj", LAYERED)
+    root = write_project(tmp_path / "proj", LAYERED)
     db = tmp_path / "kb.sqlite"
     report = str(_pytest_report(root))
     asked = _kb("fix", report, "--root", str(root), "--apply", db=db)
@@ -116,7 +112,7 @@ def test_gate_without_a_terminal_or_for_risky_fixes(tmp_path: Path) -> None:
 
 
 def test_an_interrupted_apply_is_rolled_back_at_the_next_start(tmp_path: Path) -> None:
-    root = _project(tmp_path / "proj", {"m.py": "x = 1\r\n"})
+    root = write_project(tmp_path / "proj", {"m.py": "x = 1\r\n"})
     journal = Journal(root)
     entry = journal.begin(cause="c", rule="r", title="t", remedy={}, diff="", changes={"m.py": (b"x = 1\r\n", b"x = 2\r\n")})
     (root / "m.py").write_bytes(b"x = 2\r\n")  # killed after writing, before marking it applied
@@ -155,7 +151,7 @@ def test_a_fix_that_breaks_a_neighbouring_test_is_rolled_back(tmp_path: Path) ->
                               "def test_source_unchanged():\n    import inspect, pkg.core\n"
                               "    assert 'a.tostring' in inspect.getsource(pkg.core.raw)\n",
     }
-    root = _project(tmp_path / "proj", files)
+    root = write_project(tmp_path / "proj", files)
     before = (root / "pkg/core.py").read_bytes()
     db = tmp_path / "kb.sqlite"
     report = _pytest_report(root)
@@ -169,7 +165,7 @@ def test_a_fix_that_breaks_a_neighbouring_test_is_rolled_back(tmp_path: Path) ->
 def test_journal_refuses_paths_and_ids_that_escape_the_project(tmp_path: Path) -> None:
     from kb.errors import FixError
 
-    root = _project(tmp_path / "proj", {"m.py": "x = 1\n"})
+    root = write_project(tmp_path / "proj", {"m.py": "x = 1\n"})
     (tmp_path / "outside.py").write_text("secret\n")
     journal = Journal(root)
     for rel in ("../outside.py", "/etc/passwd", "sub/../../outside.py"):
@@ -190,7 +186,7 @@ def test_journal_refuses_paths_and_ids_that_escape_the_project(tmp_path: Path) -
     ("setup.cfg", "[metadata]\nname = p\n\n[tool:pytest]\naddopts = --strict-markers\nmarkers =\n    network: net\n"),
 ])
 def test_an_unregistered_marker_is_registered_and_verified(tmp_path: Path, config: str, text: str) -> None:
-    root = _project(tmp_path / "proj", {
+    root = write_project(tmp_path / "proj", {
         config: text,
         "tests/test_m.py": "import pytest\n\n\n@pytest.mark.slow\ndef test_slow():\n    assert True\n",
     })

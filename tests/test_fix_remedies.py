@@ -18,7 +18,8 @@ from kb.fix.quarantine import plan_quarantine
 from kb.fix.registry import Context
 from kb.store import Store
 
-from .test_fix_apply import _kb, _project, _pytest_report
+from .projects import write_project
+from .test_fix_apply import _kb, _pytest_report
 
 
 def _cause(remedy: dict, tests: list[str] | None = None) -> dict:
@@ -41,7 +42,7 @@ WARNS = ("import warnings\n\n\ndef old_api():\n    warnings.warn('old_api() is d
     ("pyproject.toml", '[project]\nname = "p"\n\n[tool.pytest.ini_options]\nfilterwarnings = ["error"]\n'),
 ])
 def test_a_warning_turned_error_is_ignored_by_message_after_approval(tmp_path: Path, config: str, text: str) -> None:
-    root = _project(tmp_path / "proj", {config: text, "tests/test_w.py": WARNS})
+    root = write_project(tmp_path / "proj", {config: text, "tests/test_w.py": WARNS})
     db = tmp_path / "kb.sqlite"
     report = diagnose([_pytest_report(root)], db=db)
     cause = report["root_causes"][0]
@@ -61,7 +62,7 @@ def test_a_warning_turned_error_is_ignored_by_message_after_approval(tmp_path: P
 
 
 def test_quarantine_marks_the_tests_xfail_until_it_expires(tmp_path: Path) -> None:
-    root = _project(tmp_path / "proj", {"tests/test_q.py": (
+    root = write_project(tmp_path / "proj", {"tests/test_q.py": (
         '"""Docstring."""\nfrom __future__ import annotations\n\nimport random\n\n\n'
         "def test_flaky():\n    assert random.random() < 0\n\n\ndef test_fine():\n    assert True\n")})
     remedy = {"kind": "quarantine", "template": "quarantine", "params": {"days": 14, "reason": "flaky: failed 3 of 20"},
@@ -86,7 +87,7 @@ def test_quarantine_marks_the_tests_xfail_until_it_expires(tmp_path: Path) -> No
 
 
 def test_a_code_edit_that_adds_xfail_is_refused_outside_quarantine(tmp_path: Path) -> None:
-    root = _project(tmp_path / "proj", {"tests/test_q.py": "def test_flaky():\n    assert False\n"})
+    root = write_project(tmp_path / "proj", {"tests/test_q.py": "def test_flaky():\n    assert False\n"})
     remedy = {"kind": "code-edit", "template": "quarantine", "params": {"until": "2099-01-01", "reason": "x"},
               "description": "hide it", "risk": "low"}
     plan = plan_fix({"root_causes": [_cause(remedy, ["tests/test_q.py::test_flaky"])]}, root).plans[0]
@@ -100,7 +101,7 @@ NOSE = ("import unittest\n\n\nclass TestPlain:\n    def setUp(self):\n        se
 
 
 def test_nose_setup_is_renamed_on_plain_classes_only_and_verified(tmp_path: Path) -> None:
-    root = _project(tmp_path / "proj", {"tests/test_n.py": NOSE})
+    root = write_project(tmp_path / "proj", {"tests/test_n.py": NOSE})
     db = tmp_path / "kb.sqlite"
     # one failing test is thin evidence (0.69 with the installed pytest's version): a lower bar here
     out = _kb("fix", str(_pytest_report(root)), "--root", str(root), "--apply", "--yes", "--min-confidence", "0.6",
@@ -115,7 +116,7 @@ def test_nose_setup_is_renamed_on_plain_classes_only_and_verified(tmp_path: Path
 def test_a_keyword_string_value_is_edited_in_code_but_not_in_comments(tmp_path: Path) -> None:
     text = ("import pandas as pd\n\n# freq='M' was month end\nidx = pd.date_range('2000', periods=3, freq='M')  "
             "# freq='M'\nother = pd.date_range('2000', periods=3, freq='MS', label='M')\n")
-    root = _project(tmp_path / "proj", {"mod.py": text})
+    root = write_project(tmp_path / "proj", {"mod.py": text})
     remedy = {"kind": "code-edit", "template": "replace-kwarg-value", "params": {"param": "freq", "old": "M", "new": "ME"},
               "description": "x", "risk": "low"}
     plan = plan_fix({"root_causes": [_cause(remedy)]}, root).plans[0]
@@ -125,7 +126,7 @@ def test_a_keyword_string_value_is_edited_in_code_but_not_in_comments(tmp_path: 
 
 def test_an_undeclared_dependency_is_constrained_in_the_test_dependencies(tmp_path: Path) -> None:
     tox = "[tox]\nenvlist = py311\n\n[testenv]\ndeps =\n    pytest\n    mock\ncommands = pytest\n"
-    root = _project(tmp_path / "proj", {"setup.py": "from setuptools import setup\nsetup(install_requires=['six'])\n",
+    root = write_project(tmp_path / "proj", {"setup.py": "from setuptools import setup\nsetup(install_requires=['six'])\n",
                                         "tox.ini": tox})
     remedy = {"kind": "dependency-pin", "template": "pin-dependency", "params": {"requirement": "urllib3<2"},
               "description": "pin", "risk": "low"}
@@ -161,7 +162,7 @@ def test_two_causes_fixed_in_the_same_file_in_one_round(tmp_path: Path) -> None:
     text = ("import array\nimport collections\n\n\n"
             "def test_bytes():\n    assert array.array('b', [1]).tostring() == b'\\x01'\n\n\n"
             "def test_mapping():\n    assert isinstance({}, collections.Mapping)\n")  # both gone in 3.10+
-    root = _project(tmp_path / "proj", {"tests/test_two.py": text})
+    root = write_project(tmp_path / "proj", {"tests/test_two.py": text})
     out = _kb("fix", str(_pytest_report(root)), "--root", str(root), "--apply", "--yes", "--min-confidence", "0.5",
               db=tmp_path / "kb.sqlite")
     assert out.returncode == 0 and out.stdout.count("verified:") == 2, out.stdout + out.stderr

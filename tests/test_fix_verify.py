@@ -114,3 +114,25 @@ def test_a_module_that_collected_before_and_no_longer_does_is_a_regression() -> 
     held, note, _ = judge(_item(tests=[A]), run, _after({}, {"tests/test_other.py": "x"}), Baseline(), whole=False,
                           neighbours=[])
     assert not held
+
+
+def test_a_module_that_imports_past_the_fix_and_fails_further_on_holds(tmp_path: Path) -> None:
+    """empyrical on pandas 3: freq='M' → 'ME' at module level, then the import fails later with KeyError: 0."""
+    from kb.fix import Edit
+
+    module = "tests/test_stats.py"
+    (tmp_path / "tests").mkdir()
+    (tmp_path / module).write_text("import pandas as pd\nidx = pd.date_range('2000', freq='ME')\nx = {}[0]\n")
+    item = _item(tests=[module])
+    item.edits = [Edit(module, 2, "idx = pd.date_range('2000', freq='M')", "idx = pd.date_range('2000', freq='ME')")]
+    run = _run([module], {module: "x"})
+
+    def after(line: int) -> dict[str, Any]:
+        doc = _after({}, {module: "0"})
+        doc["undiagnosed"][0].update(exception="KeyError", location={"file": module, "line": line})
+        return doc
+
+    held, note, _ = judge(item, run, after(3), Baseline(), whole=False, neighbours=[], root=tmp_path)
+    assert held and "1 module(s) now import past the fixed lines and fail further on" in note
+    held, note, _ = judge(item, run, after(2), Baseline(), whole=False, neighbours=[], root=tmp_path)
+    assert not held and "new way" in note

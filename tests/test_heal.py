@@ -14,6 +14,8 @@ from kb.fix import FixOptions, apply_fix, plan_fix
 from kb.journal import Journal
 from kb.store import open_store
 
+from .projects import write_project
+
 pytestmark = pytest.mark.skipif(sys.version_info < (3, 11), reason="inspect.getargspec exists before 3.11")
 
 PROJECT = {
@@ -28,16 +30,10 @@ PROJECT = {
 }
 
 
-def _project(root: Path, files: dict[str, str]) -> Path:
-    for rel, text in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return root
 
 
 def test_heal_runs_fixes_and_reruns_until_green(tmp_path: Path) -> None:
-    root = _project(tmp_path / "proj", PROJECT)
+    root = write_project(tmp_path / "proj", PROJECT)
     patch = tmp_path / "heal.patch"
     result = CliRunner().invoke(cli, ["heal", "--yes", "--root", str(root), "--patch", str(patch), "--",
                                       sys.executable, "-m", "pytest", "tests"])
@@ -59,7 +55,7 @@ def test_heal_runs_fixes_and_reruns_until_green(tmp_path: Path) -> None:
 def test_a_rename_that_breaks_the_unpacking_is_rolled_back(tmp_path: Path) -> None:
     """getargspec → getfullargspec without keeping four names: the targeted test fails with
     "too many values to unpack" — a new, unknown failure, so the edit is wrong."""
-    root = _project(tmp_path / "proj", PROJECT)
+    root = write_project(tmp_path / "proj", PROJECT)
     before = (root / "pkg/spec.py").read_bytes()
     cause = {"key": "getargspec", "rule": "py-removed-attribute", "title": "inspect.getargspec was removed",
              "confidence": 0.9, "tests": ["tests/test_spec.py::test_names"], "neighbours": [],
@@ -79,7 +75,7 @@ def test_a_rename_that_breaks_the_unpacking_is_rolled_back(tmp_path: Path) -> No
 
 
 def test_nothing_to_fix_is_said(tmp_path: Path) -> None:
-    root = _project(tmp_path / "proj", {"tests/test_ok.py": "def test_ok():\n    assert 1\n"})
+    root = write_project(tmp_path / "proj", {"tests/test_ok.py": "def test_ok():\n    assert 1\n"})
     report = tmp_path / "report.xml"
     report.write_text('<testsuite tests="1" failures="0"><testcase classname="tests.test_ok" name="test_ok"/></testsuite>')
     result = CliRunner().invoke(cli, ["fix", str(report), "--root", str(root), "--apply", "--yes"])

@@ -19,6 +19,8 @@ from kb.testenv import dependents
 
 from .wheels import build_wheel
 
+from .projects import write_project
+
 
 @pytest.mark.parametrize(("existing", "pin", "merged"), [
     ("numpy>=1.7", "numpy<2", "numpy>=1.7,<2"),
@@ -56,12 +58,6 @@ def test_specifier_helpers() -> None:
     assert release_ceilings("0.5.2") == ["0.5"]
 
 
-def _project(root: Path, files: dict[str, str | bytes]) -> Path:
-    for rel, body in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(body if isinstance(body, bytes) else body.encode())
-    return root
 
 
 def _after(plan: PinPlan, rel: str) -> str:
@@ -82,7 +78,7 @@ setup(
 
 
 def test_setup_py_pin_keeps_the_lower_bound_and_still_builds(tmp_path: Path) -> None:
-    root = _project(tmp_path, {"setup.py": SETUP_PY})
+    root = write_project(tmp_path, {"setup.py": SETUP_PY})
     plan = plan_pin(root, "numpy<2")
     assert _after(plan, "setup.py") == SETUP_PY.replace("'numpy>=1.7'", "'numpy>=1.7,<2'")
     assert plan.where == ("setup.py install_requires",) and plan.install == ("numpy<2",)
@@ -92,7 +88,7 @@ def test_setup_py_pin_keeps_the_lower_bound_and_still_builds(tmp_path: Path) -> 
 
 
 def test_an_undeclared_test_dependency_goes_into_setup_pys_test_extra(tmp_path: Path) -> None:
-    plan = plan_pin(_project(tmp_path, {"setup.py": SETUP_PY}), "lib<2")
+    plan = plan_pin(write_project(tmp_path, {"setup.py": SETUP_PY}), "lib<2")
     assert _after(plan, "setup.py") == SETUP_PY.replace('["pytest"]', '["pytest", "lib<2"]')
     assert plan.where == ("setup.py extras_require['test']",)
 
@@ -112,7 +108,7 @@ test = ["pytest"]  # keep short
 
 
 def test_pyproject_keeps_comments_and_layout(tmp_path: Path) -> None:
-    plan = plan_pin(_project(tmp_path, {"pyproject.toml": PYPROJECT}), "numpy<2")
+    plan = plan_pin(write_project(tmp_path, {"pyproject.toml": PYPROJECT}), "numpy<2")
     assert _after(plan, "pyproject.toml") == PYPROJECT.replace('"numpy>=1.7"', '"numpy>=1.7,<2"')
     assert plan.where == ("pyproject.toml [project] dependencies",)
     scipy = plan_pin(tmp_path, "scipy<2")
@@ -120,7 +116,7 @@ def test_pyproject_keeps_comments_and_layout(tmp_path: Path) -> None:
 
 
 def test_an_undeclared_dependency_goes_into_the_test_extra(tmp_path: Path) -> None:
-    plan = plan_pin(_project(tmp_path, {"pyproject.toml": PYPROJECT}), "lib<2")
+    plan = plan_pin(write_project(tmp_path, {"pyproject.toml": PYPROJECT}), "lib<2")
     assert _after(plan, "pyproject.toml") == PYPROJECT.replace('["pytest"]', '["pytest", "lib<2"]')
     assert plan.where == ("pyproject.toml [project.optional-dependencies] test",)
 
@@ -144,7 +140,7 @@ test =
 
 @pytest.mark.parametrize("newline", ["\n", "\r\n"])
 def test_setup_cfg_keeps_indentation_and_line_endings(tmp_path: Path, newline: str) -> None:
-    root = _project(tmp_path, {"setup.cfg": SETUP_CFG.replace("\n", newline)})
+    root = write_project(tmp_path, {"setup.cfg": SETUP_CFG.replace("\n", newline)})
     plan = plan_pin(root, "numpy<2")
     expected = SETUP_CFG.replace('numpy>=1.7; python_version>"3"', 'numpy>=1.7,<2; python_version > "3"')
     assert _after(plan, "setup.cfg") == expected.replace("\n", newline)
@@ -155,18 +151,18 @@ def test_setup_cfg_keeps_indentation_and_line_endings(tmp_path: Path, newline: s
 
 def test_requirement_files_change_only_the_matching_line(tmp_path: Path) -> None:
     text = "-r base.txt\r\n-c constraints.txt\r\nnumpy>=1.5  # why\r\nnumpy-financial\r\nsix\r\n"
-    plan = plan_pin(_project(tmp_path, {"requirements.txt": text}), "numpy<2")
+    plan = plan_pin(write_project(tmp_path, {"requirements.txt": text}), "numpy<2")
     assert _after(plan, "requirements.txt") == text.replace("numpy>=1.5 ", "numpy>=1.5,<2 ")
 
 
 def test_hashed_requirements_are_refused(tmp_path: Path) -> None:
-    root = _project(tmp_path, {"requirements.txt": "numpy==2.0 \\\n    --hash=sha256:abc\n"})
+    root = write_project(tmp_path, {"requirements.txt": "numpy==2.0 \\\n    --hash=sha256:abc\n"})
     plan = plan_pin(root, "numpy<2")
     assert plan.changes == {} and "hashes" in (plan.refused or "")
 
 
 def test_already_constrained_needs_only_the_install(tmp_path: Path) -> None:
-    root = _project(tmp_path, {"requirements.txt": "urllib3>=1.21.1,<1.27\n"})
+    root = write_project(tmp_path, {"requirements.txt": "urllib3>=1.21.1,<1.27\n"})
     plan = plan_pin(root, "urllib3<2")
     assert plan == PinPlan({}, ("already declared as 'urllib3>=1.21.1,<1.27' (requirements.txt)",), ("urllib3<2",))
 
@@ -180,7 +176,7 @@ TOX = "[tox]\nenvlist = py\n\n[testenv]\ndeps =\n    pytest\n    py38: numpy<1.2
     ([sys.executable, "-m", "pytest"], "pyproject.toml"),
 ])
 def test_undeclared_dependency_goes_where_the_test_command_reads(tmp_path: Path, command: list[str], rel: str) -> None:
-    root = _project(tmp_path, {"tox.ini": TOX, "pyproject.toml": PYPROJECT})
+    root = write_project(tmp_path, {"tox.ini": TOX, "pyproject.toml": PYPROJECT})
     plan = plan_pin(root, "lib<2", test_command=command)
     assert list(plan.changes) == [rel]
     if rel == "tox.ini":
@@ -189,34 +185,34 @@ def test_undeclared_dependency_goes_where_the_test_command_reads(tmp_path: Path,
 
 
 def test_a_constraints_file_named_by_the_command(tmp_path: Path) -> None:
-    root = _project(tmp_path, {"pyproject.toml": PYPROJECT, "ci/constraints.txt": "six<2\n"})
+    root = write_project(tmp_path, {"pyproject.toml": PYPROJECT, "ci/constraints.txt": "six<2\n"})
     plan = plan_pin(root, "lib<2", test_command=["pytest", "-c", "ci/constraints.txt"])
     assert _after(plan, "ci/constraints.txt") == "six<2\nlib<2\n"
 
 
 def test_a_test_requirements_file(tmp_path: Path) -> None:
-    root = _project(tmp_path, {"requirements.txt": "six\n", "requirements-test.txt": "pytest"})
+    root = write_project(tmp_path, {"requirements.txt": "six\n", "requirements-test.txt": "pytest"})
     plan = plan_pin(root, "lib<2")
     assert plan.changes == {"requirements-test.txt": (b"pytest", b"pytest\nlib<2\n")}
 
 
 def test_no_test_place_makes_a_test_extra_or_refuses(tmp_path: Path) -> None:
-    cfg = _project(tmp_path / "cfg", {"setup.cfg": "[metadata]\nname = demo\n"})
+    cfg = write_project(tmp_path / "cfg", {"setup.cfg": "[metadata]\nname = demo\n"})
     assert _after(plan_pin(cfg, "lib<2"), "setup.cfg") == (
         "[metadata]\nname = demo\n\n[options.extras_require]\ntest =\n    lib<2\n")
-    bare = _project(tmp_path / "bare", {"requirements.txt": "six\n"})
+    bare = write_project(tmp_path / "bare", {"requirements.txt": "six\n"})
     plan = plan_pin(bare, "lib<2")
     assert plan.changes == {} and "add 'lib<2' where its tests get their dependencies" in (plan.refused or "")
 
 
 def test_poetry_is_refused_with_what_to_run(tmp_path: Path) -> None:
-    root = _project(tmp_path, {"pyproject.toml": '[tool.poetry.dependencies]\npython = "^3.8"\nnumpy = "^1.7"\n'})
+    root = write_project(tmp_path, {"pyproject.toml": '[tool.poetry.dependencies]\npython = "^3.8"\nnumpy = "^1.7"\n'})
     plan = plan_pin(root, "numpy<2")
     assert plan.changes == {} and "poetry add 'numpy<2'" in (plan.refused or "")
 
 
 def test_check_metadata(tmp_path: Path) -> None:
-    root = _project(tmp_path, {"setup.py": "from setuptools import setup\nsetup(name='d', version='1', "
+    root = write_project(tmp_path, {"setup.py": "from setuptools import setup\nsetup(name='d', version='1', "
                                            "install_requires=['numpy>=1.7,,<2'])\n",
                                "setup.cfg": "[options]\ninstall_requires =\n    numpy>=1.7,,<2\n"})
     assert "setup.py --version fails" in (check_metadata(root, sys.executable, ["setup.py"]) or "")
@@ -268,7 +264,7 @@ def test_a_dependent_the_pin_breaks_is_pinned_along(venv: tuple[str, Path, Path]
     python, good, _bad = venv
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     monkeypatch.setenv("PIP_FIND_LINKS", str(good))
-    root = _project(tmp_path, {"requirements.txt": "lib>=1.0\n", "tox.ini": TOX})
+    root = write_project(tmp_path, {"requirements.txt": "lib>=1.0\n", "tox.ini": TOX})
     plan = plan_pin(root, "lib<2", python=python, test_command=["tox"])
     assert plan.install == ("lib<2", "app<2")
     assert _after(plan, "requirements.txt") == "lib>=1.0,<2\napp<2\n"
@@ -280,6 +276,6 @@ def test_a_pin_no_dependent_release_allows_is_refused(venv: tuple[str, Path, Pat
     python, _good, bad = venv
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     monkeypatch.setenv("PIP_FIND_LINKS", str(bad))
-    plan = plan_pin(_project(tmp_path, {"requirements-test.txt": "pytest\n"}), "lib<2", python=python)
+    plan = plan_pin(write_project(tmp_path, {"requirements-test.txt": "pytest\n"}), "lib<2", python=python)
     assert plan.changes == {}
     assert (plan.refused or "").startswith("pinning lib<2 conflicts with the installed app 2.0 (requires lib>=2)")

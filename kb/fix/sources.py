@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .types import Edit, Planned
 
-__all__ = ["SKIP_DIRS", "MAX_FILE_BYTES", "Source", "python_files", "read_source", "read_text", "unified_diff",
+__all__ = ["SKIP_DIRS", "MAX_FILE_BYTES", "Source", "python_files", "read_source", "unified_diff",
            "planned_from", "silences", "installed_location"]
 
 SKIP_DIRS = {".git", ".hg", ".svn", ".kb", ".tox", ".nox", ".venv", "venv", "env", ".env", "site-packages",
@@ -81,19 +81,6 @@ def read_source(path: Path, root: Path) -> Source | None:
     except SyntaxError:
         return None
     return _decoded(path, root, data, encoding)
-
-
-def read_text(path: Path, root: Path) -> Source | None:
-    """A UTF-8 text file of the project (declarations and configuration, not Python source)."""
-    if path.is_symlink() or not path.is_file():
-        return None
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return None
-    if len(data) > MAX_FILE_BYTES:
-        return None
-    return _decoded(path, root, data, "utf-8-sig" if data.startswith(b"\xef\xbb\xbf") else "utf-8")
 
 
 def unified_diff(rel: str, old: list[str], new: list[str]) -> str:

@@ -7,7 +7,10 @@ test now fails in a new, unknown way (the edit is wrong), or when a test that pa
 targeted tests (matched to pytest's collected node ids, :mod:`kb.fix.targets`) and some passing
 neighbours; pins and test-configuration changes, and causes pytest cannot run by id, re-run the whole
 test command — and tests that were not collected before (a pin that makes a module importable) are
-reported apart from regressions: their failures are new knowledge, not damage.
+reported apart from regressions: their failures are new knowledge, not damage. One refinement for
+modules that failed to import: when the import now gets past every line the fix wrote and fails further
+on in an unknown way, the fix holds (the edited lines ran; the next layer is reported) — an error on an
+edited line still rolls it back.
 """
 
 from __future__ import annotations
@@ -76,13 +79,30 @@ def verify(item: RemedyPlan, root: str | Path, store: Any, options: FixOptions) 
         return Verification(False, f"the test command wrote no report: {last}", scope=scope)
     run.add_environment(options.environment)
     after = diagnose_run(run, store, record=False, python=test_python(command), root=root)
-    held, note, newly = judge(item, run, after, options.baseline, whole=whole, neighbours=neighbours)
+    held, note, newly = judge(item, run, after, options.baseline, whole=whole, neighbours=neighbours, root=root)
     how = f"re-ran the whole command: {run.tests} test(s)" if whole else f"re-ran {run.tests} test(s) by node id"
     return Verification(held, f"{note}; {how}", run, after, newly, scope)
 
 
+def _got_further(item: RemedyPlan, failure: dict[str, Any] | None, root: Path | None) -> bool:
+    """A module that failed to import still fails, in a new way: did the import get past the fix? Module-level
+    code runs top to bottom, so a new error raised on a line the fix did not write means the edited lines ran
+    (the next, unknown layer, e.g. pandas 3's next behaviour change); an error on an edited line means the
+    edit is wrong."""
+    where = (failure or {}).get("location") or {}
+    if root is None or not where.get("file") or not where.get("line"):
+        return False
+    written = {line.strip() for edit in item.edits for line in edit.after.splitlines() if line.strip()}
+    try:
+        path = Path(root, where["file"]) if not Path(where["file"]).is_absolute() else Path(where["file"])
+        text = path.read_text("utf-8", errors="replace").splitlines()[int(where["line"]) - 1]
+    except (OSError, IndexError, ValueError):
+        return False
+    return text.strip() not in written
+
+
 def judge(item: RemedyPlan, run: Run, after: dict[str, Any], baseline: Baseline, *, whole: bool,
-          neighbours: list[str]) -> tuple[bool, str, list[str]]:
+          neighbours: list[str], root: Path | None = None) -> tuple[bool, str, list[str]]:
     """(held, note, newly collected tests that fail) for the verification run of ``item``."""
     if run.tests == 0 and not run.results:
         return False, "no test ran (the affected tests were not found)", []
@@ -97,6 +117,8 @@ def judge(item: RemedyPlan, run: Run, after: dict[str, Any], baseline: Baseline,
     if real and not whole and not any(t in ran for t in real):
         return False, "none of the targeted tests ran", []
     wrong = [t for t in targeted if t in failing and t not in cause_of]
+    further = [t for t in wrong if is_module_id(failing[t].test_id) and _got_further(item, unknown.get(t), root)]
+    wrong = [t for t in wrong if t not in further]
     if wrong:
         first = unknown.get(wrong[0], {})
         what = f"{first.get('exception', '')}: {first.get('message', '')}".strip(": ")
@@ -120,12 +142,16 @@ def judge(item: RemedyPlan, run: Run, after: dict[str, Any], baseline: Baseline,
             regressions.append(result.test_id)
     if regressions:
         return False, f"{len(regressions)} test(s) that passed before now fail (first: {regressions[0]})", newly
-    next_layer = sorted({cause_of[t]["title"] for t in targeted if t in failing})
-    modules = [t for t, raw in zip(targeted, item.tests) if is_module_id(raw)]
+    next_layer = sorted({cause_of[t]["title"] for t in targeted if t in failing and t in cause_of})
+    modules = [t for t, raw in zip(targeted, item.tests) if is_module_id(raw) and t not in further]
     passing = [t for t in real if t in ran and t not in failing]
     gone = "; ".join(part for part in (
         f"{len(modules)} module(s) that failed to collect now collect" if modules else "",
         f"{len(passing)} targeted test(s) pass" if passing else "") if part) or "the targeted failures are gone"
+    if further:
+        first = unknown.get(further[0], {})
+        gone = (f"{len(further)} module(s) now import past the fixed lines and fail further on with an unknown "
+                f"next layer ({first.get('exception', '')}: {first.get('message', '')})")
     parts = [("the targeted tests now fail only with the next known cause: " + "; ".join(next_layer[:2]))
              if next_layer else gone]
     others = [t for t in failing if t not in targeted and failing[t].test_id not in newly]
