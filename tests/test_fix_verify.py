@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
-from kb.fix import Baseline, RemedyPlan, gate
+from kb.facts import Failure
+from kb.fix import Baseline, Edit, RemedyPlan, gate
 from kb.fix.targets import normal_id, resolve, without_selection
 from kb.fix.verify import judge
-from kb.models import Run, TestResult
+from kb.models import Frame, Run, TestResult
 
 
 def test_a_lower_case_test_class_is_found_by_collection_not_guessed() -> None:
@@ -116,23 +117,30 @@ def test_a_module_that_collected_before_and_no_longer_does_is_a_regression() -> 
     assert not held
 
 
-def test_a_module_that_imports_past_the_fix_and_fails_further_on_holds(tmp_path: Path) -> None:
-    """empyrical on pandas 3: freq='M' → 'ME' at module level, then the import fails later with KeyError: 0."""
-    from kb.fix import Edit
+def _failure(test: str, frames: list[tuple[str, int]], message: str = "boom") -> Failure:
+    return Failure(1, test, "call", "ValueError", message, tuple(Frame(f, n, "f") for f, n in frames), None, message,
+                   "")
 
+
+def test_a_new_failure_counts_against_the_fix_only_where_it_ran_the_fixed_lines(tmp_path: Path) -> None:
+    """getargspec's four-name unpacking raises on the edited line: the edit is wrong. empyrical on pandas 3:
+    freq='M' → 'ME', then the module fails further on (KeyError: 0): the next, unknown layer."""
     module = "tests/test_stats.py"
     (tmp_path / "tests").mkdir()
     (tmp_path / module).write_text("import pandas as pd\nidx = pd.date_range('2000', freq='ME')\nx = {}[0]\n")
     item = _item(tests=[module])
     item.edits = [Edit(module, 2, "idx = pd.date_range('2000', freq='M')", "idx = pd.date_range('2000', freq='ME')")]
     run = _run([module], {module: "x"})
+    after = _after({}, {module: "0"})
 
-    def after(line: int) -> dict[str, Any]:
-        doc = _after({}, {module: "0"})
-        doc["undiagnosed"][0].update(exception="KeyError", location={"file": module, "line": line})
-        return doc
+    def judged(failure: Failure) -> tuple[bool, str, list[str]]:
+        return judge(item, run, after, Baseline(), whole=False, neighbours=[], root=tmp_path,
+                     evidence={normal_id(module): failure})
 
-    held, note, _ = judge(item, run, after(3), Baseline(), whole=False, neighbours=[], root=tmp_path)
-    assert held and "1 module(s) now import past the fixed lines and fail further on" in note
-    held, note, _ = judge(item, run, after(2), Baseline(), whole=False, neighbours=[], root=tmp_path)
+    held, note, _ = judged(_failure(module, [(module, 3)]))
+    assert held and "1 targeted test(s) get past the fixed lines and fail further on" in note
+    held, note, _ = judged(_failure(module, [(module, 2), ("site-packages/pandas/core.py", 10)]))
     assert not held and "new way" in note
+    # no traceback (a pytest collection message): it counts against the fix when it names what the fix changed
+    assert judged(_failure(module, [], "in parametrize expected a sequence of values"))[0]
+    assert not judged(_failure(module, [], "invalid freq: ME"))[0]

@@ -7,20 +7,26 @@ test now fails in a new, unknown way (the edit is wrong), or when a test that pa
 targeted tests (matched to pytest's collected node ids, :mod:`kb.fix.targets`) and some passing
 neighbours; pins and test-configuration changes, and causes pytest cannot run by id, re-run the whole
 test command — and tests that were not collected before (a pin that makes a module importable) are
-reported apart from regressions: their failures are new knowledge, not damage. One refinement for
-modules that failed to import: when the import now gets past every line the fix wrote and fails further
-on in an unknown way, the fix holds (the edited lines ran; the next layer is reported) — an error on an
-edited line still rolls it back.
+reported apart from regressions: their failures are new knowledge, not damage.
+
+"A new, unknown way" means one the fix caused (:func:`implicated`): the failure's traceback runs a line
+the fix wrote, or, without a traceback, its message names what the fix changed. A targeted test that
+gets past the edited lines and fails further on has met the next, unknown layer the fix uncovered (the
+real cases have several: pandas 3's next change behind a fixed alias, a pytest-4 parametrize mark behind
+a fixed import); the fix holds and the note names that layer. The limit, by design: a wrong result that
+travels from an edited line and breaks code elsewhere looks like a next layer.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import FixError
+from ..facts import Failure, failures_from_run
 from ..models import Run
 from .sources import python_files
 from .targets import is_module_id, normal_id, resolve, without_selection
@@ -79,31 +85,52 @@ def verify(item: RemedyPlan, root: str | Path, store: Any, options: FixOptions) 
         return Verification(False, f"the test command wrote no report: {last}", scope=scope)
     run.add_environment(options.environment)
     after = diagnose_run(run, store, record=False, python=test_python(command), root=root)
-    held, note, newly = judge(item, run, after, options.baseline, whole=whole, neighbours=neighbours, root=root)
+    evidence = {normal_id(f.test): f for f in failures_from_run(run)}
+    held, note, newly = judge(item, run, after, options.baseline, whole=whole, neighbours=neighbours, root=root,
+                              evidence=evidence)
     how = f"re-ran the whole command: {run.tests} test(s)" if whole else f"re-ran {run.tests} test(s) by node id"
     return Verification(held, f"{note}; {how}", run, after, newly, scope)
 
 
-def _got_further(item: RemedyPlan, failure: dict[str, Any] | None, root: Path | None) -> bool:
-    """A module that failed to import still fails, in a new way: did the import get past the fix? Module-level
-    code runs top to bottom, so a new error raised on a line the fix did not write means the edited lines ran
-    (the next, unknown layer, e.g. pandas 3's next behaviour change); an error on an edited line means the
-    edit is wrong."""
-    where = (failure or {}).get("location") or {}
-    if root is None or not where.get("file") or not where.get("line"):
-        return False
+def _touched_names(item: RemedyPlan) -> set[str]:
+    """Identifiers the fix removed or added (``getargspec``, ``getfullargspec``)."""
+    before = {w for edit in item.edits for w in re.findall(r"[A-Za-z_]\w+", edit.before)}
+    after = {w for edit in item.edits for w in re.findall(r"[A-Za-z_]\w+", edit.after)}
+    return before ^ after
+
+
+def implicated(item: RemedyPlan, failure: Failure | None, root: Path | None) -> bool:
+    """Whether a new, unknown failure of a targeted test is the fix's doing: a frame of its traceback runs a
+    line the fix wrote (``args, varargs, kw, defaults = inspect.getfullargspec(f)`` raising "too many values
+    to unpack"), or — with no traceback to look at — its message names what the fix changed. Otherwise the
+    edited lines ran and the test failed further on: the next, unknown layer (pandas 3's next behaviour
+    change behind a fixed alias), which the fix uncovered and a later round or a person takes."""
+    if failure is None:
+        return True
+    if not failure.frames:
+        text = f"{failure.message}\n{failure.text}"
+        return any(re.search(rf"\b{re.escape(name)}\b", text) for name in _touched_names(item)) or not text.strip()
     written = {line.strip() for edit in item.edits for line in edit.after.splitlines() if line.strip()}
-    try:
-        path = Path(root, where["file"]) if not Path(where["file"]).is_absolute() else Path(where["file"])
-        text = path.read_text("utf-8", errors="replace").splitlines()[int(where["line"]) - 1]
-    except (OSError, IndexError, ValueError):
-        return False
-    return text.strip() not in written
+    paths = {edit.path for edit in item.edits}
+    for frame in failure.frames:
+        name = frame.file.replace("\\", "/")
+        rel = next((p for p in paths if name == p or name.endswith("/" + p) or p.endswith("/" + name)), None)
+        if rel is None or root is None or not frame.line:
+            continue
+        try:
+            text = Path(root, rel).read_text("utf-8", errors="replace").splitlines()[frame.line - 1]
+        except (OSError, IndexError):
+            return True
+        if text.strip() in written:
+            return True
+    return False
 
 
 def judge(item: RemedyPlan, run: Run, after: dict[str, Any], baseline: Baseline, *, whole: bool,
-          neighbours: list[str], root: Path | None = None) -> tuple[bool, str, list[str]]:
-    """(held, note, newly collected tests that fail) for the verification run of ``item``."""
+          neighbours: list[str], root: Path | None = None, evidence: dict[str, Failure] | None = None
+          ) -> tuple[bool, str, list[str]]:
+    """(held, note, newly collected tests that fail) for the verification run of ``item``; ``evidence``
+    holds the run's failures (frames, text) by normal test id."""
     if run.tests == 0 and not run.results:
         return False, "no test ran (the affected tests were not found)", []
     failing = {normal_id(r.test_id): r for r in run.results if r.outcome in ("failed", "error")}
@@ -117,7 +144,7 @@ def judge(item: RemedyPlan, run: Run, after: dict[str, Any], baseline: Baseline,
     if real and not whole and not any(t in ran for t in real):
         return False, "none of the targeted tests ran", []
     wrong = [t for t in targeted if t in failing and t not in cause_of]
-    further = [t for t in wrong if is_module_id(failing[t].test_id) and _got_further(item, unknown.get(t), root)]
+    further = [t for t in wrong if not implicated(item, (evidence or {}).get(t), root)]
     wrong = [t for t in wrong if t not in further]
     if wrong:
         first = unknown.get(wrong[0], {})
@@ -150,8 +177,8 @@ def judge(item: RemedyPlan, run: Run, after: dict[str, Any], baseline: Baseline,
         f"{len(passing)} targeted test(s) pass" if passing else "") if part) or "the targeted failures are gone"
     if further:
         first = unknown.get(further[0], {})
-        gone = (f"{len(further)} module(s) now import past the fixed lines and fail further on with an unknown "
-                f"next layer ({first.get('exception', '')}: {first.get('message', '')})")
+        gone = (f"{len(further)} targeted test(s) get past the fixed lines and fail further on with an unknown "
+                f"next layer ({first.get('exception', '')}: {first.get('message', '')})".replace("(: ", "("))
     parts = [("the targeted tests now fail only with the next known cause: " + "; ".join(next_layer[:2]))
              if next_layer else gone]
     others = [t for t in failing if t not in targeted and failing[t].test_id not in newly]
