@@ -111,13 +111,13 @@ def _pins_along(python: str, requirement: str) -> list[str]:
 
 def plan_pin(root: Path, requirement: str, *, python: str | None = None,
              test_command: Sequence[str] | None = None) -> PinPlan:
-    """Plan pinning ``requirement`` (``"numpy<2"``) in the project at ``root`` (the module docstring
+    """Plan pinning ``requirement`` (``"numpy<2"``; a bare name adds a missing dependency) in the project at ``root`` (the module docstring
     says where it goes); nothing is written. ``python`` is the tests' interpreter: with it, installed
     dependents the pin would break are pinned along, and an edited setup.py is run with it (without it:
     no dependents are looked at, and kb's own interpreter runs setup.py)."""
     parts = requirement_parts(requirement)
-    if parts is None or not parts[2]:
-        return PinPlan(refused=f"not a version constraint: {requirement!r}")
+    if parts is None:
+        return PinPlan(refused=f"not a requirement: {requirement!r}")
     files = Files(root)
     try:
         declared = merge_all(files, requirement)
