@@ -2,7 +2,7 @@
 ``positional-to-keyword``.
 
 A call matches a pack's ``callable`` by qualified name (any import spelling) or, when its receiver
-is not an import (``self.yaml.load``), by how its attribute chain ends (see codemods_core.refers_to).
+is not an import (``self.yaml.load``), by how its attribute chain ends (see core.refers_to).
 Arguments keep their layout: commas, line breaks and comments of the other arguments stay.
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Callable
 import libcst as cst
 from libcst.metadata import MetadataWrapper, QualifiedNameProvider
 
-from .codemods_core import Params, append_item, calls_match, codemod, drop_items
+from .core import Params, append_item, calls_match, codemod, drop_items
 
 __all__: list[str] = []
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import libcst as cst
 
-from .codemods_core import append_item, dotted
+from .core import append_item, dotted
 
 __all__ = ["requirement_lists", "edit_strings", "append_requirement"]
 

@@ -14,7 +14,7 @@ from libcst.codemod import CodemodContext
 from libcst.codemod.visitors import AddImportsVisitor
 from libcst.metadata import MetadataWrapper, QualifiedNameProvider
 
-from .codemods_core import (Params, canonical, codemod, dotted, dotted_expr, drop_items, imported_names, is_builtin,
+from .core import (Params, canonical, codemod, dotted, dotted_expr, drop_items, imported_names, is_builtin,
                             refers_to)
 
 __all__: list[str] = []

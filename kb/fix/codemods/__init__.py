@@ -1,10 +1,11 @@
 """Source edits as LibCST codemods: the fix templates that change Python code, quarantine marks and
 setup.py requirements.
 
-Each template is one registered function (``@codemod`` in ``codemods_names``, ``codemods_calls``,
-``codemods_tests``) that walks the concrete syntax tree, so aliases, attribute receivers and calls
+Each template is one registered function (``@codemod`` in ``names``, ``calls``,
+``methods``) that walks the concrete syntax tree, so aliases, attribute receivers and calls
 split over lines are found by construction, formatting and comments are kept, and strings and
-comments are never edited. This module is the public face; LibCST is imported only in this family.
+comments are never edited. This module is the public face; LibCST is imported only in this package
+(the one place kb rewrites Python source).
 
 Pack parameters are data from possibly shared packs: ``check_params`` admits names and plain
 literals only, never code.
@@ -20,9 +21,9 @@ from typing import Any
 
 import libcst as cst
 
-from ..errors import FixError
-from . import codemods_calls, codemods_names, codemods_setup, codemods_tests  # noqa: F401  (they register)
-from .codemods_core import REGISTRY
+from ...errors import FixError
+from . import calls, methods, names, setup_py  # noqa: F401  (they register)
+from .core import REGISTRY
 
 __all__ = ["CODEMODS", "needles", "check_params", "transform", "quarantine", "edit_setup_requirements",
            "add_setup_requirement"]
@@ -135,16 +136,16 @@ def quarantine(source: str, tests: Collection[str], until: str, reason: str) -> 
     module = _parse(source) if "def" in source else None
     if module is None:
         return source
-    return codemods_tests.quarantine(module, tests, until, reason).code
+    return methods.quarantine(module, tests, until, reason).code
 
 
 def edit_setup_requirements(source: str, edit: Callable[[str], str | None]) -> str:
     """setup.py with ``edit(text)`` applied to every requirement string given to setup() (see
-    codemods_setup); None from ``edit`` leaves a literal as it is. The quote style is kept."""
+    setup_py); None from ``edit`` leaves a literal as it is. The quote style is kept."""
     module = _parse(source)
     if module is None:
         return source
-    return codemods_setup.edit_strings(module, edit).code
+    return setup_py.edit_strings(module, edit).code
 
 
 def add_setup_requirement(source: str, requirement: str, *, keyword: str = "install_requires",
@@ -154,5 +155,5 @@ def add_setup_requirement(source: str, requirement: str, *, keyword: str = "inst
     module = _parse(source)
     if module is None:
         return None
-    changed = codemods_setup.append_requirement(module, requirement, "extras_require" if extra else keyword, extra)
+    changed = setup_py.append_requirement(module, requirement, "extras_require" if extra else keyword, extra)
     return None if changed is None else changed.code

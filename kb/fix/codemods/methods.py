@@ -10,7 +10,7 @@ import libcst as cst
 from libcst.codemod import CodemodContext
 from libcst.codemod.visitors import AddImportsVisitor
 
-from .codemods_core import Params, codemod
+from .core import Params, codemod
 
 __all__ = ["quarantine"]
 
