@@ -144,3 +144,15 @@ def test_a_new_failure_counts_against_the_fix_only_where_it_ran_the_fixed_lines(
     # no traceback (a pytest collection message): it counts against the fix when it names what the fix changed
     assert judged(_failure(module, [], "in parametrize expected a sequence of values"))[0]
     assert not judged(_failure(module, [], "invalid freq: ME"))[0]
+
+
+def test_a_known_cause_raised_on_a_line_the_fix_wrote_is_the_fixs_doing(tmp_path: Path) -> None:
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg/patch.py").write_text("from botocore.x import connection\nV = connection.HTTPSConnection\n")
+    item = _item(tests=[A])
+    item.edits = [Edit("pkg/patch.py", 1, "", "from botocore.x import connection")]
+    run = _run([A], {A: "x"})
+    failure = _failure(A, [("tests/test_m.py", 3), ("pkg/patch.py", 1)], "No module named 'botocore'")
+    held, note, _ = judge(item, run, _after({"missing-botocore": [A]}, {}), Baseline(), whole=False, neighbours=[],
+                          root=tmp_path, evidence={normal_id(A): failure})
+    assert not held and "fail on a line the fix wrote: title of missing-botocore" in note

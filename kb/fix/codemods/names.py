@@ -143,6 +143,11 @@ class _Rename(cst.CSTTransformer):
             else:
                 return updated  # the code spells less of the name than the edit needs
         if base is None:  # the whole chain is replaced: `np.float` → `float`, `imp.reload` → `importlib.reload`
+            spelled = (dotted(original) or "").split(".", 1)[0]
+            if canonical(spelled) != canonical(self.old.split(".", 1)[0]) and not is_builtin(added[0]):
+                # a local alias (`import botocore…urllib3.connectionpool as cpool` in a try block): where the
+                # new module must come from, and under which guard, is the code's to say
+                return updated
             self._import_for_head(original, added[0])
             return dotted_expr(".".join(added)).with_changes(lpar=updated.lpar, rpar=updated.rpar)
         if len(added) == 1 and is_builtin(added[0]) and shared == 0:
