@@ -1,5 +1,5 @@
 """Markers and filterwarnings entries added where pytest 9 reads its configuration
-(kb.pytestconfig.plan_setting), format-preserving; the edited files are read back by real pytest."""
+(kb.fix.test_config.plan_setting), format-preserving; the edited files are read back by real pytest."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kb.pytestconfig import config_file, plan_setting
+from kb.fix.test_config import config_file, plan_setting
 
 MARKER = "slow: registered by kb"
 
