@@ -45,7 +45,7 @@ def _prepare(corpus: Path, case: str, work: Path, reuse: bool) -> str | None:
     if not (work / "report.xml").exists():
         return " ".join(recipe.stderr.strip().splitlines()[-1:])
     shutil.copytree(work / "src", work / "src.orig", symlinks=True, dirs_exist_ok=True)
-    freeze = subprocess.run([str(work / "venv/bin/python"), "-m", "pip", "freeze", "--exclude-editable"],
+    freeze = subprocess.run([str(work / "venv/bin/python"), "-m", "pip", "freeze", "--all", "--exclude-editable"],
                             capture_output=True, text=True)
     (work / "venv.freeze").write_text(freeze.stdout)
     return None
