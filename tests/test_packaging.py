@@ -27,7 +27,8 @@ def test_wheel_contents(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     for expected in ("kb/cli.py", "kb/py.typed", "kb/engine/runner.py", "kb/schemas/diagnosis.schema.json",
                      "kb/schemas/rule-pack.schema.json", "kb/packs/python-core.yaml", "kb/fixes/__init__.py",
-                     "kb/fixes/golden.yaml", "kb/fixes/drop-kwarg.j2", "kb/schemas/log-record.schema.json",
+                     "kb/fixes/golden.yaml", "kb/fixes/filterwarnings.j2", "kb/schemas/log-record.schema.json",
+                     "kb/fix/transaction.py", "kb/fix/codemods/__init__.py", "kb/testenv.py",
                      "kb/packs/test-behaviour.yaml", "kb/pytest_plugin.py", "kb/packs/mined-python.json.gz",
                      "kb/knowledge/mine.py", "kb/owners.py"):
         assert expected in names

@@ -17,6 +17,7 @@ import ast
 import keyword
 import re
 from collections.abc import Callable, Collection, Mapping
+from functools import lru_cache
 from typing import Any
 
 import libcst as cst
@@ -24,6 +25,7 @@ import libcst as cst
 from ...errors import FixError
 from . import calls, methods, names, setup_py  # noqa: F401  (they register)
 from .core import REGISTRY
+from .prefilter import may_change
 
 __all__ = ["CODEMODS", "needles", "check_params", "transform", "quarantine", "edit_setup_requirements",
            "add_setup_requirement"]
@@ -107,7 +109,9 @@ def needles(template: str, params: Mapping[str, Any]) -> list[str]:
     return [n for n in REGISTRY[template].needles(params) if n]
 
 
+@lru_cache(maxsize=16)
 def _parse(source: str) -> cst.Module | None:
+    """The module of ``source`` (cached: every cause of a plan starts from the same original text)."""
     try:
         return cst.parse_module(source)
     except (cst.ParserSyntaxError, RecursionError, ValueError):
@@ -119,7 +123,7 @@ def transform(template: str, params: Mapping[str, Any], source: str) -> str:
     check_params(template, params)
     if template == "quarantine":
         raise FixError("fix template 'quarantine' is applied through kb.fix.codemods.quarantine(), not transform()")
-    if not all(needle in source for needle in needles(template, params)):
+    if not all(needle in source for needle in needles(template, params)) or not may_change(template, params, source):
         return source
     module = _parse(source)
     if module is None:

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper, QualifiedNameProvider
+from libcst.metadata import QualifiedNameProvider
 
-from .core import Params, append_item, calls_match, codemod, drop_items
+from .core import Params, append_item, calls_match, codemod, drop_items, wrapped
 
 __all__: list[str] = []
 
@@ -44,7 +44,7 @@ def _edit_calls(module: cst.Module, callable: str | None, edit: Callable[[cst.Ca
             METADATA_DEPENDENCIES = ()
 
         return module.visit(Plain(None, edit))
-    return MetadataWrapper(module, unsafe_skip_copy=True).visit(_Calls(callable, edit))
+    return wrapped(module).visit(_Calls(callable, edit))
 
 
 def _keyword(arg: cst.Arg) -> str | None:

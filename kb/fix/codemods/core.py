@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import libcst as cst
-from libcst.metadata import QualifiedName, QualifiedNameSource
+from libcst.metadata import MetadataWrapper, QualifiedName, QualifiedNameSource
 
 __all__ = ["Codemod", "REGISTRY", "codemod", "ALIASES", "spellings", "canonical", "dotted", "tail", "refers_to",
            "imported_names", "dotted_expr", "drop_items", "append_item", "calls_match", "is_builtin"]
@@ -186,3 +186,20 @@ def append_item(items: Sequence[T], item: T, opening: cst.BaseParenthesizableWhi
         item = item.with_changes(whitespace_after_arg=last.whitespace_after_arg)
         changes["whitespace_after_arg"] = cst.SimpleWhitespace("")
     return [*items[:-1], last.with_changes(**changes), item]
+
+
+#: the last modules' metadata (scope analysis is most of a codemod's cost): the causes of one plan are each
+#: planned on the same original source, so its parse and metadata serve them all
+_WRAPPERS: dict[int, tuple[cst.Module, MetadataWrapper]] = {}
+
+
+def wrapped(module: cst.Module) -> MetadataWrapper:
+    """A metadata wrapper of ``module`` itself (no copy), shared by the codemods that visit it."""
+    hit = _WRAPPERS.get(id(module))
+    if hit is not None and hit[0] is module:
+        return hit[1]
+    if len(_WRAPPERS) >= 16:
+        _WRAPPERS.clear()
+    wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
+    _WRAPPERS[id(module)] = (module, wrapper)
+    return wrapper

@@ -12,9 +12,9 @@ from typing import Any
 import libcst as cst
 from libcst.codemod import CodemodContext
 from libcst.codemod.visitors import AddImportsVisitor
-from libcst.metadata import MetadataWrapper, QualifiedNameProvider
+from libcst.metadata import QualifiedNameProvider
 
-from .core import (Params, canonical, codemod, dotted, dotted_expr, drop_items, imported_names, is_builtin,
+from .core import (Params, canonical, codemod, dotted, dotted_expr, drop_items, imported_names, is_builtin, wrapped,
                             refers_to)
 
 __all__: list[str] = []
@@ -68,8 +68,10 @@ class _Rename(cst.CSTTransformer):
         for alias in names:
             if isinstance(alias.name, cst.Name) and alias.name.value == self.old:
                 if not alias.asname and have_new:  # `from m import new, old` → `from m import new`
+                    self.renamed.add(original)
                     continue
                 alias = alias.with_changes(name=cst.Name(self.new))
+                self.renamed.add(original)
             out.append(alias)
         if len(out) < len(names):
             out[-1] = out[-1].with_changes(comma=names[-1].comma)
@@ -205,10 +207,12 @@ def _strip(node: cst.Attribute, levels: int) -> cst.BaseExpression:
 def _rename(module: cst.Module, old: str, new: str, *, absolute: bool = False, arity: int | None = None,
             owner: str | None = None) -> cst.Module:
     context = CodemodContext()
-    wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
-    changed = wrapper.visit(_Rename(context, old, new, absolute=absolute, arity=arity, owner=owner))
-    if changed.deep_equals(module):
+    renamer = _Rename(context, old, new, absolute=absolute, arity=arity, owner=owner)
+    changed = wrapped(module).visit(renamer)
+    if not renamer.renamed:
         return module
+    if not context.scratch.get(AddImportsVisitor.CONTEXT_KEY):
+        return changed  # no import to add: skip a second pass over the tree
     return AddImportsVisitor(context).transform_module(changed)
 
 
