@@ -148,7 +148,7 @@ def _show_events(events: Any, patches: list[str]) -> dict[str, int]:
             counts[outcome.verdict] = counts.get(outcome.verdict, 0) + 1
             click.echo(f"   {outcome.verdict}: {outcome.note} "
                        f"(fix {outcome.fix_id}; undo with kb undo {outcome.fix_id})")
-        else:
+        elif event.kind != "nothing":  # "nothing to fix" is the closing line's to say
             click.echo(event.note)
     return counts
 
