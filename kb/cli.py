@@ -47,6 +47,9 @@ def _db_option(func: Any) -> Any:
 @_debug_option
 def cli() -> None:
     """kb: says why tests fail — root causes with confidence and evidence — and how to fix them."""
+    project = _project_of(Path.cwd().resolve())
+    if project is not None:  # an interrupted fix or undo is finished before anything else
+        _recover(project)
 
 
 @cli.command()
@@ -194,11 +197,22 @@ def _options(root: str, test_command: list[str] | None, *, apply: bool, yes: boo
     return options
 
 
-def _recover(root: str) -> None:
-    from .journal import Journal
+def _recover(root: str | Path) -> None:
+    """Finish what a killed kb left in the project at ``root`` (every command does this first)."""
+    from .fix.transaction import recover
 
-    for entry in Journal(root).recover():
-        click.echo(f"recovered: fix {entry.id} was interrupted while applying; its files were restored")
+    for entry in recover(root):
+        was = entry.history[-2][0] if len(entry.history) > 1 else "applying"
+        done = "the undo was completed" if entry.state == "undone" else "its files were restored"
+        click.echo(f"recovered: fix {entry.id} was interrupted ({was}); {done}", err=True)
+
+
+def _project_of(start: Path) -> Path | None:
+    """The nearest folder upward from ``start`` that has a kb journal (the project kb last changed)."""
+    for folder in (start, *start.parents):
+        if (folder / ".kb" / "journal").is_dir():
+            return folder
+    return None
 
 
 @cli.command()
@@ -358,6 +372,7 @@ def run(command: tuple[str, ...], root: str, report_path: str | None, repeat: in
     the command cannot run, hangs past --timeout, or writes no report, kb says so in one line,
     records the run, and exits 1.
     """
+    _recover(root)
     from .orchestrate import run_suite
     from .testenv import environment, test_python
     from .report import render
@@ -423,6 +438,7 @@ def isolate(node_id: str, command: tuple[str, ...], root: str, repeat: int, max_
     COMMAND (after --) is the pytest command, default this Python's -m pytest. Prints the
     verdict, the polluters or the setup it depends on, the runs used and a minimal reproducer.
     """
+    _recover(root)
     import shlex
 
     from .diagnose import diagnose_run
@@ -491,6 +507,7 @@ def history(root: str) -> None:
     """List the fixes kb made in this project and what became of them."""
     from .journal import Journal
 
+    _recover(root)
     entries = Journal(root).entries()
     if not entries:
         click.echo("no fixes recorded")

@@ -5,17 +5,25 @@ Layout under the project's ``.kb/``::
     journal/<id>.json     what will change: files, sha256 before/after, state
     backups/<id>/<path>   the bytes of every file before the change
 
-A fix moves through states ``applying`` → ``applied`` → ``verified`` | ``rolled back`` |
-``failed``; ``kb undo`` marks it ``undone``. A journal left in ``applying`` means kb was killed
-mid-write: :func:`recover` restores the backups of every such fix at the next start, so no file
-stays half-changed. All writes are atomic (temp file + fsync + ``os.replace``).
+A fix moves through states ``applying`` → ``applied`` → ``verified`` | ``plausible`` | ``rolled back``;
+``kb undo`` moves it through ``undoing`` to ``undone``. The process changing a project holds the
+journal's lock (``.kb/journal.lock``, an advisory ``flock`` the kernel drops when the process dies) from
+the journal entry to the verdict. :meth:`Journal.recover` — which every kb command runs first — takes
+that lock without waiting; when it gets it, nobody is mid-change, so an entry left in ``applying`` or
+``applied`` (killed while writing, installing or verifying) is rolled back, one left in ``undoing`` is
+undone to the end, and the temp files a kill left next to the project's files and in ``.kb`` are
+removed. All writes are atomic (temp file + fsync + ``os.replace``). ``.kb`` and its folders must be
+real directories inside the root: kb refuses to write through a symlink.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import secrets
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,7 +34,9 @@ from .safeio import write_bytes_atomic
 
 __all__ = ["FileChange", "Entry", "Journal", "sha256"]
 
-STATES = ("applying", "applied", "verified", "plausible", "failed", "rolled back", "undone")
+STATES = ("applying", "applied", "verified", "plausible", "failed", "rolled back", "undoing", "undone")
+#: states that only a running kb process may be in: found without the lock holder, they were interrupted
+INTERRUPTED = ("applying", "applied", "undoing")
 
 
 def sha256(data: bytes) -> str:
@@ -76,6 +86,31 @@ class Journal:
         self.folder = self.root / ".kb" / "journal"
         self.backups = self.root / ".kb" / "backups"
 
+    def _check_dirs(self) -> None:
+        """``.kb`` and its journal folders are real directories (never symlinks) inside the root."""
+        for folder in (self.root / ".kb", self.folder, self.backups):
+            if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+                raise FixError(f"{folder}: not a real directory inside the project (a symlink or a file); "
+                               f"kb writes its journal and backups only inside {self.root}")
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the project's journal lock (FixError at once when another kb process holds it)."""
+        import fcntl
+
+        self._check_dirs()
+        (self.root / ".kb").mkdir(exist_ok=True)
+        fd = os.open(self.root / ".kb" / "journal.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise FixError(f"{self.root}: another kb process is changing this project; "
+                               f"try again when it is done") from None
+            yield
+        finally:
+            os.close(fd)
+
     def _path(self, fix_id: str) -> Path:
         if not fix_id.replace("-", "").isalnum():
             raise FixError(f"{fix_id}: not a fix id")
@@ -89,6 +124,7 @@ class Journal:
         return path
 
     def save(self, entry: Entry) -> None:
+        self._check_dirs()
         self.folder.mkdir(parents=True, exist_ok=True)
         write_bytes_atomic(self._path(entry.id), json.dumps(asdict(entry), indent=1).encode("utf-8"))
 
@@ -126,6 +162,7 @@ class Journal:
         return entry
 
     def _backup(self, fix_id: str, rel: str) -> Path:
+        self._check_dirs()
         path = self.backups / fix_id / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
@@ -156,7 +193,8 @@ class Journal:
         return restored
 
     def undo(self, fix_id: str, *, force: bool = False) -> list[str]:
-        """Restore every byte of a recorded fix (refuses files changed since, unless ``force``)."""
+        """Restore every byte of a recorded fix (refuses files changed since, unless ``force``); the entry
+        is ``undoing`` while files are restored, so a kill in between is finished by :meth:`recover`."""
         entry = self.load(fix_id)
         if entry.state in ("rolled back", "undone"):
             raise FixError(f"fix {fix_id} is already {entry.state}")
@@ -166,19 +204,39 @@ class Journal:
                 current = sha256(target.read_bytes()) if target.exists() else ""
                 if current not in (change.after, change.before):
                     raise FixError(f"{change.path} changed since fix {fix_id}; use --force to restore it anyway")
+        self.set_state(entry, "undoing")
         return self.restore(entry, "undone")
 
     def recover(self) -> list[Entry]:
-        """Roll back every fix that a crash left half-applied, and drop its stray temp files."""
+        """Finish what a killed kb left (see the module docstring): returns the entries recovered, each with
+        the state it was found in as ``entry.history[-2][0]``. Nothing is done while another kb process holds
+        the lock (it is mid-change, not dead)."""
+        if not self.folder.is_dir():
+            return []
+        try:
+            with self.lock():
+                return self._recover()
+        except FixError:
+            return []
+
+    def _recover(self) -> list[Entry]:
         recovered = []
         for entry in self.entries():
-            if entry.state == "applying":
-                self.restore(entry, "rolled back", "recovered after an interrupted apply")
-                for change in entry.files:
-                    target = self._target(change.path)
-                    for stray in target.parent.glob(f".{target.name}.*.tmp"):
-                        stray.unlink(missing_ok=True)
+            if entry.state in INTERRUPTED:
+                if entry.state == "undoing":
+                    self.restore(entry, "undone", "recovered: the undo was interrupted and is now complete")
+                else:
+                    self.restore(entry, "rolled back", "recovered: interrupted before it was verified"
+                                 if entry.state == "applied" else "recovered after an interrupted apply")
                 recovered.append(entry)
+            for change in entry.files:
+                target = self._target(change.path)
+                for stray in target.parent.glob(f".{target.name}.*.tmp"):
+                    stray.unlink(missing_ok=True)
+        for folder in (self.folder, self.backups):
+            for stray in folder.rglob(".*.tmp") if folder.is_dir() else []:
+                if not stray.is_symlink():
+                    stray.unlink(missing_ok=True)
         return recovered
 
     def backup_bytes(self, fix_id: str, rel: str) -> bytes | None:

@@ -20,9 +20,9 @@ from .gate import gate
 from .plan import plan_fix
 from .rounds import HealRound, baseline_of, fix_rounds, heal
 from .sources import SKIP_DIRS, silences, unified_diff
-from .transaction import apply_fix, restore_environment, undo_fix
+from .transaction import apply_fix, recover, restore_environment, undo_fix
 from .types import Baseline, Edit, Event, FixOptions, FixPlan, Outcome, Planned, RemedyPlan
 
 __all__ = ["Edit", "Planned", "RemedyPlan", "FixPlan", "Outcome", "FixOptions", "Event", "Baseline", "HealRound",
-           "plan_fix", "gate", "apply_fix", "fix_rounds", "heal", "baseline_of", "undo_fix", "restore_environment",
+           "plan_fix", "gate", "apply_fix", "fix_rounds", "heal", "baseline_of", "undo_fix", "recover", "restore_environment",
            "silences", "unified_diff", "SKIP_DIRS"]

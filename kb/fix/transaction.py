@@ -13,7 +13,7 @@ from typing import Any
 from ..errors import FixError
 from .types import FixOptions, Outcome, RemedyPlan
 
-__all__ = ["apply_fix", "undo_fix", "restore_environment", "PACKAGING_FILES"]
+__all__ = ["apply_fix", "undo_fix", "restore_environment", "recover", "PACKAGING_FILES"]
 
 #: files whose edit must leave the project able to build its metadata
 PACKAGING_FILES = ("setup.py", "setup.cfg", "pyproject.toml")
@@ -21,15 +21,21 @@ PACKAGING_FILES = ("setup.py", "setup.cfg", "pyproject.toml")
 
 def apply_fix(item: RemedyPlan, root: str | Path, store: Any, options: FixOptions | None = None) -> Outcome:
     """Apply one planned remedy (see the module docstring); the verdict is ``verified`` (proven),
-    ``plausible`` (only with ``options.verify`` off) or ``rolled back``."""
+    ``plausible`` (only with ``options.verify`` off) or ``rolled back``. The project's journal lock is held
+    from the journal entry to the verdict, so a kill anywhere in between is recovered at the next start."""
     from ..journal import Journal
-    from ..testenv import test_python
-    from .verify import verify
 
-    options = options or FixOptions()
     if item.remedy is None or not (item.changes or item.install):
         raise FixError(f"nothing planned for {item.title}")
     journal = Journal(root)
+    with journal.lock():
+        return _apply(item, root, store, options or FixOptions(), journal)
+
+
+def _apply(item: RemedyPlan, root: str | Path, store: Any, options: FixOptions, journal: Any) -> Outcome:
+    from ..testenv import test_python
+    from .verify import verify
+
     for rel, (old, _new) in item.changes.items():
         if journal._target(rel).read_bytes() != old:
             raise FixError(f"{rel} changed since the fix was planned; plan again")
@@ -125,7 +131,12 @@ def undo_fix(root: str | Path, store: Any, fix_id: str | None = None, *, force: 
     from ..journal import Journal
 
     journal = Journal(root)
-    journal.recover()
+    recover(root)
+    with journal.lock():
+        return _undo(journal, store, fix_id, force)
+
+
+def _undo(journal: Any, store: Any, fix_id: str | None, force: bool) -> tuple[str, list[str]]:
     if fix_id is None:
         live = [e for e in journal.entries() if e.state in ("applied", "verified", "plausible")]
         if not live:
@@ -136,3 +147,15 @@ def undo_fix(root: str | Path, store: Any, fix_id: str | None = None, *, force: 
     restore_environment(entry)
     store.record_outcome(entry.cause, entry.rule, "undone", {"fix": fix_id, "title": entry.title})
     return fix_id, restored
+
+
+def recover(root: str | Path) -> list[Any]:
+    """Finish what a killed kb left in this project (:meth:`kb.journal.Journal.recover`), and put back the
+    installed versions of a pin that was interrupted before its verdict. Returns the entries recovered."""
+    from ..journal import Journal
+
+    recovered = Journal(root).recover()
+    for entry in recovered:
+        if getattr(entry, "env", None):
+            restore_environment(entry)
+    return recovered
