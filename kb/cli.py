@@ -19,6 +19,7 @@ import click
 
 from . import __version__
 from .errors import KbError
+from .terminal import one_line, safe_text
 
 __all__ = ["main", "cli"]
 
@@ -128,10 +129,10 @@ def _show_events(events: Any, patches: list[str]) -> dict[str, int]:
         item = event.item
         if event.kind == "plan":
             number += 1
-            click.echo(f"{number}. {item.title}  (confidence {item.confidence:.2f})")
+            click.echo(safe_text(f"{number}. {item.title}  (confidence {item.confidence:.2f})"))
             if item.remedy is None:
                 counts["not planned"] += 1
-                click.echo(f"   not planned: {item.skipped}")
+                click.echo(safe_text(f"   not planned: {item.skipped}"))
                 continue
             counts["planned"] += 1
             remedy = item.remedy
@@ -145,14 +146,14 @@ def _show_events(events: Any, patches: list[str]) -> dict[str, int]:
             patches.append(item.diff)
         elif event.kind in ("refused", "declined"):
             counts["not applied"] += 1
-            click.echo(f"   not applied: {event.note}" if event.kind == "refused" else "   skipped")
+            click.echo(safe_text(f"   not applied: {event.note}") if event.kind == "refused" else "   skipped")
         elif event.kind == "outcome":
             outcome = event.outcome
             counts[outcome.verdict] = counts.get(outcome.verdict, 0) + 1
-            click.echo(f"   {outcome.verdict}: {outcome.note} "
-                       f"(fix {outcome.fix_id}; undo with kb undo {outcome.fix_id})")
+            click.echo(safe_text(f"   {outcome.verdict}: {outcome.note} "
+                                 f"(fix {outcome.fix_id}; undo with kb undo {outcome.fix_id})"))
         elif event.kind != "nothing":  # "nothing to fix" is the closing line's to say
-            click.echo(event.note)
+            click.echo(safe_text(event.note))
     return counts
 
 
@@ -973,6 +974,7 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("kb: aborted", err=True)
         sys.exit(1)
     except click.ClickException as exc:
+        exc.message = one_line(exc.message)
         exc.show()
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
@@ -980,7 +982,7 @@ def main(argv: list[str] | None = None) -> None:
     except KbError as exc:
         if _State.debug:
             traceback.print_exc()
-        click.echo(f"kb: error: {exc}", err=True)
+        click.echo(f"kb: error: {one_line(str(exc))}", err=True)
         sys.exit(1)
     except BrokenPipeError:
         sys.exit(1)
@@ -990,6 +992,6 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # a bug in kb: still one line unless --debug
         if _State.debug:
             traceback.print_exc()
-        click.echo(f"kb: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
-                   err=True)
+        click.echo(f"kb: internal error: {type(exc).__name__}: {one_line(str(exc))} (run with --debug for the "
+                   f"traceback)", err=True)
         sys.exit(1)

@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ..terminal import safe_text
+
 __all__ = ["renderer", "render", "formats"]
 
 Renderer = Callable[[dict[str, Any]], str]
@@ -27,7 +29,10 @@ def formats() -> list[str]:
 
 
 def render(doc: dict[str, Any], name: str) -> str:
-    return _RENDERERS[name](doc)
+    """The report in format ``name``; text for people (not JSON, which escapes by itself) has every control
+    character escaped (:func:`kb.terminal.safe_text`): report content is shown, never obeyed by a terminal."""
+    out = _RENDERERS[name](doc)
+    return out if name == "json" else safe_text(out)
 
 
 # the built-in renderers register themselves on import
