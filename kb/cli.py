@@ -10,6 +10,7 @@ command's own status unless ``--fail-on`` says otherwise.
 from __future__ import annotations
 
 import os
+import sqlite3
 import sys
 import traceback
 from pathlib import Path
@@ -555,9 +556,12 @@ def db_check(db: str | None) -> None:
     """Verify the knowledge base: integrity, schema version, every stored document."""
     from .store import open_store
 
-    with open_store(db) as store:
+    with open_store(db, strict=False) as store:
         problems = store.check()
-        counts = store.counts()
+        try:
+            counts = store.counts()
+        except sqlite3.DatabaseError:
+            counts = {}
         version = store.user_version
     click.echo(f"{store.path}: schema {version}, " + ", ".join(f"{v} {k}" for k, v in counts.items()))
     if problems:
@@ -983,6 +987,13 @@ def main(argv: list[str] | None = None) -> None:
         if _State.debug:
             traceback.print_exc()
         click.echo(f"kb: error: {one_line(str(exc))}", err=True)
+        sys.exit(1)
+    except sqlite3.DatabaseError as exc:  # a page that cannot be read surfaced after the KB was opened
+        from .store import OPENED
+
+        where = f"{OPENED[-1]}: " if OPENED else ""
+        click.echo(f"kb: error: {where}the knowledge base is damaged or unreadable: {one_line(str(exc))} "
+                   f"(kb db check lists the problems)", err=True)
         sys.exit(1)
     except BrokenPipeError:
         sys.exit(1)

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -212,8 +213,11 @@ def _now() -> str:
 class Store:
     """An open knowledge base. Implements the engine's ``Knowledge`` protocol."""
 
-    def __init__(self, path: str | Path, *, seed: bool = True) -> None:
+    def __init__(self, path: str | Path, *, seed: bool = True, strict: bool = True) -> None:
+        """Open (create, migrate, seed) the KB at ``path``. ``strict``: refuse a KB whose tables are not all
+        there (``kb db check`` opens with ``strict=False`` to list what is wrong instead)."""
         self.path = Path(path)
+        OPENED.append(self.path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S)
@@ -225,7 +229,11 @@ class Store:
             conn.execute("PRAGMA foreign_keys = ON")
             self._enable_wal()
             self.migrate()
-            if seed:
+            missing = self.missing_tables()
+            if missing and strict:
+                raise StoreError(f"{self.path}: the knowledge base is damaged: table(s) {', '.join(missing)} are "
+                                 f"missing (kb db check lists what is wrong; delete the file to start afresh)")
+            if seed and not missing:
                 self.seed_builtin()
         except sqlite3.DatabaseError as exc:
             conn.close()
@@ -477,9 +485,26 @@ class Store:
             "SELECT doc FROM diagnoses WHERE run_id = ? ORDER BY rank", [row[0]]).fetchall()]
         return {"run_id": row[0], "sources": json.loads(row[1]), "root_causes": docs}
 
+    def missing_tables(self) -> list[str]:
+        """Tables the schema has that this file lacks (a table dropped by hand would otherwise be re-created
+        by the first insert, without its keys)."""
+        if self.user_version != SCHEMA_VERSION:
+            return []
+        have = set(self.db.table_names())
+        return [name for name in _schema_tables() if name not in have]
+
     def check(self) -> list[str]:
-        """Problems found in this KB (empty: healthy): integrity, schema version, documents."""
-        problems: list[str] = []
+        """Problems found in this KB (empty: healthy): integrity, schema version, missing tables, documents.
+        A damaged file gives its problems as a list, not an exception."""
+        try:
+            return self._check()
+        except sqlite3.DatabaseError as exc:
+            return [f"the file cannot be read to the end: {exc}"]
+
+    def _check(self) -> list[str]:
+        problems: list[str] = [f"table {name} is missing" for name in self.missing_tables()]
+        if problems:
+            return problems
         result = self.db.execute("PRAGMA integrity_check").fetchone()[0]
         if result != "ok":
             problems.append(f"integrity_check: {result}")
@@ -568,5 +593,18 @@ def user_packs(folder: Path) -> list[tuple[str, bytes]]:
     return found
 
 
-def open_store(db: str | Path | None = None) -> Store:
-    return Store(Path(db) if db else find_db())
+def open_store(db: str | Path | None = None, *, strict: bool = True) -> Store:
+    return Store(Path(db) if db else find_db(), strict=strict)
+
+
+#: every KB file opened in this process (an unreadable page may surface later: the CLI names the file)
+OPENED: list[Path] = []
+
+
+@lru_cache(maxsize=1)
+def _schema_tables() -> tuple[str, ...]:
+    """The tables every migration together creates (read from a scratch in-memory database)."""
+    scratch = sqlite_utils.Database(memory=True)
+    for migration in MIGRATIONS:
+        migration(scratch)
+    return tuple(sorted(scratch.table_names()))
