@@ -46,6 +46,9 @@ def find_db(start: Path | None = None) -> Path:
     here = (start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
         if (folder / KB_DIR).is_dir():
+            if (folder / KB_DIR).is_symlink():  # kb's own writes would land outside the project
+                raise StoreError(f"{folder / KB_DIR}: a symlink; kb keeps its knowledge base only in a real "
+                                 f"directory inside the project (or name one with --db / KB_DB)")
             return folder / KB_DIR / DB_NAME
     return here / KB_DIR / DB_NAME
 

@@ -156,3 +156,25 @@ def test_a_known_cause_raised_on_a_line_the_fix_wrote_is_the_fixs_doing(tmp_path
     held, note, _ = judge(item, run, _after({"missing-botocore": [A]}, {}), Baseline(), whole=False, neighbours=[],
                           root=tmp_path, evidence={normal_id(A): failure})
     assert not held and "fail on a line the fix wrote: title of missing-botocore" in note
+
+
+def test_report_ids_outside_the_root_are_never_run(tmp_path: Path) -> None:
+    """A report naming ../outside/x.py or an absolute path cannot make verification import it."""
+    targets = resolve(["../outside/test_x.py", "/etc/test_y.py", "../outside/test_x.py::test_a"],
+                      ["tests/test_a.py::test_a"], {"tests/test_a.py"})
+    assert targets.run == [] and targets.whole  # only the project's own command runs
+
+
+def test_a_symlinked_kb_folder_is_refused(tmp_path: Path) -> None:
+    from kb.errors import FixError
+    from kb.journal import Journal
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    root = tmp_path / "proj"
+    root.mkdir()
+    (root / ".kb").symlink_to(outside, target_is_directory=True)
+    journal = Journal(root)
+    with pytest.raises(FixError, match="not a real directory inside the project"):
+        journal.begin(cause="c", rule="r", title="t", remedy={}, diff="", changes={"m.py": (b"", b"x")})
+    assert not any(outside.iterdir())
