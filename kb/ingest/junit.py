@@ -8,6 +8,11 @@ skipped; Surefire ``rerun*`` without a primary result count as that result, ``fl
 as passed; ``status=``/``result=`` attributes only when there is no result child.
 ``<error>``/``<failure>`` directly under a ``<testsuite>`` are surfaced as suite-level
 results (phase "suite"), not counted as tests.
+
+Bounded: elements kb does not read (``system-out``, ``properties``, a second ``<failure>`` of a
+testcase...) are dropped as soon as they end, so no element grows without end; libxml2's own limits
+(no ``huge_tree``) bound text, names and depth; ids and texts count against :class:`kb.ingest.Budget`.
+A syntax error is one line: libxml2's first message line, control characters escaped.
 """
 
 from __future__ import annotations
@@ -21,15 +26,16 @@ from lxml import etree
 
 from ..errors import ReportError
 from ..models import Run, TestResult
-from . import reader
+from . import Budget, bounded, one_line, reader
 
 __all__ = ["read_junit"]
 
 JUNIT_ROOTS = {"testsuites", "testsuite", "testrun"}
 #: related formats kb has no reader for yet: refused as "unsupported format"
 OTHER_REPORT_ROOTS = {"assemblies", "test-results", "test-run", "TestRun", "Site", "testResults"}
-#: text kept per failure: head and tail of longer bodies
-TEXT_LIMIT = 64 * 1024
+#: the children of a testcase kb reads (the first of each tag); any other element is dropped when it ends
+_KEPT_CHILDREN = {"error", "failure", "rerunFailure", "rerunError", "skipped", "skip", "flakyFailure", "flakyError"}
+_ROOTS_AND_CASES = JUNIT_ROOTS | {"testcase"}
 _SKIP_STATUS = {"notrun", "disabled", "skipped", "skip", "ignored"}
 _FAIL_STATUS = {"failed", "fail", "failure"}
 _ERROR_STATUS = {"error", "errored"}
@@ -49,13 +55,6 @@ def _local(tag: object) -> str:
     if not isinstance(tag, str):
         return ""  # comments, processing instructions
     return tag.rsplit("}", 1)[-1] if tag.startswith("{") else tag
-
-
-def _bounded(text: str) -> str:
-    if len(text) <= TEXT_LIMIT:
-        return text
-    half = TEXT_LIMIT // 2
-    return text[:half] + "\n[... kb cut the middle of a long report body ...]\n" + text[-half:]
 
 
 def _source(data: BinaryIO, name: str) -> BinaryIO | bytes:
@@ -89,12 +88,14 @@ class _Reader:
         self.name = name
         self.run = Run(format="junit")
         self.pytest = False
+        self.budget = Budget(name)
 
     def testcase(self, el: etree._Element) -> None:
         run = self.run
         classname = el.get("classname") or el.get("class") or ""
         name = el.get("name") or ""
         test_id = _pytest_id(classname, name) if self.pytest else (f"{classname}::{name}" if classname else name)
+        self.budget.test(test_id)
         run.tests += 1
         run.order.append(test_id)
         children: dict[str, etree._Element] = {}
@@ -167,9 +168,11 @@ class _Reader:
             found = _PY_VERSION.search(text)
             if found:
                 self.run.environment["python"] = found.group(1)
+        message, type_, text = bounded(message), bounded(type_, 1024), bounded(text)
+        self.budget.result(message, type_, text)
         return TestResult(
             test_id=test_id, outcome=outcome, phase=phase, classname=classname, name=name,
-            message=message, type=type_, text=_bounded(text),
+            message=message, type=type_, text=text,
             file=owner.get("file") if owner is not None else None,
             line=int(line) if line and line.isdigit() else None, time=time, source=self.name,
         )
@@ -201,9 +204,7 @@ def read_junit(data: BinaryIO, name: str) -> Run:
         source = io.BytesIO(source)
     # only the elements kb reads are reported; the first "start" is the root, checked before anything else
     events = etree.iterparse(
-        source, events=("start", "end"), tag=("{*}testsuites", "{*}testsuite", "{*}testrun", "{*}testcase",
-                                               "{*}error", "{*}failure"),
-        resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
+        source, events=("start", "end"), resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
         remove_comments=True, remove_pis=True,
     )
     checked = False
@@ -214,32 +215,62 @@ def read_junit(data: BinaryIO, name: str) -> Run:
                 root = el.getroottree().getroot()
                 _check_root(root, name)
                 state.pytest = (root.get("name") or "") in ("pytest tests", "pytest")
+            tag = _local(el.tag)
             if event == "start":
-                if not state.pytest and _local(el.tag) == "testsuite" and el.get("name") == "pytest":
+                if not state.pytest and tag == "testsuite" and el.get("name") == "pytest":
                     state.pytest = True
                 continue
-            tag = _local(el.tag)
             if tag == "testcase":
                 state.testcase(el)
                 _release(el)
-            elif tag in ("error", "failure"):
-                parent = el.getparent()
-                if parent is not None and _local(parent.tag) == "testsuite":
-                    state.suite_level(el, parent)
-                    _release(el)
             elif tag == "testsuite":
                 _release(el)
+            elif tag not in _ROOTS_AND_CASES:
+                parent = el.getparent()
+                above = _local(parent.tag) if parent is not None else ""
+                if above == "testsuite" and tag in ("error", "failure"):
+                    state.suite_level(el, parent)
+                    _release(el)
+                elif not _wanted(el, tag, above, parent):
+                    el.clear(keep_tail=False)
+                    if parent is not None:
+                        parent.remove(el)
         if not checked:  # well-formed, but none of the elements a test report has
             root = events.root
             if root is None:
                 raise ReportError(name, "no XML document found")
             _check_root(root, name)
     except etree.XMLSyntaxError as exc:
-        reason = str(exc.msg if hasattr(exc, "msg") and exc.msg else exc)
-        raise ReportError(name, f"not well-formed XML: {reason}") from None
+        raise ReportError(name, f"not well-formed XML: {_syntax(exc)}") from None
     except (UnicodeDecodeError, LookupError) as exc:
-        raise ReportError(name, f"cannot decode: {exc}") from None
+        raise ReportError(name, f"cannot decode: {one_line(str(exc))}") from None
     return state.run
+
+
+def _wanted(el: etree._Element, tag: str, above: str, parent: etree._Element | None) -> bool:
+    """Whether an element that just ended is one kb reads: the first child of a testcase of each tag
+    in ``_KEPT_CHILDREN``, and the first ``stackTrace`` of such a child."""
+    if parent is None:
+        return False
+    # the parser runs ahead of the events: later siblings may be in the tree already, earlier ones
+    # were decided on when they ended
+    if above == "testcase":
+        return tag in _KEPT_CHILDREN and not any(_local(c.tag) == tag for c in el.itersiblings(preceding=True))
+    if tag == "stackTrace" and above in _KEPT_CHILDREN:
+        grand = parent.getparent()
+        return grand is not None and _local(grand.tag) == "testcase" and not any(
+            _local(c.tag) == tag for c in el.itersiblings(preceding=True))
+    return False
+
+
+def _syntax(exc: etree.XMLSyntaxError) -> str:
+    """libxml2's message in one line: its first line only (a message may go on to echo report text,
+    e.g. an unfinished CDATA section's content), escaped, and where the error is."""
+    message = str(getattr(exc, "msg", "") or exc).split("\n", 1)[0]
+    message = re.sub(r", line \d+, column \d+$", "", message)
+    line, column = getattr(exc, "position", None) or (None, None)
+    where = f" (line {line}, column {column})" if isinstance(line, int) and isinstance(column, int) else ""
+    return one_line(message) + where
 
 
 def _release(el: etree._Element) -> None:
