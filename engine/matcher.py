@@ -5,8 +5,10 @@ automaton (pyahocorasick) holds each rule's required literal. A failure only run
 of rules whose literal occurs in its lower-cased message, so the cost grows with the number
 of *candidate* rules, not with the size of the knowledge base (DESIGN §5 measured ×1.2–1.6
 from 100 to 10,000 rules, against ×203 for "every regex on every failure").
-Regexes are compiled lazily, on first use, and only ever see the first ``SCAN_LIMIT``
-characters of a message, which bounds the time any one rule can take.
+Regexes are compiled lazily, on first use, by RE2 (:mod:`kb.engine.regex`: linear time in the
+text, whatever the pattern), and only ever see the first ``SCAN_LIMIT`` characters of a message.
+A regex RE2 cannot express (a lookahead, a backreference) runs on Python ``re`` only if it has no
+backtracking hazard: packs other than kb's own are refused such regexes when they are read.
 """
 
 from __future__ import annotations
@@ -17,14 +19,12 @@ from dataclasses import dataclass
 
 import ahocorasick
 
-try:  # Python 3.11+
-    from re import _parser as sre_parse  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - Python 3.10
-    import sre_parse  # type: ignore[no-redef]
-
+from . import regex as rx
+from .regex import sre_parse
 from .types import SYMPTOM_FIELDS, FailureFact, Rule, Symptom
 
-__all__ = ["Matcher", "required_literal", "regex_hazard", "normalise", "SCAN_LIMIT"]
+__all__ = ["Matcher", "required_literal", "regex_hazard", "normalise", "compile_rule_regex", "check_fields",
+           "SCAN_LIMIT"]
 
 #: only this many characters of a message (or traceback text) are searched
 SCAN_LIMIT = 16_384
@@ -37,6 +37,9 @@ _MAX_REPEAT = sre_parse.MAX_REPEAT
 _MIN_REPEAT = sre_parse.MIN_REPEAT
 _POSSESSIVE = getattr(sre_parse, "POSSESSIVE_REPEAT", None)
 _BRANCH = sre_parse.BRANCH
+_ASSERTS = {sre_parse.ASSERT, sre_parse.ASSERT_NOT}
+_GROUPREF_EXISTS = sre_parse.GROUPREF_EXISTS
+_ATOMIC = getattr(sre_parse, "ATOMIC_GROUP", None)
 _MAXREPEAT = sre_parse.MAXREPEAT
 _REPEATS = {op for op in (_MAX_REPEAT, _MIN_REPEAT, _POSSESSIVE) if op is not None}
 
@@ -63,7 +66,7 @@ def required_literal(regex: str, ignore_case: bool = False) -> str | None:
     """
     flags = re.IGNORECASE if ignore_case else 0
     try:
-        parsed = sre_parse.parse(regex, flags)
+        parsed = rx.python_parse(regex, flags)
     except re.error:
         return None
     best, run = "", []
@@ -92,9 +95,39 @@ def _contains_repeat(items: Iterable) -> bool:
     return False
 
 
+def _unbounded(items: Iterable) -> bool:
+    """True if ``items`` holds a repeat without an upper bound (at any depth)."""
+    for op, arg in items:
+        if op in _REPEATS and (arg[1] is _MAXREPEAT or _unbounded(arg[2])):
+            return True
+        if op is _SUBPATTERN and _unbounded(arg[-1]):
+            return True
+        if op is _BRANCH and any(_unbounded(alt) for alt in arg[1]):
+            return True
+        if op in _ASSERTS and _unbounded(arg[1]):
+            return True
+    return False
+
+
 def _hazard(items: Iterable) -> str | None:
     for op, arg in items:
-        if op in _REPEATS:
+        if op in _ASSERTS:
+            if _unbounded(arg[1]):
+                return ("unbounded repeat inside a lookaround: it runs again at every position "
+                        "(bound it, e.g. {0,300})")
+            inner = _hazard(arg[1])
+            if inner:
+                return inner
+        elif op is _GROUPREF_EXISTS:
+            for alt in arg[1:]:
+                inner = _hazard(alt) if alt is not None else None
+                if inner:
+                    return inner
+        elif _ATOMIC is not None and op is _ATOMIC:
+            inner = _hazard(arg)
+            if inner:
+                return inner
+        elif op in _REPEATS:
             low, high, body = arg
             if high > 1 or high is _MAXREPEAT:
                 if _contains_repeat(body):
@@ -120,10 +153,12 @@ def regex_hazard(regex: str) -> str | None:
 
     Conservative: any repeat whose body can itself match a variable amount of text (another
     repeat, an optional part or an alternation) is refused — the shape every classic blow-up
-    (``(a+)+``, ``(a|aa)*``, ``(\w+\s?)*``) needs. Use a character class or a bounded form instead.
+    (``(a+)+``, ``(a|aa)*``, ``(\w+\s?)*``) needs — and so is an unbounded repeat inside a
+    lookaround. Use a character class or a bounded form instead. RE2 runs any shape in linear time;
+    this check guards the Python ``re`` fallback and keeps packs readable.
     """
     try:
-        parsed = sre_parse.parse(regex)
+        parsed = rx.python_parse(regex)
     except re.error as exc:
         return f"invalid regex: {exc}"
     return _hazard(parsed)
@@ -185,7 +220,7 @@ class Matcher:
 
     def __init__(self, rules: Iterable[Rule]) -> None:
         self.rules: list[Rule] = list(rules)
-        self._compiled: dict[int, re.Pattern[str]] = {}
+        self._compiled: dict[int, rx.Pattern] = {}
         self.regexes_tried = 0
         grouped: dict[tuple[str, str], list[int]] = {}
         for index, rule in enumerate(self.rules):
@@ -211,13 +246,22 @@ class Matcher:
                 self._buckets[key] = _Bucket(None, always)
         self._fields = sorted({rule.field for rule in self.rules})
 
-    def _regex(self, index: int) -> re.Pattern[str]:
+    def _regex(self, index: int) -> rx.Pattern:
         compiled = self._compiled.get(index)
         if compiled is None:
             rule = self.rules[index]
-            compiled = re.compile(rule.regex, re.IGNORECASE if rule.ignore_case else 0)
-            self._compiled[index] = compiled
+            compiled = self._compiled[index] = compile_rule_regex(rule.regex, rule.ignore_case)
         return compiled
+
+    def candidate_indexes(self, text: str, exception: str = "", field: str = "message") -> list[int]:
+        """Indexes into :attr:`rules` of the rules whose regex may match ``text`` (their required
+        literal occurs in it), in rule order: the index alone, without running any regex."""
+        fact = FailureFact(0, exception, "call", text[:SCAN_LIMIT], "")
+        return self._candidates(fact, field, text[:SCAN_LIMIT].lower())
+
+    def search(self, rule_index: int, text: str) -> rx.Match | None:
+        """Rule ``rule_index``'s regex over the first ``SCAN_LIMIT`` characters of ``text``."""
+        return self._regex(rule_index).search(text[:SCAN_LIMIT])
 
     def _candidates(self, fact: FailureFact, field: str, lowered: str) -> list[int]:
         keys = [fact.exception, fact.exception.rsplit(".", 1)[-1], _ANY]
@@ -306,6 +350,18 @@ class Matcher:
             for (rule_id, kind, fields), ids in grouped.items()
         ]
         return symptoms, unmatched
+
+
+def compile_rule_regex(regex: str, ignore_case: bool = False) -> rx.Pattern:
+    """A rule's regex as the matcher runs it: RE2; Python ``re`` only for a regex RE2 cannot express
+    that has no backtracking hazard (kb's own packs; other packs are refused such regexes when read)."""
+    try:
+        return rx.compile(regex, ignore_case)
+    except rx.RegexError as exc:
+        hazard = regex_hazard(regex)
+        if hazard:
+            raise rx.RegexError(f"{exc}; {hazard}") from None
+        return rx.backtracking(regex, ignore_case)
 
 
 def check_fields(kind: str, names: Iterable[str]) -> list[str]:

@@ -8,8 +8,9 @@ line as the exception prints it, ``"ImportError: cannot import name 'X' from 'y'
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-
 from typing import Any
 
 from .engine import FailureFact, Matcher
@@ -19,7 +20,10 @@ from .rulepack import Pack, builtin_packs, golden_cases, parse_pack, read_pack
 from .store import rule_from_row, rule_row
 from .templates import render_template
 
-__all__ = ["RuleResult", "test_packs", "test_golden", "format_results", "split_example"]
+__all__ = ["RuleResult", "test_packs", "test_golden", "format_results", "split_example", "check_remedy_params"]
+
+#: a ``{capture}`` placeholder, filled from the symptom's captures at diagnosis time
+_PLACEHOLDER = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}")
 
 
 @dataclass
@@ -42,24 +46,30 @@ def split_example(example: str) -> tuple[str, str]:
     return "", example
 
 
+def check_remedy_params(remedy: Mapping[str, Any]) -> None:
+    """FixError unless the remedy's template exists and takes its parameters: a codemod's through
+    ``codemods.check_params`` (what the fix stage checks at plan time), a text template by rendering.
+    A ``{capture}`` placeholder stands for a name here (the plan checks the filled-in value)."""
+    template = remedy.get("template")
+    if not template:
+        return
+    params = {k: _PLACEHOLDER.sub("x", v) if isinstance(v, str) else v for k, v in (remedy.get("params") or {}).items()}
+    if template in codemods.CODEMODS:
+        codemods.check_params(template, params)
+    else:
+        render_template(template, params=params)
+
+
 def _check_remedies(result: RuleResult, remedies: list[dict]) -> None:
-    """Every remedy's template exists and takes the parameters the rule gives it: a codemod's are
-    checked by codemods.check_params, a text template renders with them."""
+    """Every remedy's template exists and takes the parameters the rule gives it."""
     for n, remedy in enumerate(remedies, 1):
         if not remedy.get("template"):
             continue
-        params = remedy.get("params") or {}
         try:
-            if remedy["template"] in codemods.CODEMODS:
-                codemods.check_params(remedy["template"], params)
-            else:
-                render_template(remedy["template"], params=params)
+            check_remedy_params(remedy)
             result.passed += 1
         except FixError as exc:
-            if "{" in str(remedy.get("params")):
-                result.passed += 1  # filled from the symptom's captures at diagnosis time
-            else:
-                result.failures.append(f"remedy {n}: {exc}")
+            result.failures.append(f"remedy {n}: {exc}")
 
 
 def _test_pack(pack: Pack) -> list[RuleResult]:

@@ -7,6 +7,7 @@ Validators are built once per (schema, $defs entry) and cached.
 from __future__ import annotations
 
 import json
+import math
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -15,7 +16,10 @@ import jsonschema
 
 from .errors import KbError
 
-__all__ = ["load_schema", "validate", "errors"]
+__all__ = ["load_schema", "validate", "errors", "numbers"]
+
+#: JSON's safe integers: beyond them readers lose precision
+MAX_SAFE_INT = 2**53
 
 
 @lru_cache(maxsize=None)
@@ -32,15 +36,49 @@ def _validator(name: str, definition: str | None) -> Any:
         schema = {**schema, "$ref": f"#/$defs/{definition}"}
         schema = {k: v for k, v in schema.items() if k not in ("required", "properties", "type", "additionalProperties")}
     cls = jsonschema.validators.validator_for(schema)
-    return cls(schema, format_checker=None)
+    # "integer" means a Python int: JSON Schema counts 1.0 as one, the code reading the value does not
+    strict = jsonschema.validators.extend(cls, type_checker=cls.TYPE_CHECKER.redefine(
+        "integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool)))
+    return strict(schema, format_checker=None)
+
+
+def numbers(doc: Any, *, max_int: int = MAX_SAFE_INT) -> list[tuple[str, str]]:
+    """NaN, infinities and integers beyond ±``max_int`` as (path, reason): JSON Schema's ``minimum``
+    and ``maximum`` do not catch them (every comparison with NaN is false) and JSON cannot carry them."""
+    found: list[tuple[str, str]] = []
+    stack: list[tuple[Any, str]] = [(doc, "")]
+    while stack:  # iterative: the depth of a document is its reader's business
+        node, path = stack.pop()
+        if isinstance(node, bool):
+            continue
+        if isinstance(node, float) and not math.isfinite(node):
+            found.append((path or "/", f"{node} is not a number a document may hold"))
+        elif isinstance(node, int) and abs(node) > max_int:
+            found.append((path or "/", f"integer out of range (at most ±{max_int:.0e})"))
+        elif isinstance(node, dict):
+            stack.extend((v, f"{path}/{k}") for k, v in node.items())
+        elif isinstance(node, list):
+            stack.extend((v, f"{path}/{i}") for i, v in enumerate(node))
+    return sorted(found)
+
+
+def _message(error: Any) -> str:
+    """jsonschema's message, or for a failed ``pattern`` the schema's description of what is wanted."""
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    if error.validator in ("pattern", "not") and schema.get("description") and isinstance(error.instance, str):
+        return f"{error.instance[:80]!r} is not {schema['description']}"
+    return str(error.message)
 
 
 def errors(doc: Any, name: str, definition: str | None = None) -> list[tuple[str, str]]:
-    """Every violation as (path inside the document, reason), best first."""
-    found = []
+    """Every violation as (path inside the document, reason), best first; numbers first (``numbers``)."""
+    found = numbers(doc)
+    if found:
+        return found
     for error in sorted(_validator(name, definition).iter_errors(doc), key=lambda e: list(e.absolute_path)):
         path = "/" + "/".join(str(p) for p in error.absolute_path)
-        found.append((path, error.message if len(error.message) < 300 else error.message[:297] + "..."))
+        message = _message(error)
+        found.append((path, message if len(message) < 300 else message[:297] + "..."))
     return found
 
 

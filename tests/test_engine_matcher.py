@@ -89,3 +89,38 @@ def test_symptoms_group_failures() -> None:
     symptoms, unmatched = matcher.symptoms(facts)
     assert len(symptoms) == 1 and symptoms[0].failures == (0, 1, 2, 3, 4)
     assert unmatched == [9]
+
+
+def test_rule_regexes_run_on_re2() -> None:
+    """A polynomial shape Python's re would backtrack on for hours returns at once."""
+    from kb.engine.matcher import compile_rule_regex
+
+    compiled = compile_rule_regex("boom" + ".*" * 8 + "!")
+    assert type(compiled).__module__.startswith("re2")
+    assert compiled.search("boom" + "a" * SCAN_LIMIT) is None
+    matcher = Matcher([rule("poly", "boom" + ".*" * 8 + "(?P<end>!)", exceptions=())])
+    assert list(matcher.match(FailureFact(1, "E", "call", "boom" + "a" * 50_000 + "!"))) == []  # past SCAN_LIMIT
+    assert [r.id for r, _ in matcher.match(FailureFact(2, "E", "call", "boom, then !"))] == ["poly"]
+
+
+def test_python_re_only_for_hazard_free_regexes_re2_cannot_express() -> None:
+    from kb.engine.matcher import compile_rule_regex
+    from kb.engine.regex import RegexError
+
+    fallback = compile_rule_regex(r"^(?=[^\n]{0,300}deprecat)(?P<message>[^:\n]{1,100})", ignore_case=True)
+    assert fallback.search("DeprecationWarning x").group("message") == "DeprecationWarning x"
+    for regex in (r"boom(?=(a+)+$)", r"boom(?=.*x)"):
+        with pytest.raises(RegexError, match="RE2"):
+            compile_rule_regex(regex)
+
+
+@pytest.mark.parametrize("regex", [r"a(?=(b+)+)", r"x(?=.*y)", r"(?!\w+$)z"])
+def test_unbounded_repeats_inside_lookarounds_are_hazards(regex: str) -> None:
+    assert regex_hazard(regex) is not None
+
+
+def test_candidate_indexes_are_the_index_alone() -> None:
+    rules = [rule(f"r{i}", rf"cond{i:03d} here") for i in range(100)]
+    matcher = Matcher(rules)
+    assert matcher.candidate_indexes("xx cond042 here", "ImportError") == [42]
+    assert matcher.regexes_tried == 0

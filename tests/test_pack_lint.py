@@ -33,3 +33,29 @@ def test_every_rule_has_match_and_no_match_examples() -> None:
     for pack in _packs():
         for rule in pack.doc.get("rules", []):
             assert rule["examples"]["match"] and rule["examples"]["no_match"], rule["id"]
+
+
+#: built-in regexes RE2 cannot express, run on Python re after the hazard check (a lookahead, a
+#: backreference); every other built-in regex runs on RE2, and no user pack may add such a one
+RE2_EXCEPTIONS = {"py-deprecation-as-error", "pytest-nose-setup-not-called"}
+
+
+def test_built_in_regexes_compile_under_re2() -> None:
+    from kb.engine.regex import unsupported
+
+    refused = {rule["id"] for pack in _packs() for rule in pack.doc.get("rules", [])
+               if unsupported(rule["match"]["regex"])}
+    assert refused == RE2_EXCEPTIONS
+
+
+def test_the_schema_types_every_fix_template() -> None:
+    """Each template's params are typed in the schema: a new template needs its entry there."""
+    from kb.fix import codemods
+    from kb.templates import template_names
+    from kb.validate import load_schema
+
+    remedy = load_schema("rule-pack")["$defs"]["remedy"]
+    typed = {branch["if"]["properties"]["template"]["const"] for branch in remedy["then"]["allOf"]}
+    assert set(remedy["properties"]["template"]["enum"]) == typed
+    assert typed == set(codemods.CODEMODS) | {"filterwarnings", "pin-dependency", "register-marker"}
+    assert {"filterwarnings", "pin-dependency", "register-marker"} <= set(template_names())
