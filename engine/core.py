@@ -76,14 +76,15 @@ def _manual(row: ApiRow) -> Remedy:
     return Remedy(kind="manual", description=description, risk="medium", url=row.source)
 
 
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
 def _fill_text(value: Any, fields: dict[str, str]) -> Any:
     """Fill ``{capture}`` placeholders from a symptom's captures; leave anything else alone."""
     if not isinstance(value, str) or "{" not in value:
         return value
-    try:
-        return value.format(**fields)
-    except (KeyError, IndexError, ValueError):
-        return value
+    # only bare {name} is substituted: str.format would also run {x.__class__} or pad {x:>999999999}
+    return _PLACEHOLDER.sub(lambda found: fields.get(found.group(1), found.group(0)), value)
 
 
 def _fill(remedy: Remedy, fields: dict[str, str]) -> Remedy:

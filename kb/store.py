@@ -583,16 +583,20 @@ def _check_unique_ids(packs: Sequence[Pack]) -> None:
 
 
 def user_packs(folder: Path) -> list[tuple[str, bytes]]:
-    """(path, bytes) of every ``*.yaml`` / ``*.yml`` pack in ``folder``, sorted by name (symlinks skipped)."""
+    """(path, bytes) of every ``*.yaml`` / ``*.yml`` pack in ``folder``, sorted by name. Anything there that is
+    not a regular file (a symlink, a FIFO) is refused, naming it: knowledge is never skipped silently."""
     if not folder.is_dir():
         return []
+    if folder.is_symlink():
+        raise RuleError(f"{folder}: a symlink; user packs are read only from a real directory in the project")
     found = []
     for path in sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]):
-        if path.is_file() and not path.is_symlink():
-            try:
-                found.append((str(path), path.read_bytes()))
-            except OSError as exc:
-                raise RuleError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        if path.is_symlink() or not path.is_file():
+            raise RuleError(f"{path}: not a regular file (a symlink or a device); remove it or put the pack there")
+        try:
+            found.append((str(path), path.read_bytes()))
+        except OSError as exc:
+            raise RuleError(f"{path}: cannot read: {exc.strerror or exc}") from None
     return found
 
 

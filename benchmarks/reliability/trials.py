@@ -288,6 +288,16 @@ class Lab:
         path = folder / "hostile.yaml"
         path.write_text(text)
         env = {**self.env, "KB_DB": str(folder / "kb.sqlite")}
+        if label == "polynomial regex":  # linear on RE2 by construction: accepted, and a long message is quick
+            for args in (("rules", "import", str(path)),):
+                if (why := _judge(self.kb_run(*args, cwd=folder, env=env))) is not None:
+                    return f"{label}: kb rules import: {why}"
+            report = folder / "long.xml"
+            report.write_text('<testsuite tests="1" failures="1"><testcase classname="t" name="x"><failure message="'
+                              + "ValueError: boom " + "a" * 50_000 + '">x</failure></testcase></testsuite>')
+            done = self.kb_run("diagnose", str(report), "--no-record", cwd=folder, env=env)
+            why = _judge(done) or (None if done.code == 0 else f"exit {done.code}")
+            return f"{label}: kb diagnose of a 50,000-character message: {why}" if why else None
         for args in (("rules", "lint", str(path)), ("rules", "import", str(path))):
             done = self.kb_run(*args, cwd=folder, env=env)
             why = _judge(done)
