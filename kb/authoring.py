@@ -32,7 +32,7 @@ from .engine import Engine, FailureFact, Matcher, Rule
 from .engine.matcher import compile_rule_regex
 from .engine.types import SYMPTOM_FIELDS
 from .errors import FixError, RuleError
-from .rulepack import MAX_PACK_BYTES, Pack, dump_pack, parse_pack
+from .rulepack import Pack, dump_pack, parse_pack, read_pack_bytes
 from .ruletest import check_remedy_params, split_example
 from .safeio import write_bytes_atomic
 from .store import Store, rule_from_row, rule_row
@@ -298,13 +298,7 @@ def import_pack(path: str | Path, rules_dir: Path) -> tuple[Path, bool]:
     returns where it went and whether that file is new. What is validated is what is written (the
     file is read once), and only as a new regular file: never through a symlink or over anything else."""
     source = Path(path)
-    try:  # not read_pack: the bytes are needed again to write them
-        with os.fdopen(os.open(source, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as handle:
-            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-                raise RuleError(f"{source}: not a regular file")
-            data = handle.read(MAX_PACK_BYTES + 1)
-    except OSError as exc:
-        raise RuleError(f"{source}: cannot read: {exc.strerror or exc}") from None
+    data = read_pack_bytes(source)  # not read_pack: the bytes are needed again to write them
     pack = parse_pack(data, str(source))
     try:
         rules_dir.mkdir(parents=True, exist_ok=True)

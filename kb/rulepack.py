@@ -40,7 +40,7 @@ from .errors import RuleError
 from .validate import errors as schema_errors
 from .validate import numbers as number_errors
 
-__all__ = ["Pack", "parse_pack", "read_pack", "builtin_packs", "golden_cases", "digest", "dump_pack", "load_document",
+__all__ = ["Pack", "parse_pack", "read_pack", "read_pack_bytes", "builtin_packs", "golden_cases", "digest", "dump_pack", "load_document",
            "generated",
            "MAX_PACK_BYTES", "MAX_DEPTH", "MAX_RULES", "MAX_ENTRIES"]
 
@@ -341,17 +341,21 @@ def parse_pack(data: bytes, origin: str, *, trusted: bool = False) -> Pack:
     return Pack(str(doc["pack"]), str(doc["version"]), origin, sha256, doc)
 
 
-def read_pack(path: str | Path) -> Pack:
-    """A pack file: a regular file (or a symlink to one) of at most MAX_PACK_BYTES."""
-    path = Path(path)
-    try:  # opened once, without blocking on a FIFO: what is checked is what is read
+def read_pack_bytes(path: str | Path) -> bytes:
+    """The bytes of a pack file: a regular file (or a symlink to one), read at most MAX_PACK_BYTES + 1 (the
+    parser refuses more). Opened once, without blocking on a FIFO: what is checked is what is read."""
+    try:
         with os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as handle:
             if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
                 raise RuleError(f"{path}: not a regular file")
-            data = handle.read(MAX_PACK_BYTES + 1)
+            return handle.read(MAX_PACK_BYTES + 1)
     except OSError as exc:
         raise RuleError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    return parse_pack(data, str(path))
+
+
+def read_pack(path: str | Path) -> Pack:
+    """A pack file (see :func:`read_pack_bytes`), parsed and validated."""
+    return parse_pack(read_pack_bytes(path), str(path))
 
 
 def builtin_packs() -> list[tuple[str, bytes]]:
