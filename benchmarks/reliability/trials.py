@@ -61,7 +61,8 @@ def _judge(result: Result, *, allowed: tuple[int, ...] = (0, 1)) -> str | None:
         return f"did not finish in {TIME_LIMIT} s"
     if result.code not in allowed:
         return f"exit status {result.code}: {result.stderr.strip()[-200:]!r}"
-    if "Traceback" in result.stderr or "internal error" in result.stderr:
+    # a real traceback's first line (a report may well contain the word "Traceback" and be quoted in an error)
+    if "Traceback (most recent call last):" in result.stderr or "kb: internal error" in result.stderr:
         return "internal error: " + next((l for l in result.stderr.splitlines() if "internal error" in l), "traceback")
     errors = [line for line in result.stderr.splitlines() if line.startswith("kb: error:")]
     if len(errors) > 1:
