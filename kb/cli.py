@@ -49,6 +49,7 @@ def _db_option(func: Any) -> Any:
 @_debug_option
 def cli() -> None:
     """kb: says why tests fail — root causes with confidence and evidence — and how to fix them."""
+    _RECOVERED.clear()  # a new command (in-process callers run several)
     project = _project_of(Path.cwd().resolve())
     if project is not None:  # an interrupted fix or undo is finished before anything else
         _recover(project)
@@ -199,11 +200,20 @@ def _options(root: str, test_command: list[str] | None, *, apply: bool, yes: boo
     return options
 
 
+#: projects already recovered by this command (the group's cwd project and its --root are often one)
+_RECOVERED: set[Path] = set()
+
+
 def _recover(root: str | Path) -> None:
-    """Finish what a killed kb left in the project at ``root`` (every command does this first)."""
+    """Finish what a killed kb left in the project at ``root`` (every command does this first, once per
+    project and command)."""
     from .fix.transaction import recover
 
-    for entry in recover(root):
+    project = Path(root).resolve()
+    if project in _RECOVERED:
+        return
+    _RECOVERED.add(project)
+    for entry in recover(project):
         was = entry.history[-2][0] if len(entry.history) > 1 else "applying"
         done = "the undo was completed" if entry.state == "undone" else "its files were restored"
         click.echo(f"recovered: fix {entry.id} was interrupted ({was}); {done}", err=True)
