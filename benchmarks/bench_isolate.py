@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from kb.isolate import run_bound  # noqa: E402
+from kb.run.isolate import run_bound  # noqa: E402
 from tests.faults import make_project  # noqa: E402
 
 

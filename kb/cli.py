@@ -385,7 +385,7 @@ def run(command: tuple[str, ...], root: str, report_path: str | None, repeat: in
     records the run, and exits 1.
     """
     _recover(root)
-    from .orchestrate import run_suite
+    from .run.orchestrate import run_suite
     from .testenv import environment, test_python
     from .report import render
     from .store import open_store
@@ -454,9 +454,9 @@ def isolate(node_id: str, command: tuple[str, ...], root: str, repeat: int, max_
     import shlex
 
     from .diagnose import diagnose_run
-    from .isolate import AS_FACTS, with_verdicts
+    from .run.isolate import AS_FACTS, with_verdicts
     from .models import Run
-    from .orchestrate import isolate_test
+    from .run.orchestrate import isolate_test
     from .store import open_store
 
     cmd = list(command) or [sys.executable, "-m", "pytest"]

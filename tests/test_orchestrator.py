@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from kb.fix import FixOptions, fix_rounds
-from kb.isolate import run_bound
+from kb.run.isolate import run_bound
 from kb.store import Store
 
 from .faults import make_project

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
+from ..run.orchestrate import without_selection
 
 __all__ = ["normal_id", "is_module_id", "Targets", "resolve", "without_selection"]
 
@@ -76,21 +76,3 @@ def resolve(tests: Iterable[str], collected: list[str], files: set[str]) -> Targ
     targets.run = list(dict.fromkeys(targets.run))
     return targets
 
-
-#: pytest options whose value is the next argument (so a path there is not a test selection)
-_VALUE_OPTIONS = {"-c", "-k", "-m", "-p", "-o", "-W", "--rootdir", "--confcutdir", "--basetemp", "--ignore",
-                  "--ignore-glob", "--deselect", "--config-file", "--override-ini", "--tb", "-r"}
-
-
-def without_selection(command: list[str], root: str | Path) -> list[str]:
-    """The test command without the paths and node ids it selects (targeted re-runs name their own tests,
-    and a path left on the command line would re-run the whole selection)."""
-    kept: list[str] = []
-    for index, arg in enumerate(command):
-        previous = command[index - 1] if index else ""
-        selects = (index >= 1 and not arg.startswith("-") and previous not in _VALUE_OPTIONS
-                   and (Path(root, arg.split("::", 1)[0]).exists() or "::" in arg))
-        if selects and not (index <= 2 and (arg == "pytest" or Path(arg).name.startswith("python"))):
-            continue
-        kept.append(arg)
-    return kept

@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .models import Run, TestResult
+from ..models import Run, TestResult
 
 __all__ = ["Verdict", "isolate", "bisect_one", "minimise", "run_bound", "with_verdicts", "VERDICT_TYPE"]
 

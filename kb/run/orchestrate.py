@@ -26,15 +26,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import FixError, ReportError
-from .ingest import read_report, read_reports
-from .models import Run
+from ..errors import FixError, ReportError
+from ..ingest import read_report, read_reports
+from ..models import Run
 
 if TYPE_CHECKING:
     from .isolate import Verdict
 
 __all__ = ["TestRun", "CommandRun", "SuiteRun", "run_tests", "run_command", "run_suite", "collect", "is_pytest",
-           "rerun_failing", "isolate_test", "DEFAULT_TIMEOUT"]
+           "rerun_failing", "isolate_test", "without_selection", "DEFAULT_TIMEOUT"]
 
 DEFAULT_TIMEOUT = 900
 
@@ -73,14 +73,16 @@ def is_pytest(cmd: Sequence[str]) -> bool:
     return Path(cmd[0]).name.startswith("python") and len(cmd) > 2 and cmd[1] == "-m" and cmd[2] == "pytest"
 
 
-def _execute(cmd: list[str], root: str | Path, timeout: float, echo: Callable[[str], None] | None
-             ) -> tuple[int | None, str, float, str | None, str | None]:
+def execute(cmd: list[str], root: str | Path, timeout: float, echo: Callable[[str], None] | None,
+             env: dict[str, str] | None = None) -> tuple[int | None, str, float, str | None, str | None]:
     """(status, output, seconds, problem, signal name). The command gets its own process group so a
-    timeout kills everything it started; a thread drains its output (echoing it as it comes)."""
+    timeout kills everything it started; a thread drains its output (echoing it as it comes). ``env``
+    adds to (or overrides) kb's own environment."""
     started = time.monotonic()
     try:
         proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                start_new_session=True, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+                                start_new_session=True,
+                                env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1", **(env or {})})
     except FileNotFoundError:
         return None, "", 0.0, f"command not found: {cmd[0]}", None
     except PermissionError:
@@ -130,7 +132,7 @@ def run_command(cmd: Sequence[str], root: str | Path = ".", *, timeout: float = 
         full = cmd
         if report is None and is_pytest(cmd):
             full = [*cmd, "-p", "no:cacheprovider", f"--junitxml={junit}"]
-        status, output, seconds, problem, killed = _execute(full, root, timeout, echo)
+        status, output, seconds, problem, killed = execute(full, root, timeout, echo)
         result = CommandRun(full, status, None, output, seconds, problem, signal=killed)
         if status is None and problem and not killed:
             return result  # it never started
@@ -143,7 +145,7 @@ def run_command(cmd: Sequence[str], root: str | Path = ".", *, timeout: float = 
         elif is_pytest(cmd) and junit.exists() and junit.stat().st_size:
             result.run, result.report_source = _read(lambda: read_report(junit), result), "junit"
         if result.run is None and is_pytest(cmd) and output.strip():
-            from .ingest.pytest_text import looks_like_pytest, parse_pytest_text
+            from ..ingest.pytest_text import looks_like_pytest, parse_pytest_text
 
             if looks_like_pytest(output.encode("utf-8", "replace")[:65536]):
                 result.run = _read(lambda: parse_pytest_text(output, "<terminal output>"), result)
@@ -172,7 +174,7 @@ def run_tests(node_ids: Sequence[str], root: str | Path, command: Sequence[str] 
     with tempfile.TemporaryDirectory(prefix="kb-run-") as tmp:
         report = Path(tmp) / "report.xml"
         cmd = [*base, "-p", "no:cacheprovider", "-q", f"--junitxml={report}", *node_ids]
-        status, output, _, problem, killed = _execute(cmd, root, timeout, None)
+        status, output, _, problem, killed = execute(cmd, root, timeout, None)
         if status is None and not killed:
             raise FixError(f"test command not found: {base[0]}" if "not found" in (problem or "") else
                            f"test command {base[0]}: {problem}")
@@ -188,7 +190,7 @@ def run_tests(node_ids: Sequence[str], root: str | Path, command: Sequence[str] 
 def collect(command: Sequence[str], root: str | Path, timeout: float = DEFAULT_TIMEOUT) -> list[str]:
     """The suite's node ids in the order pytest runs them (``--collect-only -q``)."""
     cmd = [*command, "-p", "no:cacheprovider", "--collect-only", "-q"]
-    status, output, _, problem, _ = _execute(cmd, root, timeout, None)
+    status, output, _, problem, _ = execute(cmd, root, timeout, None)
     if problem:
         raise FixError(f"collecting the tests: {problem}")
     ids = [line.strip() for line in output.splitlines() if "::" in line and not line.startswith(("=", " "))]
@@ -281,7 +283,7 @@ def run_suite(cmd: Sequence[str], root: str | Path, store: object, *, timeout: f
               environment: dict[str, str] | None = None, python: str | None = None) -> SuiteRun:
     """Run the test command, re-run its failures ``repeat`` times (pytest), diagnose with the verdicts as
     facts, and record the run — also when there is no report (then with the problem, no failures)."""
-    from .diagnose import diagnose_run
+    from ..diagnose import diagnose_run
     from .isolate import with_verdicts
 
     done = run_command(cmd, root, timeout=timeout, report=report, echo=echo)
@@ -312,3 +314,22 @@ def _command_only(cmd: list[str]) -> list[str]:
     if Path(cmd[0]).name in ("pytest", "py.test"):
         return cmd[:1]
     return cmd[:3]
+
+
+#: pytest options whose value is the next argument (so a path there is not a test selection)
+_VALUE_OPTIONS = {"-c", "-k", "-m", "-p", "-o", "-W", "--rootdir", "--confcutdir", "--basetemp", "--ignore",
+                  "--ignore-glob", "--deselect", "--config-file", "--override-ini", "--tb", "-r"}
+
+
+def without_selection(command: list[str], root: str | Path) -> list[str]:
+    """The test command without the paths and node ids it selects (targeted re-runs name their own tests,
+    and a path left on the command line would re-run the whole selection)."""
+    kept: list[str] = []
+    for index, arg in enumerate(command):
+        previous = command[index - 1] if index else ""
+        selects = (index >= 1 and not arg.startswith("-") and previous not in _VALUE_OPTIONS
+                   and (Path(root, arg.split("::", 1)[0]).exists() or "::" in arg))
+        if selects and not (index <= 2 and (arg == "pytest" or Path(arg).name.startswith("python"))):
+            continue
+        kept.append(arg)
+    return kept
