@@ -366,7 +366,8 @@ _FAIL_ON = ("status", "undiagnosed", "any", "never")
               help="Where the command runs.")
 @click.option("--report", "report_path", help="The report file a non-pytest command writes (JUnit XML or pytest output).")
 @click.option("--repeat", type=click.IntRange(0, 1000), default=0, show_default=True,
-              help="Re-run the failing tests this many times by node id; those that pass on a re-run are flaky.")
+              help="Re-run each failing test this many times alone and in the suite's order: flaky when the same "
+                   "order gives both outcomes, order-dependent when it fails only in the suite's order.")
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=900, show_default=True,
               help="Seconds before the command (and everything it started) is killed.")
 @click.option("--fail-on", type=click.Choice(_FAIL_ON), default="status", show_default=True,
@@ -416,8 +417,10 @@ def run(command: tuple[str, ...], root: str, report_path: str | None, repeat: in
         click.echo(render(result.report, fmt), nl=False)
         for verdict in result.verdicts:
             if verdict.kind == "flaky":
-                hint = f" (only in the full suite: try kb isolate {verdict.test})" if verdict.failed == 1 else ""
-                click.echo(f"flaky: {verdict.test} failed {verdict.failed} of {verdict.runs} runs{hint}")
+                click.echo(safe_text(f"flaky: {verdict.test} failed {verdict.failed} of {verdict.runs} runs"))
+            elif verdict.kind == "order-dependent":
+                click.echo(safe_text(f"order-dependent: {verdict.test} fails in the suite's order and passes alone: "
+                                     f"kb isolate {verdict.test} --run {result.run_id} names the polluter"))
     summary = result.report["summary"]
     failing = summary.get("failures", 0) + summary.get("errors", 0)
     if fail_on == "status":
@@ -435,65 +438,66 @@ def run(command: tuple[str, ...], root: str, report_path: str | None, repeat: in
 @click.argument("node_id")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.option("--root", type=click.Path(file_okay=False, exists=True), default=".", show_default=True)
+@click.option("--order-file", type=click.Path(dir_okay=False), default=None,
+              help="The order the test failed in: one node id per line (e.g. from CI's log).")
+@click.option("--run", "run_id", type=int, default=None,
+              help="Take the order of this recorded kb run (default: the last run here in which NODE_ID failed).")
 @click.option("--repeat", type=click.IntRange(1, 100), default=3, show_default=True,
-              help="Runs per probe: a probe fails when the test fails in any of them (survives flaky polluters).")
-@click.option("--max-polluters", type=click.IntRange(1, 10), default=2, show_default=True)
+              help="Runs per probe once outcomes disagree (a stable suite needs one run per probe).")
+@click.option("--max-polluters", type=click.IntRange(min=1), default=None,
+              help="Stop after this many polluters (default: all of them); reaching it is said.")
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=900, show_default=True,
               help="Seconds per test-command run.")
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict and its diagnosis as JSON.")
 @_db_option
 @_debug_option
-def isolate(node_id: str, command: tuple[str, ...], root: str, repeat: int, max_polluters: int, timeout: float,
-            as_json: bool, db: str | None) -> None:
+def isolate(node_id: str, command: tuple[str, ...], root: str, order_file: str | None, run_id: int | None,
+            repeat: int, max_polluters: int | None, timeout: float, as_json: bool, db: str | None) -> None:
     """Find out why NODE_ID fails: its own code, chance (flaky), or another test (order-dependent).
 
-    COMMAND (after --) is the pytest command, default this Python's -m pytest. Prints the
-    verdict, the polluters or the setup it depends on, the runs used and a minimal reproducer.
+    COMMAND (after --) is the pytest command, default this Python's -m pytest; it may name paths and
+    options. The order the test failed in comes from --order-file, a recorded run (--run, or the last
+    one here in which it failed) or the command's collection order, and is said. Prints the verdict,
+    the polluters (or the setter it needs), the state they change, the runs used and a reproducer that
+    kb ran once from a plain shell.
     """
     _recover(root)
-    import shlex
-
-    from .diagnose import diagnose_run
-    from .run.isolate import AS_FACTS, with_verdicts
-    from .models import Run
-    from .run.orchestrate import isolate_test
+    from .run.investigate import isolate_test
+    from .run.isolation_report import describe_change, diagnose_isolation
     from .store import open_store
 
     cmd = list(command) or [sys.executable, "-m", "pytest"]
     progress = _Progress()
-    try:
-        verdict, alone, before = isolate_test(node_id, root, cmd, repeat=repeat, timeout=timeout, progress=progress,
-                                              max_polluters=max_polluters)
-    finally:
-        progress.done()
     with open_store(db) as store:
-        base = Run(sources=["kb isolate"], format="kb-isolate", tests=1, passed=1)
-        if verdict.kind in AS_FACTS:
-            diagnosis = diagnose_run(with_verdicts(base, [verdict]), store)
-        elif alone is not None and verdict.kind == "deterministic":
-            diagnosis = diagnose_run(alone, store)
-            if any(c.get("api_change") or c["category"] in ("missing-dependency", "environment")
-                   for c in diagnosis["root_causes"]):
-                verdict.kind = "environment-dependent"
-        else:
-            diagnosis = None
-        store.record_verdicts(diagnosis.get("run_id") if diagnosis else None, [verdict.as_dict()])
-    reproduce = shlex.join([*cmd, *verdict.reproducer])
+        try:
+            done = isolate_test(node_id, root, cmd, store, order_file=order_file, run_id=run_id, repeat=repeat,
+                                timeout=timeout, progress=progress, max_polluters=max_polluters)
+        finally:
+            progress.done()
+        diagnosis = diagnose_isolation(done, store, root)
+    verdict = done.verdict
     if as_json:
         import json
 
-        click.echo(json.dumps({**verdict.as_dict(), "tests_before": before, "reproduce": reproduce,
+        click.echo(json.dumps({**verdict.as_dict(), "tests_before": done.before, "order": done.order.source,
+                               "reproduce": done.reproduce, "reproduced": done.reproduced, "notes": done.notes,
                                "root_causes": diagnosis["root_causes"] if diagnosis else []}, indent=2))
         return
     click.echo(f"{verdict.test}: {verdict.kind}")
-    for step in verdict.steps:
-        click.echo(f"  - {step}")
-    click.echo(f"  {verdict.probes} test run(s) used ({before} test(s) ran before it in the suite)")
-    click.echo(f"  reproduce: {reproduce}")
+    click.echo(f"  order: {done.order.source} ({done.before} test(s) before it)")
+    for step in [*verdict.steps, *done.notes]:
+        click.echo(f"  - {safe_text(step)}")
+    for change in verdict.state[:5]:
+        click.echo(f"  state: {safe_text(describe_change(change))}")
+    runs = ", ".join(f"{k} {v}" for k, v in verdict.by_step.items())
+    click.echo(f"  {verdict.probes} test run(s) used ({runs})")
+    if done.reproduce:
+        click.echo(f"  reproduce: {safe_text(done.reproduce)}")
+        click.echo(f"    ({done.reproduced})")
     for cause in (diagnosis or {}).get("root_causes", [])[:1]:
         click.echo(f"  cause: {cause['title']} (confidence {cause['confidence']:.2f})")
         for remedy in cause["remedies"][:2]:
-            click.echo(f"  fix: [{remedy['kind']}, {remedy['risk']} risk] {remedy['description']}")
+            click.echo(f"  fix: [{remedy['kind']}, {remedy['risk']} risk] {safe_text(remedy['description'])}")
 
 
 @cli.command()

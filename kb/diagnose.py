@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gc
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -127,10 +127,13 @@ def owner_resolver(failures: Sequence[Failure], run: Run, store: Store, *, pytho
 
 def diagnose_run(run: Run, store: Store, *, record: bool = True, engine: Engine | None = None,
                  run_meta: Mapping[str, Any] | None = None, python: str | None = None,
-                 root: str | Path | None = None) -> dict[str, Any]:
+                 root: str | Path | None = None, amend: Callable[[dict[str, Any]], None] | None = None
+                 ) -> dict[str, Any]:
     """Diagnose an already-read run against ``store``; ``run_meta`` (the command kb ran, its exit
     status, problem and duration) is recorded with the run. ``python`` is the interpreter the tests
-    ran with and ``root`` the project (both found from the report when not given): owner facts."""
+    ran with and ``root`` the project (both found from the report when not given): owner facts.
+    ``amend`` may add to the report before it is recorded (kb isolate adds the remedies it builds from
+    the state a polluter changes)."""
     failures = failures_from_run(run)
     facts = [FailureFact(f.id, f.exception, f.phase, f.message, f.text, f.chain) for f in failures]
     engine = engine or Engine(store.rules())
@@ -138,6 +141,8 @@ def diagnose_run(run: Run, store: Store, *, record: bool = True, engine: Engine 
     result = engine.run(facts, store, environment, owners=owner_resolver(failures, run, store, python=python,
                                                                          root=root))
     report = build_report(run, failures, result, None)
+    if amend is not None:
+        amend(report)
     if record:
         report["run_id"] = store.record_run(
             {"format": run.format, "sources": list(run.sources), **run.summary(),

@@ -127,8 +127,16 @@ def _m5_layers(db: sqlite_utils.Database) -> None:
     db["api_changes"].create_index(["name"])
 
 
+def _m6_orders(db: sqlite_utils.Database) -> None:
+    """The order a recorded run executed its tests in (for ``kb isolate --run``), where it ran, the
+    pytest-randomly seed and, under xdist, each test's worker."""
+    db["run_orders"].create({"run_id": int, "root": str, "seed": int, "tests": str, "workers": str}, pk="run_id",
+                            foreign_keys=[("run_id", "runs", "id")])
+    db["failures"].create_index(["test"], if_not_exists=True)
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_knowledge, _m2_history, _m3_rule_since,
-                                                             _m4_commands, _m5_layers]
+                                                             _m4_commands, _m5_layers, _m6_orders]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -471,6 +479,29 @@ class Store:
             db["verdicts"].insert_all(({
                 "run_id": run_id, "test": v["test"], "verdict": v["verdict"], "failed": v.get("failed", 0),
                 "runs": v.get("runs", 0), "doc": _j(v)} for v in verdicts))
+
+    def record_order(self, run_id: int, root: str, tests: Sequence[str], seed: int | None = None,
+                     workers: dict[str, str] | None = None) -> None:
+        """Record the order run ``run_id`` executed its tests in (``root``: the folder it ran in)."""
+        with self.write() as db:
+            db["run_orders"].insert({"run_id": run_id, "root": root, "seed": seed, "tests": _j(list(tests)),
+                                     "workers": _j(workers or {})}, replace=True)
+
+    def run_order(self, run_id: int) -> dict[str, Any] | None:
+        """``{"run_id", "root", "seed", "tests", "workers"}`` of a recorded run, or None when kb has no order."""
+        row = self.db.execute("SELECT run_id, root, seed, tests, workers FROM run_orders WHERE run_id = ?",
+                              [run_id]).fetchone()
+        if row is None:
+            return None
+        return {"run_id": row[0], "root": row[1], "seed": row[2], "tests": json.loads(row[3]),
+                "workers": json.loads(row[4] or "{}")}
+
+    def last_failing_order(self, test: str, root: str) -> int | None:
+        """The last recorded run in ``root`` in which ``test`` failed and whose order kb knows."""
+        row = self.db.execute(
+            "SELECT o.run_id FROM run_orders o JOIN failures f ON f.run_id = o.run_id "
+            "WHERE f.test = ? AND o.root = ? ORDER BY o.run_id DESC LIMIT 1", [test, root]).fetchone()
+        return None if row is None else int(row[0])
 
     def record_outcome(self, cause_key: str, rule: str, verdict: str, doc: dict[str, Any]) -> int:
         """Record what happened to a fix (verified / plausible / failed / rolled back / undone)."""

@@ -1,22 +1,27 @@
 """Progressive isolation: why does one test fail — its own code, chance, or another test?
 
-``isolate(target, probe, before)`` works on a *probe*: a function that runs a list of node ids
-(in that order, ending with the target) and says whether the target failed. The steps:
+``isolate(target, probe, before, after=…)`` works on a *probe*: a function that runs a list of node ids
+(in exactly that order, ending with the target) and says whether the target failed. ``before`` are the
+tests that ran before the target in the order it failed in (an order file, a recorded run, or the
+command's collection); ``after`` the other tests of that order. The steps:
 
-(a) the target alone, ``repeat`` times: fails every time → deterministic; sometimes → flaky
-    (with the observed rate); never → (b).
-(b) it passes alone: bisect the tests that ran before it in the suite for the polluter — one
-    probe per halving, the last of which runs the polluter alone and so confirms it (or one more
-    probe does) — then remove it and check for a second one. One polluter among n tests costs
-    at most ⌈log2 n⌉ + 2 probes per repeat in step (b). When no single test is enough, the set is
-    minimised (:func:`minimise`, ddmin's goal by prefix bisection); when even all of them together
-    do not make it fail, it "passes".
-(c) the reverse, when it fails alone but passes in the suite: bisect for the test it needs to run
-    after (a missing setup dependency).
+(a) the target alone. It passes → (b); it fails → (c).
+(b) it passes alone: the order before it is run. It fails there → bisect ``before`` for the polluter —
+    one probe per halving, the last of which runs the polluter alone and so confirms it (or one more
+    probe does) — then remove it and check whether the rest still pollutes; repeat until a probe shows
+    none remain (all polluters by default; ``max_polluters`` is a cap, and reaching it with more left is
+    said). One polluter among n tests costs at most ⌈log2 n⌉ + 2 probes. When no single test is enough,
+    the set is minimised (:func:`minimise`). Then a *cleaner* is looked for: a test that, run between the
+    polluters and the target, makes it pass again.
+(c) it fails alone: look for a *setter* among all the other tests (before it and after it): run them
+    all first; if it passes, bisect for the one it needs (``needs-setup``); else it is ``deterministic``.
 
-Every probe is repeated ``repeat`` times and counts as failing when the target fails in any of
-them, so a polluter that pollutes only sometimes is still found. The verdict carries the number
-of runs used and a minimal reproducer (the node ids to run, in order).
+Repeats are adaptive: every probe runs once while the outcomes agree with each other; when one
+disagrees (the order passes although the target failed in it, a bisection's inferred culprit does not
+confirm), the probes from then on run up to ``repeat`` times and count as failing when any run fails,
+and the order (or the target alone) is re-run to see whether the same order gives both outcomes — only
+that is ``flaky``. A stable suite so costs one run per probe. The verdict carries the runs per step and
+a reproducer: the node ids, in order, that show the failure.
 """
 
 from __future__ import annotations
@@ -37,23 +42,31 @@ Probe = Callable[[list[str]], bool]  # runs node ids in order; True when the tar
 class Verdict:
     test: str
     kind: str  # deterministic | flaky | order-dependent | needs-setup | passes | environment-dependent
-    failed: int = 0  # target failures over `runs` repeats of the step that decided
+    failed: int = 0  # target failures over `runs` runs of the order that decided
     runs: int = 0
     polluters: list[str] = field(default_factory=list)  # order-dependent: tests that make it fail
-    providers: list[str] = field(default_factory=list)  # needs-setup: tests it needs to run after
+    providers: list[str] = field(default_factory=list)  # needs-setup: the setters it needs to run after
+    cleaners: list[str] = field(default_factory=list)  # tests that, run after the polluters, make it pass
     probes: int = 0  # test-command runs used in all
+    by_step: dict[str, int] = field(default_factory=dict)  # runs per step (alone, order, polluters, …)
     steps: list[str] = field(default_factory=list)
-    reproducer: list[str] = field(default_factory=list)  # node ids, in order, that show the verdict
+    reproducer: list[str] = field(default_factory=list)  # node ids, in order, that show the failure
+    capped: bool = False  # --max-polluters reached with polluting tests left
+    #: what the polluter (or the setter) changes, from kb's order plugin: see kb.run.order_plugin.changes
+    state: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {"test": self.test, "verdict": self.kind, "failed": self.failed, "runs": self.runs,
-                "polluters": self.polluters, "providers": self.providers, "probes": self.probes,
-                "steps": self.steps, "reproducer": self.reproducer}
+                "polluters": self.polluters, "providers": self.providers, "cleaners": self.cleaners,
+                "probes": self.probes, "by_step": self.by_step, "steps": self.steps, "reproducer": self.reproducer,
+                "capped": self.capped, "state": self.state}
 
     def message(self) -> str:
         """The verdict as a failure message the engine's rules match (``kb.verdict`` facts)."""
         if self.kind == "flaky":
             return f"flaky: failed {self.failed} of {self.runs} runs"
+        if self.kind == "order-dependent" and not self.polluters:
+            return "order-dependent: fails in the suite's order and passes alone"
         if self.kind == "order-dependent":
             return f"order-dependent: fails after {', '.join(self.polluters)}"
         if self.kind == "needs-setup":
@@ -64,36 +77,49 @@ class Verdict:
 
 
 def run_bound(n: int) -> int:
-    """The most probes (per repeat) isolation may use for one polluter among ``n`` earlier tests."""
+    """The most probes isolation may use to find one polluter among ``n`` earlier tests."""
     return math.ceil(math.log2(max(n, 1))) + 2
 
 
-class _Counter:
+class _Search:
+    """Runs probes and counts them. Adaptive: each probe runs once until an outcome disagrees with
+    another (:meth:`disagree`); from then on a probe runs up to ``repeat`` times and fails when any run
+    fails (a polluter that pollutes only sometimes is still found)."""
+
     def __init__(self, probe: Probe, target: str, repeat: int, progress: Callable[[str, int], None] | None) -> None:
         self.probe, self.target, self.repeat, self.progress = probe, target, repeat, progress
         self.runs = 0
         self.step = ""
+        self.careful = False
+        self.by_step: dict[str, int] = {}
+        self.history: dict[tuple[str, ...], list[bool]] = {}
 
-    def count(self, tests: list[str]) -> int:
-        """How many of ``repeat`` runs of ``tests`` + target the target failed (stops at no early exit:
-        the rate is the point)."""
-        failed = 0
-        for _ in range(self.repeat):
-            self.runs += 1
-            if self.progress:
-                self.progress(self.step, self.runs)
-            failed += bool(self.probe([*tests, self.target]))
+    def once(self, tests: list[str], step: str) -> bool:
+        self.runs += 1
+        self.by_step[step] = self.by_step.get(step, 0) + 1
+        if self.progress:
+            self.progress(self.step, self.runs)
+        failed = bool(self.probe([*tests, self.target]))
+        self.history.setdefault(tuple(tests), []).append(failed)
         return failed
 
-    def fails(self, tests: list[str]) -> bool:
-        """Whether the target fails after ``tests`` in any of ``repeat`` runs (stops at the first)."""
-        for _ in range(self.repeat):
-            self.runs += 1
-            if self.progress:
-                self.progress(self.step, self.runs)
-            if self.probe([*tests, self.target]):
+    def fails(self, tests: list[str], step: str) -> bool:
+        for _ in range(self.repeat if self.careful else 1):
+            if self.once(tests, step):
                 return True
         return False
+
+    def disagree(self, note: str, verdict: Verdict) -> None:
+        if not self.careful:
+            self.careful = True
+            verdict.steps.append(f"{note}: probes are repeated up to {self.repeat} times from here")
+
+    def settle(self, tests: list[str], step: str) -> tuple[int, int]:
+        """Re-run ``tests`` + target until ``repeat`` runs of that order are known: (failed, runs)."""
+        seen = self.history.setdefault(tuple(tests), [])
+        while len(seen) < self.repeat:
+            self.once(tests, step)
+        return sum(seen), len(seen)
 
 
 def bisect_one(candidates: Sequence[str], decides: Callable[[list[str]], bool]) -> tuple[str | None, bool]:
@@ -135,80 +161,138 @@ def minimise(candidates: Sequence[str], decides: Callable[[list[str]], bool]) ->
     return found
 
 
-def isolate(target: str, probe: Probe, before: Sequence[str], *, repeat: int = 3,
-            progress: Callable[[str, int], None] | None = None, max_polluters: int = 2) -> Verdict:
-    """Classify ``target``; ``before`` are the tests that ran before it in the suite, in order."""
-    counter = _Counter(probe, target, max(1, repeat), progress)
+def isolate(target: str, probe: Probe, before: Sequence[str], *, after: Sequence[str] = (), repeat: int = 3,
+            progress: Callable[[str, int], None] | None = None, max_polluters: int | None = None,
+            cleaners: bool = True) -> Verdict:
+    """Classify ``target``: ``before`` ran before it in the order it failed in, ``after`` are the rest of
+    that order (see the module docstring)."""
+    search = _Search(probe, target, max(1, repeat), progress)
     verdict = Verdict(target, "passes")
-    counter.step = "a: alone"
-    alone = counter.count([])
-    verdict.steps.append(f"alone: failed {alone} of {counter.repeat}")
     before = [t for t in before if t != target]
-    if 0 < alone < counter.repeat:
-        verdict.kind, verdict.failed, verdict.runs, verdict.reproducer = "flaky", alone, counter.repeat, [target]
-    elif alone == counter.repeat:
-        _needs_setup(verdict, counter, before)
+    after = [t for t in after if t != target and t not in before]
+    search.step = "a: alone"
+    if not search.once([], "alone"):
+        verdict.steps.append("passes alone")
+        _polluters(verdict, search, before, max_polluters)
+        if verdict.kind == "order-dependent" and cleaners:
+            _cleaners(verdict, search, [t for t in [*before, *after] if t not in verdict.polluters])
     else:
-        _polluters(verdict, counter, before, max_polluters)
-    verdict.probes = counter.runs
+        verdict.steps.append("fails alone")
+        _setters(verdict, search, [*before, *after])
+    verdict.probes, verdict.by_step = search.runs, dict(search.by_step)
     return verdict
 
 
-def _polluters(verdict: Verdict, counter: _Counter, before: list[str], max_polluters: int) -> None:
-    """Step (b). One polluter among n costs ⌈log2 n⌉ probes for the halvings (the last one confirms
-    it, or one more does), plus one to check that nothing else pollutes once it is removed."""
+def _flaky(verdict: Verdict, search: _Search, orders: list[list[str]]) -> bool:
+    """Re-run each order (the target alone is ``[]``) to ``repeat`` runs; the first that gave both outcomes
+    makes the verdict flaky. Returns whether one did."""
+    for order in orders:
+        search.step = "flaky? re-running " + ("the test alone" if not order else f"the order of {len(order) + 1}")
+        failed, runs = search.settle(order, "repeats")
+        if 0 < failed < runs:
+            verdict.kind, verdict.failed, verdict.runs = "flaky", failed, runs
+            verdict.reproducer = [*order, verdict.test]
+            verdict.steps.append(f"the same order gave both outcomes: failed {failed} of {runs} runs")
+            return True
+    return False
+
+
+def _polluters(verdict: Verdict, search: _Search, before: list[str], max_polluters: int | None) -> None:
+    """Step (b)."""
+    search.step = f"b: the {len(before)} tests before it, then it"
+    if not before or not search.fails(before, "order"):
+        search.disagree("it passes alone and after the tests before it", verdict)
+        if not _flaky(verdict, search, [before, []] if before else [[]]):
+            verdict.kind, verdict.runs = "passes", len(search.history.get(tuple(before), []))
+            verdict.steps.append("passes alone and after the tests that ran before it")
+        return
+    verdict.steps.append(f"fails after the {len(before)} test(s) before it")
     pool = list(before)
-    while len(verdict.polluters) < max_polluters and pool:
-        counter.step = f"b: bisecting {len(pool)} tests for polluter {len(verdict.polluters) + 1}"
-        found, confirmed = bisect_one(pool, counter.fails)
+    while pool:
+        if max_polluters is not None and len(verdict.polluters) >= max_polluters:
+            verdict.capped = True
+            verdict.steps.append(f"stopped at --max-polluters {max_polluters}: the remaining {len(pool)} test(s) "
+                                 f"still make it fail, so more polluters remain")
+            break
+        search.step = f"b: bisecting {len(pool)} tests for polluter {len(verdict.polluters) + 1}"
+        found, confirmed = bisect_one(pool, lambda s: search.fails(s, "polluters"))
         if found is not None and not confirmed:
-            confirmed = counter.fails([found])
+            confirmed = search.fails([found], "polluters")
         if found is None or not confirmed:
-            counter.step = f"b: no single polluter; checking the {len(pool)} tests together"
-            if counter.fails(pool):
-                counter.step = f"b: minimising a set of {len(pool)} tests"
-                group = minimise(pool, counter.fails)
+            search.disagree("no single test of the bisection makes it fail alone", verdict)
+            search.step = f"b: checking the {len(pool)} tests together"
+            if search.fails(pool, "polluters"):
+                search.step = f"b: minimising a set of {len(pool)} tests"
+                group = minimise(pool, lambda s: search.fails(s, "polluters"))
                 verdict.polluters.extend(group)
                 verdict.steps.append(f"polluting together: {', '.join(group)}")
             break
         verdict.polluters.append(found)
         verdict.steps.append(f"polluter: {found}")
         pool = [t for t in pool if t != found]
-        counter.step = "b: checking for another polluter"
-        if not pool or not counter.fails(pool):
+        search.step = "b: checking for another polluter"
+        if not pool or not search.fails(pool, "polluters"):
             break
     if not verdict.polluters:
-        verdict.kind, verdict.runs = "passes", counter.repeat
-        verdict.steps.append("passes alone and after the tests that ran before it")
+        if not _flaky(verdict, search, [before]):
+            verdict.kind = "passes"
+            verdict.steps.append("no test of the order makes it fail again")
         return
     verdict.kind = "order-dependent"
-    verdict.failed, verdict.runs = 1, counter.repeat
-    together = len(verdict.steps) and verdict.steps[-1].startswith("polluting together")
-    verdict.reproducer = [*(verdict.polluters if together else verdict.polluters[:1]), verdict.test]
+    verdict.failed, verdict.runs = 1, 1
+    verdict.reproducer = [*verdict.polluters, verdict.test]
 
 
-def _needs_setup(verdict: Verdict, counter: _Counter, before: list[str]) -> None:
-    counter.step = "c: after the tests before it"
-    verdict.failed = verdict.runs = counter.repeat
-    if not before or counter.fails(before):
-        verdict.kind, verdict.reproducer = "deterministic", [verdict.test]
-        verdict.steps.append("fails alone and in the suite")
+def _cleaners(verdict: Verdict, search: _Search, candidates: list[str]) -> None:
+    """A test that, run between the polluters and the target, makes the target pass (its reset code is
+    what the target needs). ⌈log2 n⌉ + 2 probes."""
+    if not candidates:
         return
+    polluters = list(verdict.polluters)
+    search.step = f"cleaner: the other {len(candidates)} tests between the polluters and it"
+
+    def cleans(subset: list[str]) -> bool:
+        return not search.fails([*polluters, *subset], "cleaners")
+
+    if not cleans(candidates):
+        verdict.steps.append("no other test cleans up after the polluters")
+        return
+    found, confirmed = bisect_one(candidates, cleans)
+    if found is not None and (confirmed or cleans([found])):
+        verdict.cleaners = [found]
+        verdict.steps.append(f"cleaner: {found} (run after the polluters, it makes the test pass)")
+
+
+def _setters(verdict: Verdict, search: _Search, others: list[str]) -> None:
+    """Step (c): fails alone. A setter among all the other tests, or deterministic."""
+    verdict.reproducer = [verdict.test]
+    verdict.failed = verdict.runs = 1
 
     def passes(subset: list[str]) -> bool:
-        return not counter.fails(subset)
+        return not search.fails(subset, "setters")
 
-    counter.step = f"c: bisecting {len(before)} tests for the setup it needs"
-    found, confirmed = bisect_one(before, passes)
+    search.step = f"c: the other {len(others)} tests first, then it"
+    if not others or not passes(others):
+        verdict.kind = "deterministic"
+        verdict.steps.append("fails alone and after all the other tests" if others else "fails alone")
+        return
+    search.step = f"c: bisecting {len(others)} tests for the setup it needs"
+    found, confirmed = bisect_one(others, passes)
     if found is not None and (confirmed or passes([found])):
         verdict.providers = [found]
     else:
-        counter.step = f"c: minimising a set of {len(before)} tests"
-        verdict.providers = minimise(before, passes)
+        search.disagree("no single test of the bisection makes it pass", verdict)
+        search.step = f"c: minimising a set of {len(others)} tests"
+        if passes(others):
+            verdict.providers = minimise(others, passes)
+    if not verdict.providers:
+        if not _flaky(verdict, search, [[], others]):
+            verdict.kind = "deterministic"
+            verdict.steps.append("no test of the order makes it pass again")
+        return
     verdict.kind = "needs-setup"
-    verdict.failed = 0
+    verdict.failed = 1
     verdict.steps.append(f"passes only after: {', '.join(verdict.providers)}")
-    verdict.reproducer = [*verdict.providers, verdict.test]
 
 
 VERDICT_TYPE = "KbVerdict"

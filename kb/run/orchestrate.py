@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from .isolate import Verdict
 
 __all__ = ["TestRun", "CommandRun", "SuiteRun", "run_tests", "run_command", "run_suite", "collect", "is_pytest",
-           "rerun_failing", "isolate_test", "without_selection", "DEFAULT_TIMEOUT"]
+           "rerun_failing", "without_selection", "DEFAULT_TIMEOUT"]
 
 DEFAULT_TIMEOUT = 900
 
@@ -62,6 +62,10 @@ class CommandRun:
     report_source: str = ""  # "junit", "terminal", or the --report path
     signal: str | None = None  # the signal that killed the command, if one did
     extra: dict[str, str] = field(default_factory=dict)
+    #: pytest: the order the tests executed in, pytest-randomly's seed, each test's xdist worker (kb's plugin)
+    order: list[str] = field(default_factory=list)
+    seed: int | None = None
+    workers: dict[str, str] = field(default_factory=dict)
 
 
 def is_pytest(cmd: Sequence[str]) -> bool:
@@ -127,13 +131,19 @@ def run_command(cmd: Sequence[str], root: str | Path = ".", *, timeout: float = 
     cmd = list(cmd)
     if not cmd:
         raise FixError("no test command given")
+    from .ordered import PLUGIN, plugin_env, read_outcomes
+
     with tempfile.TemporaryDirectory(prefix="kb-run-") as tmp:
-        junit = Path(tmp) / "report.xml"
-        full = cmd
+        junit, outcomes = Path(tmp) / "report.xml", Path(tmp) / "outcomes.jsonl"
+        full, env = cmd, None
         if report is None and is_pytest(cmd):
-            full = [*cmd, "-p", "no:cacheprovider", f"--junitxml={junit}"]
-        status, output, seconds, problem, killed = execute(full, root, timeout, echo)
+            full = [*cmd, "-p", "no:cacheprovider", f"--junitxml={junit}", "-p", PLUGIN, f"--kb-outcomes={outcomes}"]
+            env = plugin_env()
+        status, output, seconds, problem, killed = execute(full, root, timeout, echo, env)
         result = CommandRun(full, status, None, output, seconds, problem, signal=killed)
+        if env is not None:
+            ordered = read_outcomes(outcomes)
+            result.order, result.seed, result.workers = list(ordered.outcomes), ordered.seed, ordered.workers
         if status is None and problem and not killed:
             return result  # it never started
         if report is not None:
@@ -188,16 +198,11 @@ def run_tests(node_ids: Sequence[str], root: str | Path, command: Sequence[str] 
 
 
 def collect(command: Sequence[str], root: str | Path, timeout: float = DEFAULT_TIMEOUT) -> list[str]:
-    """The suite's node ids in the order pytest runs them (``--collect-only -q``)."""
-    cmd = [*command, "-p", "no:cacheprovider", "--collect-only", "-q"]
-    status, output, _, problem, _ = execute(cmd, root, timeout, None)
-    if problem:
-        raise FixError(f"collecting the tests: {problem}")
-    ids = [line.strip() for line in output.splitlines() if "::" in line and not line.startswith(("=", " "))]
-    if not ids and status not in (0, 5):
-        raise FixError(f"collecting the tests failed (exit {status}): "
-                       + " ".join(output.strip().splitlines()[-1:]))
-    return ids
+    """The suite's node ids in the order pytest runs them, collected through kb's order plugin (the
+    project's ``addopts`` — ``--verbose``, say — change nothing)."""
+    from .ordered import collect_order
+
+    return collect_order(command, root, timeout)
 
 
 def _failed(run: Run | None, test: str) -> bool | None:
@@ -210,61 +215,54 @@ def _failed(run: Run | None, test: str) -> bool | None:
 
 
 def rerun_failing(node_ids: Sequence[str], repeat: int, root: str | Path, command: Sequence[str] | None = None,
-                  timeout: float = DEFAULT_TIMEOUT, progress: Callable[[str, int], None] | None = None
-                  ) -> list[Verdict]:
-    """Re-run the failing tests ``repeat`` times by node id; those that pass at least once are flaky,
-    with the observed rate (the original failure counts as one failed run)."""
+                  timeout: float = DEFAULT_TIMEOUT, progress: Callable[[str, int], None] | None = None,
+                  order: Sequence[str] = (), seed: int | None = None) -> list[Verdict]:
+    """Re-run the failing tests ``repeat`` times, each alone *and* (when the run's order is known) in the
+    order the suite ran them, through kb's order plugin. The original failure counts as one failed run
+    in that order. A test that fails in the order every time but passes alone every time is
+    order-dependent (``kb isolate`` finds the polluter), not flaky; flaky is the same order giving both
+    outcomes. Without an order, the failing tests are re-run together by node id."""
     from .isolate import Verdict
-
-    failed = dict.fromkeys(node_ids, 1)
-    for attempt in range(1, repeat + 1):
-        if progress:
-            progress(f"re-running {len(failed)} failing test(s)", attempt)
-        result = run_tests(list(node_ids), root, command, timeout)
-        for test in node_ids:
-            failed[test] += _failed(result.run, test) is not False  # missing from the re-run: not a pass
-    runs = repeat + 1
-    verdicts = []
-    for test, count in failed.items():
-        steps = [f"failed {count} of {runs} runs (the suite run and {repeat} re-run(s))"]
-        if count == 1 and repeat:
-            steps.append("it failed only in the full suite: order-dependent or flaky — kb isolate tells which")
-        verdicts.append(Verdict(test, "flaky" if count < runs else "deterministic", count, runs, probes=repeat,
-                                steps=steps, reproducer=[test]))
-    return verdicts
-
-
-def isolate_test(target: str, root: str | Path, command: Sequence[str] | None = None, *, repeat: int = 3,
-                 timeout: float = DEFAULT_TIMEOUT, progress: Callable[[str, int], None] | None = None,
-                 max_polluters: int = 2) -> tuple[Verdict, Run | None, int]:
-    """Progressive isolation of one test through real runs (see :mod:`kb.isolate`).
-
-    Returns the verdict, the run of the test alone (its own failure, for the diagnosis) and the
-    number of tests that ran before it in the suite."""
-    from .isolate import isolate
+    from .ordered import run_order
 
     command = list(command) if command else [sys.executable, "-m", "pytest"]
-    order = collect(command, root, timeout)
-    if target not in order:
-        near = [t for t in order if t.endswith(target) or target.endswith(t)]
-        if len(near) != 1:
-            raise FixError(f"{target}: not among the {len(order)} tests the command collects")
-        target = near[0]
-    before = order[: order.index(target)]
-    alone: list[Run] = []
+    in_order = {t: [True] for t in node_ids}
+    alone: dict[str, list[bool]] = {t: [] for t in node_ids}
+    known = [t for t in order if t in in_order]
+    last = max((order.index(t) for t in known), default=-1)
+    for attempt in range(1, repeat + 1):
+        if progress:
+            progress(f"re-running {len(node_ids)} failing test(s) alone and in the suite's order", attempt)
+        if known:
+            again = run_order(list(order[: last + 1]), root, command, timeout, seed=seed)
+            for test in known:
+                in_order[test].append(again.failed(test) is not False)  # did not run: not a pass
+        for test in node_ids:
+            if known:
+                alone[test].append(run_order([test], root, command, timeout).failed(test) is not False)
+        if not known:
+            result = run_tests(list(node_ids), root, without_selection(command, root), timeout)
+            for test in node_ids:
+                in_order[test].append(_failed(result.run, test) is not False)
+    return [_rerun_verdict(test, in_order[test], alone[test], bool(known), Verdict) for test in node_ids]
 
-    def probe(tests: list[str]) -> bool:
-        result = run_tests(tests, root, command, timeout)
-        state = _failed(result.run, target)
-        if state is None:
-            last = " ".join(result.output.strip().splitlines()[-1:])
-            raise FixError(f"{target} did not run ({' '.join(result.command[:3])} …): {last}")
-        if len(tests) == 1 and result.run is not None and not alone:
-            alone.append(result.run)
-        return state
 
-    verdict = isolate(target, probe, before, repeat=repeat, progress=progress, max_polluters=max_polluters)
-    return verdict, (alone[0] if alone else None), len(before)
+def _rerun_verdict(test: str, in_order: list[bool], alone: list[bool], ordered: bool, make: type) -> Verdict:
+    where = "in the suite's order" if ordered else "re-run by node id"
+    steps = [f"failed {sum(in_order)} of {len(in_order)} runs {where} (the suite run and its re-runs)"]
+    if alone:
+        steps.append(f"failed {sum(alone)} of {len(alone)} runs alone")
+    probes = len(in_order) - 1 + len(alone)
+    if 0 < sum(in_order) < len(in_order):
+        return make(test, "flaky", sum(in_order), len(in_order), probes=probes, steps=steps,
+                    reproducer=[test])
+    if alone and 0 < sum(alone) < len(alone):
+        return make(test, "flaky", sum(alone), len(alone), probes=probes, steps=steps, reproducer=[test])
+    if alone and not any(alone):
+        steps.append(f"fails only after other tests: kb isolate {test} finds which")
+        return make(test, "order-dependent", sum(in_order), len(in_order), probes=probes, steps=steps,
+                    reproducer=[test])
+    return make(test, "deterministic", sum(in_order), len(in_order), probes=probes, steps=steps, reproducer=[test])
 
 
 @dataclass
@@ -301,19 +299,15 @@ def run_suite(cmd: Sequence[str], root: str | Path, store: object, *, timeout: f
                                  and r.phase != "suite"))
     if repeat and failing and is_pytest(cmd) and not done.problem:
         base = [a for a in cmd if not a.startswith(("--junitxml", "--junit-xml"))]
-        verdicts = rerun_failing(failing, repeat, root, _command_only(base), timeout, progress)
+        verdicts = rerun_failing(failing, repeat, root, base, timeout, progress, order=done.order, seed=done.seed)
         run = with_verdicts(run, verdicts)
     diagnosis = diagnose_run(run, store, record=True, run_meta=meta, python=python, root=root)
+    if done.order and diagnosis.get("run_id"):
+        store.record_order(diagnosis["run_id"], str(Path(root).resolve()), done.order, done.seed, done.workers)
     if verdicts:
         store.record_verdicts(diagnosis.get("run_id"), [v.as_dict() for v in verdicts])
     return SuiteRun(done, diagnosis, verdicts, diagnosis.get("run_id"))
 
-
-def _command_only(cmd: list[str]) -> list[str]:
-    """The test command without the paths/node ids the user selected (re-runs name their own tests)."""
-    if Path(cmd[0]).name in ("pytest", "py.test"):
-        return cmd[:1]
-    return cmd[:3]
 
 
 #: pytest options whose value is the next argument (so a path there is not a test selection)

@@ -26,7 +26,7 @@ from typing import Any
 from ..errors import FixError
 from .orchestrate import DEFAULT_TIMEOUT, execute, without_selection
 
-__all__ = ["OrderRun", "run_order", "collect_order", "plugin_env", "PLUGIN_ARGS"]
+__all__ = ["OrderRun", "run_order", "collect_order", "read_outcomes", "plugin_env", "PLUGIN", "PLUGIN_ARGS"]
 
 PLUGIN = "_kb_order"
 #: what every run through the plugin adds to the command
@@ -66,9 +66,11 @@ class OrderRun:
         return None if outcome is None else outcome == "failed"
 
 
-def _read(path: Path, result: OrderRun) -> None:
+def read_outcomes(path: Path, result: OrderRun | None = None) -> OrderRun:
+    """The plugin's records in ``path`` (into ``result``, or a new OrderRun)."""
+    result = result if result is not None else OrderRun([], None, "")
     if not path.exists():
-        return
+        return result
     for line in path.read_text("utf-8", errors="replace").splitlines():
         try:
             record = json.loads(line)
@@ -85,6 +87,7 @@ def _read(path: Path, result: OrderRun) -> None:
                 result.workers[str(record["nodeid"])] = str(record["worker"])
         elif kind == "state":
             result.state = list(record.get("changes") or [])
+    return result
 
 
 def _files_of(ids: Sequence[str], root: str | Path) -> list[str]:
@@ -93,13 +96,15 @@ def _files_of(ids: Sequence[str], root: str | Path) -> list[str]:
 
 
 def run_order(ids: Sequence[str], root: str | Path, command: Sequence[str], timeout: float = DEFAULT_TIMEOUT,
-              *, state_around: str | None = None) -> OrderRun:
-    """Run ``ids`` in exactly that order (see the module docstring)."""
+              *, state_around: str | None = None, seed: int | None = None) -> OrderRun:
+    """Run ``ids`` in exactly that order (see the module docstring). With ``seed`` (a recorded run's
+    pytest-randomly seed) pytest-randomly stays on with that seed, for the random state it resets before
+    each test; the order is still the file's (kb's plugin orders last)."""
     with tempfile.TemporaryDirectory(prefix="kb-probe-") as tmp:
         order, outcomes = Path(tmp, "order.txt"), Path(tmp, "outcomes.jsonl")
         order.write_text("".join(f"{i}\n" for i in ids), "utf-8")
-        cmd = [*without_selection(list(command), root), *PLUGIN_ARGS, f"--kb-order={order}",
-               f"--kb-outcomes={outcomes}"]
+        plugin = [*PLUGIN_ARGS] if seed is None else ["-p", PLUGIN, "-p", "no:cacheprovider", f"--randomly-seed={seed}"]
+        cmd = [*without_selection(list(command), root), *plugin, f"--kb-order={order}", f"--kb-outcomes={outcomes}"]
         if state_around:
             cmd.append(f"--kb-state-around={state_around}")
         cmd += _files_of(ids, root)
@@ -107,7 +112,7 @@ def run_order(ids: Sequence[str], root: str | Path, command: Sequence[str], time
         if status is None and not killed:
             raise FixError(f"test command {command[0]}: {problem}")
         result = OrderRun(cmd, status, output, problem=problem)
-        _read(outcomes, result)
+        read_outcomes(outcomes, result)
         return result
 
 
@@ -121,7 +126,7 @@ def collect_order(command: Sequence[str], root: str | Path, timeout: float = DEF
         if problem:
             raise FixError(f"collecting the tests: {problem}")
         result = OrderRun(cmd, status, output)
-        _read(outcomes, result)
+        read_outcomes(outcomes, result)
         if not result.collected and status not in (0, 5):
             raise FixError(f"collecting the tests failed (exit {status}): "
                            + " ".join(output.strip().splitlines()[-1:]))

@@ -1,0 +1,164 @@
+"""``kb isolate`` through real runs: where the failing order comes from, the probes, the state the polluter
+(or setter) changes, and a reproducer that is checked before it is printed.
+
+The order, in this order of preference: ``--order-file FILE`` (one node id per line, ``#`` comments);
+a recorded run (``--run ID``; without either, the last recorded run in this folder in which the test
+failed — ``kb run`` records the order its tests executed in, pytest-randomly's seed and each test's
+xdist worker); else the command's collection order. Under xdist only the tests of the target's worker
+count: they are the ones that shared its process. Every probe goes through kb's order plugin
+(:mod:`kb.run.ordered`).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import FixError
+from ..models import Run
+from .isolate import Verdict, isolate
+from .orchestrate import DEFAULT_TIMEOUT, run_tests, without_selection
+from .ordered import collect_order, run_order
+
+__all__ = ["Order", "order_for", "isolate_test", "Isolation", "reproducer"]
+
+#: environment variables that change how a pytest run behaves, carried into the reproducer when set
+REPRODUCER_ENV = ("PYTHONPATH", "PYTHONHASHSEED", "PYTEST_ADDOPTS", "PYTEST_PLUGINS", "PYTEST_DISABLE_PLUGIN_AUTOLOAD")
+
+
+@dataclass
+class Order:
+    tests: list[str]
+    source: str  # in words, for the output
+    seed: int | None = None
+
+
+def _read_order_file(path: str) -> list[str]:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            lines = handle.read(16 * 1024 * 1024).splitlines()
+    except OSError as exc:
+        raise FixError(f"{path}: cannot read the order file: {exc.strerror or exc}") from None
+    tests = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    if not tests:
+        raise FixError(f"{path}: the order file names no test (one node id per line)")
+    return tests
+
+
+def _recorded(store: Any, run_id: int, target: str) -> Order:
+    doc = store.run_order(run_id)
+    if doc is None:
+        raise FixError(f"run {run_id}: kb has no test order for it (record one with kb run -- python -m pytest)")
+    tests = list(doc["tests"])
+    worker = doc["workers"].get(target) or next(
+        (w for t, w in doc["workers"].items() if t.endswith(target)), None)
+    if worker:
+        tests = [t for t in tests if doc["workers"].get(t) == worker]
+    seed = doc.get("seed")
+    what = f"recorded run {run_id}" + (f" (pytest-randomly seed {seed})" if seed is not None else "")
+    return Order(tests, what + (f", xdist worker {worker}" if worker else ""), seed)
+
+
+def order_for(target: str, root: str | Path, command: Sequence[str], store: Any, *, order_file: str | None = None,
+              run_id: int | None = None, timeout: float = DEFAULT_TIMEOUT) -> Order:
+    """The order the target failed in (see the module docstring)."""
+    if order_file:
+        return Order(_read_order_file(order_file), f"order file {order_file}")
+    if run_id is not None:
+        return _recorded(store, run_id, target)
+    last = store.last_failing_order(target, str(Path(root).resolve()))
+    if last is not None:
+        return _recorded(store, last, target)
+    return Order(collect_order(command, root, timeout), "the command's collection order")
+
+
+def _resolve(target: str, tests: list[str], source: str) -> str:
+    if target in tests:
+        return target
+    near = [t for t in tests if t.endswith(target) or target.endswith(t)]
+    if len(near) != 1:
+        raise FixError(f"{target}: not among the {len(tests)} tests of {source}")
+    return near[0]
+
+
+@dataclass
+class Isolation:
+    verdict: Verdict
+    order: Order
+    before: int  # tests before the target in that order
+    alone: Run | None = None  # the target's own failure (deterministic verdicts), for the diagnosis
+    reproduce: str = ""
+    reproduced: str = ""  # what running the reproducer from a plain shell showed
+    notes: list[str] = field(default_factory=list)
+
+
+def isolate_test(target: str, root: str | Path, command: Sequence[str], store: Any, *, order_file: str | None = None,
+                 run_id: int | None = None, repeat: int = 3, timeout: float = DEFAULT_TIMEOUT,
+                 progress: Callable[[str, int], None] | None = None, max_polluters: int | None = None) -> Isolation:
+    """Progressive isolation of one test through real runs (:func:`kb.run.isolate.isolate`)."""
+    command = list(command)
+    order = order_for(target, root, command, store, order_file=order_file, run_id=run_id, timeout=timeout)
+    target = _resolve(target, order.tests, order.source)
+    at = order.tests.index(target)
+    before, after = order.tests[:at], order.tests[at + 1:]
+    missing: set[str] = set()
+
+    def probe(tests: list[str]) -> bool:
+        result = run_order(tests, root, command, timeout, seed=order.seed)
+        missing.update(result.missing)
+        state = result.failed(target)
+        if state is None:
+            last = " ".join(result.output.strip().splitlines()[-1:])
+            raise FixError(f"{target} did not run ({shlex.join(result.command[:3])} …): {last}")
+        return state
+
+    verdict = isolate(target, probe, before, after=after, repeat=repeat, progress=progress,
+                      max_polluters=max_polluters)
+    done = Isolation(verdict, order, len(before))
+    if missing:
+        done.notes.append(f"{len(missing)} test(s) of the order were not collected and did not run")
+    other = verdict.polluters[-1:] if verdict.kind == "order-dependent" else verdict.providers[-1:]
+    if other and len(verdict.polluters if verdict.kind == "order-dependent" else verdict.providers) == 1:
+        verdict.state = run_order(other, root, command, timeout, state_around=other[0], seed=order.seed).state or []
+        verdict.probes += 1
+        verdict.by_step["state"] = 1
+    if verdict.kind == "deterministic":
+        done.alone = run_tests([target], root, without_selection(command, root), timeout).run
+    if verdict.kind in ("order-dependent", "needs-setup", "deterministic", "flaky"):
+        done.reproduce, done.reproduced = check_reproducer(command, root, verdict.reproducer, order.seed, timeout)
+    return done
+
+
+def reproducer(command: Sequence[str], root: str | Path, tests: Sequence[str], seed: int | None = None) -> str:
+    """``cd ROOT && [ENV=…] COMMAND … IDS``: pasted into a shell it runs ``tests`` in that order with the
+    command's interpreter (an absolute path), the variables that change a pytest run, and no random order."""
+    command = without_selection(list(command), root)
+    found = shutil.which(command[0])
+    if found and os.sep not in command[0]:
+        command[0] = found
+    env = [f"{name}={shlex.quote(os.environ[name])}" for name in REPRODUCER_ENV if os.environ.get(name)]
+    randomly = ["-p", "no:randomly"] if seed is None else [f"--randomly-seed={seed}"]
+    return " ".join([f"cd {shlex.quote(str(Path(root).resolve()))} &&", *env,
+                     shlex.join([*command, "-p", "no:cacheprovider", *randomly, *tests])])
+
+
+def check_reproducer(command: Sequence[str], root: str | Path, tests: Sequence[str], seed: int | None,
+                     timeout: float) -> tuple[str, str]:
+    """The reproducer, and what running it once from a plain shell (``env -i`` with only PATH and HOME)
+    showed: it must fail, since it shows the failure."""
+    text = reproducer(command, root, tests, seed)
+    plain = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/")}
+    try:
+        done = subprocess.run(["/bin/sh", "-c", text], env=plain, capture_output=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return text, f"could not be checked: {exc}"
+    if done.returncode == 1:
+        return text, "checked: run once from a plain shell, it fails as shown"
+    return text, f"run once from a plain shell it exited {done.returncode}, not with a test failure (1)"
