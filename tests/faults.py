@@ -3,7 +3,7 @@
 ``make_project(root, tests=…, faults=[…])`` writes ``tests/test_NNN.py`` files (10 tests each by
 default) of passing tests and injects the faults named in ``faults``:
 
-- ``polluter`` / ``two-polluters``: test(s) that append to a module-level list in ``shared_state``
+- ``polluter`` / ``two-polluters`` / ``three-polluters``: test(s) that append to a module-level list in ``shared_state``
   which a later *victim* test expects empty (passes alone, fails after a polluter);
 - ``group-polluter``: two tests that only pollute together (each sets half of a flag pair);
 - ``flaky``: a test that fails with a seeded rate — it counts its runs in a file and draws from
@@ -24,15 +24,17 @@ PASSING = "def test_{n:04d}():\n    assert {n} + 1 == {m}\n"
 
 
 def make_project(root: Path, *, tests: int = 40, per_file: int = 10, faults: tuple[str, ...] = (),
-                 positions: dict[str, int] | None = None, flaky_rate: float = 0.5, seed: int = 7) -> dict[str, object]:
-    """Write the project and return {"victim": id, "polluters": [ids], "flaky": id, ...}."""
+                 positions: dict[str, int] | None = None, flaky_rate: float = 0.5, seed: int = 7,
+                 shuffled: bool = False) -> dict[str, object]:
+    """Write the project and return {"victim": id, "polluters": [ids], "flaky": id, ...}. pytest-randomly
+    (a test extra) is off in the project unless ``shuffled``."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "shared_state.py").write_text("LEAKS = []\nFLAGS = {}\nREGISTRY = {}\n")
-    (root / "pytest.ini").write_text("[pytest]\ntestpaths = tests\n")
+    (root / "pytest.ini").write_text("[pytest]\ntestpaths = tests\n" + ("" if shuffled else "addopts = -p no:randomly\n"))
     (root / "tests").mkdir(exist_ok=True)
     (root / "tests" / "__init__.py").write_text("")
     bodies: dict[int, str] = {n: PASSING.format(n=n, m=n + 1) for n in range(tests)}
-    where = {"victim": tests - 1, "polluter": tests // 2, "polluter2": tests // 5, "group_a": tests // 4,
+    where = {"victim": tests - 1, "polluter": tests // 2, "polluter2": tests // 5, "polluter3": (2 * tests) // 3, "group_a": tests // 4,
              "group_b": (3 * tests) // 4 - 1, "flaky": tests // 3, "provider": 1, "dependent": tests - 2,
              **(positions or {})}
     info: dict[str, object] = {"polluters": []}
@@ -40,13 +42,14 @@ def make_project(root: Path, *, tests: int = 40, per_file: int = 10, faults: tup
     def node(n: int) -> str:
         return f"tests/test_{n // per_file:03d}.py::test_{n:04d}"
 
-    if {"polluter", "two-polluters", "group-polluter"} & set(faults):
+    if {"polluter", "two-polluters", "three-polluters", "group-polluter"} & set(faults):
         v = where["victim"]
         bodies[v] = (f"def test_{v:04d}():\n    import shared_state\n"
                      f"    assert shared_state.LEAKS == [] and not all(shared_state.FLAGS.get(k) for k in 'ab')\n")
         info["victim"] = node(v)
-    if "polluter" in faults or "two-polluters" in faults:
-        for key in ("polluter", "polluter2") if "two-polluters" in faults else ("polluter",):
+    count = 3 if "three-polluters" in faults else 2 if "two-polluters" in faults else 1 if "polluter" in faults else 0
+    if count:
+        for key in ("polluter", "polluter2", "polluter3")[:count]:
             p = where[key]
             bodies[p] = f"def test_{p:04d}():\n    import shared_state\n    shared_state.LEAKS.append({p})\n"
             info["polluters"].append(node(p))  # type: ignore[union-attr]
