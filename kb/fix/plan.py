@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FixError
-from . import code_edit, pin, quarantine, test_config  # noqa: F401  (they register their remedy kinds)
+from . import code_edit, isolation, pin, quarantine, test_config  # noqa: F401  (they register their remedy kinds)
 from .registry import Context, planner
 from .sources import installed_location
 from .types import FixPlan, RemedyPlan
@@ -38,7 +38,8 @@ def plan_fix(report: dict[str, Any], root: str | Path, *, python: str | None = N
     for cause in report["root_causes"]:
         plan = RemedyPlan(cause.get("key", cause["rule"]), cause["title"], cause["confidence"], None,
                           rule=cause["rule"], tests=list(cause.get("tests", [])),
-                          neighbours=list(cause.get("neighbours", [])))
+                          neighbours=list(cause.get("neighbours", [])),
+                          orders=[list(order) for order in cause.get("orders") or []])
         ctx = Context(root, plan.tests, python, test_command, shared.sources(),
                       owner=(cause.get("owner") or {}).get("module") or None)
         reasons: list[str] = []

@@ -58,6 +58,9 @@ class RemedyPlan:
     changes: dict[str, tuple[bytes, bytes]] = field(default_factory=dict)
     install: tuple[str, ...] = ()
     where: tuple[str, ...] = ()
+    #: exact test orders that prove the fix (an order-dependent test last in each): verification re-runs
+    #: them through kb's order plugin instead of the targeted tests
+    orders: list[list[str]] = field(default_factory=list)
 
     @property
     def kind(self) -> str:

@@ -8,6 +8,8 @@ targeted tests (matched to pytest's collected node ids, :mod:`kb.fix.targets`) a
 neighbours; pins and test-configuration changes, and causes pytest cannot run by id, re-run the whole
 test command — and tests that were not collected before (a pin that makes a module importable) are
 reported apart from regressions: their failures are new knowledge, not damage.
+An order-dependent test's fix (kb isolate's fixture) carries the exact orders that prove it: the
+failing order and the test alone, re-run through kb's order plugin (:func:`verify_orders`).
 
 "A new, unknown way" means one the fix caused (:func:`implicated`): the failure's traceback runs a line
 the fix wrote, or, without a traceback, its message names what the fix changed. A targeted test that
@@ -32,7 +34,7 @@ from .sources import python_files
 from .targets import is_module_id, normal_id, resolve, without_selection
 from .types import Baseline, FixOptions, RemedyPlan
 
-__all__ = ["Verification", "verify", "judge"]
+__all__ = ["Verification", "verify", "verify_orders", "judge"]
 
 
 @dataclass
@@ -42,7 +44,7 @@ class Verification:
     run: Run | None = None
     after: dict[str, Any] | None = None
     newly_failing: list[str] = field(default_factory=list)
-    scope: str = "targeted"  # or "whole command"
+    scope: str = "targeted"  # or "whole command", or "orders"
 
 
 def _command(options: FixOptions) -> list[str]:
@@ -58,6 +60,8 @@ def verify(item: RemedyPlan, root: str | Path, store: Any, options: FixOptions) 
     root = Path(root)
     command = _command(options)
     timeout = options.timeout or DEFAULT_TIMEOUT
+    if item.orders:
+        return verify_orders(item.orders, root, command, timeout)
     whole = item.changes_environment
     neighbours: list[str] = []
     run_ids: list[str] = []
@@ -90,6 +94,40 @@ def verify(item: RemedyPlan, root: str | Path, store: Any, options: FixOptions) 
                               evidence=evidence)
     how = f"re-ran the whole command: {run.tests} test(s)" if whole else f"re-ran {run.tests} test(s) by node id"
     return Verification(held, f"{note}; {how}", run, after, newly, scope)
+
+
+def verify_orders(orders: list[list[str]], root: Path, command: list[str], timeout: float) -> Verification:
+    """An order-dependent test's fix holds when that test (the last of each order) runs and passes in every
+    order: the failing order and alone, run exactly through kb's order plugin."""
+    from ..run.ordered import run_order
+
+    orders = [list(order) for order in orders if order]
+    if not orders:
+        return Verification(False, "no test order to re-run", scope="orders")
+    for order in orders:
+        victim = order[-1]
+        try:
+            done = run_order(order, root, command, timeout)
+        except FixError as exc:
+            return Verification(False, f"the order {_shown(order)} did not run: {exc}", scope="orders")
+        outcome = done.outcomes.get(victim) or next(
+            (o for t, o in done.outcomes.items() if normal_id(t) == normal_id(victim)), None)
+        if outcome != "passed":
+            what = {"failed": "still fails", "skipped": "is skipped"}.get(str(outcome), "did not run")
+            return Verification(False, f"{victim} {what} in the order {_shown(order)}", scope="orders")
+    longer = [len(order) for order in orders if len(order) > 1]
+    where = [f"in the failing order ({longer[0]} tests)"] if longer else []
+    if len(longer) > 1:
+        where.append(f"in {len(longer) - 1} other order(s)")
+    if len(longer) < len(orders):
+        where.append("alone")
+    said = " and ".join([", ".join(where[:-1]), where[-1]] if len(where) > 1 else where)
+    return Verification(True, f"the victim passes {said}; re-ran {len(orders)} order(s) through kb's order plugin",
+                        scope="orders")
+
+
+def _shown(order: list[str]) -> str:
+    return " ".join(order) if len(order) <= 4 else f"{' '.join(order[:2])} … {order[-1]} ({len(order)} tests)"
 
 
 def _touched_names(item: RemedyPlan) -> set[str]:

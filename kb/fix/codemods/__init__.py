@@ -1,5 +1,5 @@
-"""Source edits as LibCST codemods: the fix templates that change Python code, quarantine marks and
-setup.py requirements.
+"""Source edits as LibCST codemods: the fix templates that change Python code, quarantine marks,
+kb isolate's fixtures and setup.py requirements.
 
 Each template is one registered function (``@codemod`` in ``names``, ``calls``,
 ``methods``) that walks the concrete syntax tree, so aliases, attribute receivers and calls
@@ -16,18 +16,20 @@ from __future__ import annotations
 import ast
 import keyword
 import re
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
 import libcst as cst
 
 from ...errors import FixError
-from . import calls, methods, names, setup_py  # noqa: F401  (they register)
+from . import calls, isolation, methods, names, setup_py  # noqa: F401  (they register)
 from .core import REGISTRY
+from .isolation import Setting, is_dotted, is_env_name, is_identifier, literal_text, safe_text
 from .prefilter import may_change
 
-__all__ = ["CODEMODS", "needles", "check_params", "transform", "quarantine", "edit_setup_requirements",
+__all__ = ["CODEMODS", "needles", "check_params", "transform", "quarantine", "Setting", "isolation_fixture",
+           "is_dotted", "is_env_name", "is_identifier", "literal_text", "safe_text", "edit_setup_requirements",
            "add_setup_requirement"]
 
 #: fix templates served by codemods; ``quarantine`` is valid in packs but applied through quarantine()
@@ -141,6 +143,20 @@ def quarantine(source: str, tests: Collection[str], until: str, reason: str) -> 
     if module is None:
         return source
     return methods.quarantine(module, tests, until, reason).code
+
+
+def isolation_fixture(source: str, name: str, doc: str, settings: Sequence[Setting]) -> str:
+    """``source`` with an autouse fixture ``name`` appended that sets each of ``settings`` through
+    monkeypatch (see codemods.isolation), and ``import pytest`` when missing; ``source`` itself when it
+    does not parse, already defines ``name`` or nothing is to be set. FixError for a name or value that is
+    not a plain name or literal. The result is parsed again before it is returned."""
+    module = _parse(source)
+    if module is None:
+        return source
+    code = isolation.fixture(module, name, doc, settings).code
+    if code != source and _parse(code) is None:
+        raise FixError(f"isolation fixture {name}: the edited module does not parse")
+    return code
 
 
 def edit_setup_requirements(source: str, edit: Callable[[str], str | None]) -> str:

@@ -1,0 +1,122 @@
+"""The isolation fixture: an autouse pytest fixture appended to a test module that sets, through
+``monkeypatch``, the module globals and environment variables an order-dependent test needs (what a
+polluter changed, put back; or what a setter provided, provided). ``monkeypatch`` undoes it after each test.
+
+Only names and literals reach the code: module names are dotted Python names, attribute and environment
+variable names identifiers, values the ``repr`` of a Python literal (checked again here, whatever the
+caller did), and the docstring is printable ASCII without quotes or backslashes.
+"""
+
+from __future__ import annotations
+
+import ast
+import keyword
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import libcst as cst
+from libcst.codemod import CodemodContext
+from libcst.codemod.visitors import AddImportsVisitor
+
+from ...errors import FixError
+
+__all__ = ["Setting", "fixture", "is_identifier", "is_dotted", "is_env_name", "literal_text", "safe_text"]
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_RESERVED = {"monkeypatch"}  # an import of that name would hide the fixture's own argument
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One thing the fixture sets before each test: the global ``module.name``, or with no ``module`` the
+    environment variable ``name``; ``present`` False deletes it instead. ``may_be_missing``: the global may
+    not exist when the fixture runs (``raising=False``)."""
+
+    module: str | None
+    name: str
+    value: object = None
+    present: bool = True
+    may_be_missing: bool = False
+
+
+def is_identifier(text: object) -> bool:
+    return isinstance(text, str) and _IDENTIFIER.fullmatch(text) is not None and not keyword.iskeyword(text)
+
+
+def is_dotted(text: object) -> bool:
+    """A module name kb may import: dotted identifiers, not ``monkeypatch`` (it would hide the fixture's argument)."""
+    return (isinstance(text, str) and all(is_identifier(part) for part in text.split("."))
+            and text.split(".")[0] not in _RESERVED)
+
+
+def is_env_name(text: object) -> bool:
+    return isinstance(text, str) and _IDENTIFIER.fullmatch(text) is not None
+
+
+def literal_text(value: object) -> str | None:
+    """``repr(value)`` when it reads back as a Python literal with the same value, else None."""
+    try:
+        text = repr(value)
+        return text if ast.literal_eval(text) == value else None
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return None
+
+
+def safe_text(text: str, limit: int = 300) -> str:
+    """``text`` as printable ASCII with no quote, backslash or line break (each becomes ``?``): safe
+    inside a triple-quoted docstring."""
+    return "".join(c if " " <= c <= "~" and c not in "\"\\" else "?" for c in text[:limit])
+
+
+def _line(setting: Setting) -> tuple[str | None, str]:
+    """(the module to import or None, the monkeypatch call) for one setting."""
+    name = f'"{setting.name}"'  # checked below: a plain name, no quote inside
+    if setting.module is None:
+        if not is_env_name(setting.name):
+            raise FixError(f"isolation fixture: {safe_text(setting.name, 80)!r} is not an environment variable name")
+        if not setting.present:
+            return None, f"monkeypatch.delenv({name}, raising=False)"
+        if not isinstance(setting.value, str):
+            raise FixError(f"isolation fixture: the environment variable {setting.name} needs a string value")
+        return None, f"monkeypatch.setenv({name}, {setting.value!r})"
+    if not is_dotted(setting.module) or not is_identifier(setting.name):
+        raise FixError(f"isolation fixture: {safe_text(f'{setting.module}.{setting.name}', 80)!r} is not a module "
+                       f"global kb can set")
+    if not setting.present:
+        return setting.module, f"monkeypatch.delattr({setting.module}, {name}, raising=False)"
+    value = literal_text(setting.value)
+    if value is None:
+        raise FixError(f"isolation fixture: the value of {setting.module}.{setting.name} is not a Python literal")
+    raising = ", raising=False" if setting.may_be_missing else ""
+    return setting.module, f"monkeypatch.setattr({setting.module}, {name}, {value}{raising})"
+
+
+def _defines(module: cst.Module, name: str) -> bool:
+    return any(isinstance(s, cst.FunctionDef) and s.name.value == name for s in module.body)
+
+
+def fixture(module: cst.Module, name: str, doc: str, settings: Sequence[Setting]) -> cst.Module:
+    """``module`` with the fixture ``name`` appended (and ``import pytest`` when missing); unchanged when it
+    already defines ``name`` or there is nothing to set."""
+    if not is_identifier(name):
+        raise FixError(f"isolation fixture: {safe_text(name, 80)!r} is not a function name")
+    if not settings or _defines(module, name):
+        return module
+    lines = [_line(s) for s in settings]
+    imports = list(dict.fromkeys(m for m, _ in lines if m))
+    imports = [m for m in imports if not any(other.startswith(m + ".") for other in imports)]  # `import a.b` binds a
+    indent, newline = module.default_indent, module.default_newline
+    body = [f'"""{safe_text(doc, 1000)}"""', *(f"import {m}" for m in imports), *([""] if imports else []),
+            *(call for _, call in lines)]
+    text = newline.join(["@pytest.fixture(autouse=True)", f"def {name}(monkeypatch):",
+                         *(indent + b if b else "" for b in body)]) + newline
+    added = cst.parse_module(text, config=module.config_for_parsing).body
+    blank = [cst.EmptyLine(), cst.EmptyLine()] if module.body else []
+    first = added[0]
+    if isinstance(first, cst.FunctionDef):
+        added = [first.with_changes(leading_lines=blank), *added[1:]]
+    changed = module.with_changes(body=[*module.body, *added])
+    context = CodemodContext()
+    AddImportsVisitor.add_needed_import(context, "pytest")
+    return AddImportsVisitor(context).transform_module(changed)
