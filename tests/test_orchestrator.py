@@ -38,7 +38,8 @@ def test_one_polluter_is_found_within_the_bound_and_reproduced(tmp_path: Path) -
     found = _isolate(tmp_path / "p", tmp_path / "kb.sqlite", info["victim"])
     assert found["verdict"] == "order-dependent" and found["polluters"] == info["polluters"]
     n = found["tests_before"]
-    assert found["probes"] - 1 <= run_bound(n), found  # step (b) within ceil(log2 n) + 2; 1 probe alone
+    assert found["by_step"]["polluters"] <= run_bound(n), found  # step (b) within ceil(log2 n) + 2
+    assert found["by_step"]["alone"] == found["by_step"]["order"] == 1  # stable: each probe runs once
     assert found["reproducer"] == [*info["polluters"], info["victim"]]
     assert found["root_causes"][0]["rule"] == "verdict-order-dependent"
     # the reproducer really reproduces
@@ -103,7 +104,7 @@ def test_a_removed_api_is_deterministic_and_explained(tmp_path: Path) -> None:
     doc = json.loads(out.stdout)
     assert "collections.Mapping" in doc["root_causes"][0]["title"]
     found = _isolate(root, db, "tests/test_api.py::test_mapping")
-    assert found["verdict"] == "environment-dependent" and found["probes"] == 2  # alone, then in the suite
+    assert found["verdict"] == "environment-dependent" and found["probes"] == 3  # alone, after the others, alone
     assert "collections.Mapping" in found["root_causes"][0]["title"]
 
 

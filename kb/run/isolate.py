@@ -179,8 +179,33 @@ def isolate(target: str, probe: Probe, before: Sequence[str], *, after: Sequence
     else:
         verdict.steps.append("fails alone")
         _setters(verdict, search, [*before, *after])
+    _confirm(verdict, search)
     verdict.probes, verdict.by_step = search.runs, dict(search.by_step)
     return verdict
+
+
+def _confirm(verdict: Verdict, search: _Search) -> None:
+    """Re-run, once, the orders the verdict rests on: what must fail (the reproducer) and what must pass
+    (the test alone, or after its setter). A flaky test can look order-dependent by chance in a search
+    whose probes ran once; if either disagrees, both orders are re-run to ``repeat`` runs and a mix of
+    outcomes makes the verdict flaky."""
+    if verdict.kind == "order-dependent":
+        fails, passes = list(verdict.polluters), []
+    elif verdict.kind == "needs-setup":
+        fails, passes = [], list(verdict.providers)
+    elif verdict.kind == "deterministic":
+        fails, passes = [], None
+    else:
+        return
+    search.step = "confirming the verdict"
+    if search.once(fails, "confirm") and (passes is None or not search.once(passes, "confirm")):
+        if passes is None:
+            verdict.failed = verdict.runs = 2  # alone, twice
+        return
+    search.disagree("the verdict did not hold when its orders were re-run", verdict)
+    orders = [fails] if passes is None else [fails, passes]
+    if _flaky(verdict, search, orders):
+        verdict.polluters, verdict.providers, verdict.cleaners = [], [], []
 
 
 def _flaky(verdict: Verdict, search: _Search, orders: list[list[str]]) -> bool:
