@@ -1,7 +1,7 @@
 """Remedy kinds, one planner each: ``@remedy("code-edit")`` registers the function that turns a remedy
 of that kind into a :class:`~kb.fix.types.Planned` change (or None when it is not one kb carries out).
 
-The planners live in their own modules (:mod:`kb.fix.code_edit`, :mod:`kb.fix.pin`,
+The planners live in their own modules (:mod:`kb.fix.code_edit`, :mod:`kb.fix.pin`, :mod:`kb.fix.isolation`,
 :mod:`kb.fix.test_config`, :mod:`kb.fix.quarantine`); :mod:`kb.fix.plan` imports them so they register.
 """
 

@@ -139,13 +139,27 @@ def reproducer(command: Sequence[str], root: str | Path, tests: Sequence[str], s
     """``cd ROOT && [ENV=…] COMMAND … IDS``: pasted into a shell it runs ``tests`` in that order with the
     command's interpreter (an absolute path), the variables that change a pytest run, and no random order."""
     command = without_selection(list(command), root)
-    found = shutil.which(command[0])
-    if found and os.sep not in command[0]:
-        command[0] = found
+    command[0] = _real_program(command[0])
     env = [f"{name}={shlex.quote(os.environ[name])}" for name in REPRODUCER_ENV if os.environ.get(name)]
     randomly = ["-p", "no:randomly"] if seed is None else [f"--randomly-seed={seed}"]
     return " ".join([f"cd {shlex.quote(str(Path(root).resolve()))} &&", *env,
                      shlex.join([*command, "-p", "no:cacheprovider", *randomly, *tests])])
+
+
+def _real_program(program: str) -> str:
+    """An absolute path for the command's program; for a Python interpreter, the one it really is (a pyenv
+    shim or ``python`` on PATH picks an interpreter by the shell's environment, which a pasted line lacks)."""
+    found = shutil.which(program) or program
+    if Path(program).name.startswith("python"):
+        try:
+            done = subprocess.run([found, "-c", "import sys; print(sys.executable)"], capture_output=True,
+                                  text=True, timeout=60, stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.TimeoutExpired):
+            return found
+        executable = done.stdout.strip()
+        if done.returncode == 0 and executable and os.path.isabs(executable):
+            return executable
+    return found
 
 
 def check_reproducer(command: Sequence[str], root: str | Path, tests: Sequence[str], seed: int | None,
