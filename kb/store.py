@@ -497,10 +497,13 @@ class Store:
                 "workers": json.loads(row[4] or "{}")}
 
     def last_failing_order(self, test: str, root: str) -> int | None:
-        """The last recorded run in ``root`` in which ``test`` failed and whose order kb knows."""
+        """The last recorded run in ``root`` in which ``test`` failed and whose order kb knows (``test`` may be
+        the end of a node id, as ``kb isolate`` takes it)."""
+        suffix = ("/" if "::" in test else "::") + test
         row = self.db.execute(
             "SELECT o.run_id FROM run_orders o JOIN failures f ON f.run_id = o.run_id "
-            "WHERE f.test = ? AND o.root = ? ORDER BY o.run_id DESC LIMIT 1", [test, root]).fetchone()
+            "WHERE (f.test = ? OR substr(f.test, -length(?)) = ?) AND o.root = ? ORDER BY o.run_id DESC LIMIT 1",
+            [test, suffix, suffix, root]).fetchone()
         return None if row is None else int(row[0])
 
     def record_outcome(self, cause_key: str, rule: str, verdict: str, doc: dict[str, Any]) -> int:

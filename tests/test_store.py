@@ -168,3 +168,24 @@ def test_a_recorded_run_keeps_failures_frames_and_diagnoses(tmp_path: Path) -> N
     [diagnosis] = store.db["diagnoses"].rows_where("run_id = ?", [doc["run_id"]])
     assert diagnosis["api_change"] == "collections-mapping" and diagnosis["tests"] == 9
     assert store.check() == []
+
+
+def test_a_run_order_is_found_by_the_test_that_failed_in_it(tmp_path: Path) -> None:
+    store = Store(tmp_path / "kb.sqlite")
+    failure = {"test": "tests/test_b.py::test_victim", "phase": "call", "exception": "AssertionError",
+               "message": "assert [1] == []"}
+    older = store.record_run({"sources": ["a"], "environment": {}}, [failure], [])
+    newer = store.record_run({"sources": ["b"], "environment": {}}, [failure], [])
+    other = store.record_run({"sources": ["c"], "environment": {}}, [], [])
+    order = ["tests/test_a.py::test_polluter", "tests/test_b.py::test_victim"]
+    for run_id in (older, newer, other):
+        store.record_order(run_id, "/project", order, seed=1234, workers={})
+    assert store.last_failing_order("tests/test_b.py::test_victim", "/project") == newer
+    assert store.last_failing_order("test_b.py::test_victim", "/project") == newer  # the end of a node id
+    assert store.last_failing_order("test_victim", "/project") == newer
+    assert store.last_failing_order("b.py::test_victim", "/project") is None  # not a whole path part
+    assert store.last_failing_order("tests/test_b.py::test_victim", "/elsewhere") is None
+    assert store.run_order(newer) == {"run_id": newer, "root": "/project", "seed": 1234, "tests": order,
+                                      "workers": {}}
+    assert store.run_order(999) is None
+    assert store.check() == []
