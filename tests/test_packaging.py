@@ -33,6 +33,9 @@ def test_wheel_contents(wheel: Path) -> None:
                      "kb/knowledge/mine.py", "kb/owners.py"):
         assert expected in names
     assert not any(n.startswith(("engine/", "schemas/", "fixes/", "tests/")) for n in names)
+    # every module of the kb package is shipped (a subpackage missing from setup.cfg's list would not be)
+    modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "kb").rglob("*.py")}
+    assert modules <= names, sorted(modules - names)
     archive = zipfile.ZipFile(wheel)
     entry_points = archive.read(next(n for n in names if n.endswith(".dist-info/entry_points.txt"))).decode()
     assert "[pytest11]\nkb = kb.pytest_plugin" in entry_points and "kb = kb.cli:main" in entry_points
