@@ -2,14 +2,19 @@
 
 Keys (all optional): ``allow_auto_fix`` (bool, default true: false refuses ``kb fix --apply
 --yes``), ``min_confidence`` (float, default 0.8), ``test_command`` (list of strings, default
-this interpreter's ``-m pytest``). ``.kb/config.toml`` wins over ``pyproject.toml``.
+this interpreter's ``-m pytest``). ``.kb/config.toml`` wins over ``pyproject.toml``, key by key.
+A bad value is an error naming the file it came from; an unknown key is a one-line warning naming
+the file, the key and the closest known key (a misspelt key would otherwise be ignored in silence).
 """
 
 from __future__ import annotations
 
+import difflib
 import sys
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -18,7 +23,7 @@ else:  # pragma: no cover - Python 3.10
 
 from .errors import KbError
 
-__all__ = ["Config", "load_config", "parse_toml"]
+__all__ = ["Config", "KEYS", "load_config", "parse_toml"]
 
 
 @dataclass(frozen=True)
@@ -28,16 +33,29 @@ class Config:
     test_command: tuple[str, ...] = ()
 
 
-def _read(path: Path, table: str | None) -> dict:
+#: the keys a configuration may set: Config's fields, so a new setting is known where it is declared
+KEYS: tuple[str, ...] = tuple(f.name for f in fields(Config))
+
+
+def _warn_on_stderr(message: str) -> None:
+    print(f"kb: warning: {message}", file=sys.stderr)
+
+
+def _read(path: Path, table: str | None) -> tuple[dict[str, Any], str]:
+    """The settings in ``path`` (``[tool.<table>]`` when ``table``) and how errors name where they came from."""
+    where = f"{path} [tool.{table}]" if table else str(path)
     try:
-        data = tomllib.loads(path.read_text("utf-8"))
+        data: Any = tomllib.loads(path.read_text("utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
         raise KbError(f"{path}: cannot read: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise KbError(f"{path}: not valid TOML: {exc}") from None
     if table:
-        data = data.get("tool", {}).get(table, {})
-    return data if isinstance(data, dict) else {}
+        data = data.get("tool", {})
+        data = data.get(table, {}) if isinstance(data, dict) else {}
+    if not isinstance(data, dict):
+        raise KbError(f"{where}: must be a table of settings")
+    return data, where
 
 
 def parse_toml(text: str) -> dict:
@@ -49,21 +67,28 @@ def parse_toml(text: str) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def load_config(root: str | Path) -> Config:
+def load_config(root: str | Path, warn: Callable[[str], None] = _warn_on_stderr) -> Config:
+    """The configuration of the project at ``root``; ``warn`` gets one line per unknown key."""
     root = Path(root)
-    data: dict = {}
-    if (root / "pyproject.toml").is_file():
-        data.update(_read(root / "pyproject.toml", "kb"))
-    if (root / ".kb" / "config.toml").is_file():
-        data.update(_read(root / ".kb" / "config.toml", None))
-    where = str(root / ".kb" / "config.toml")
-    allow = data.get("allow_auto_fix", True)
-    minimum = data.get("min_confidence", 0.8)
-    command = data.get("test_command", [])
+    values: dict[str, Any] = {}
+    origin: dict[str, str] = {}  # key -> the file (and table) its value came from
+    for path, table in ((root / "pyproject.toml", "kb"), (root / ".kb" / "config.toml", None)):
+        if not path.is_file():
+            continue
+        data, where = _read(path, table)
+        for key, value in data.items():
+            if key in KEYS:
+                values[key], origin[key] = value, where
+                continue
+            close = difflib.get_close_matches(key, KEYS, n=1)
+            warn(f"{where}: unknown key {key!r} ignored" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    allow = values.get("allow_auto_fix", True)
+    minimum = values.get("min_confidence", 0.8)
+    command = values.get("test_command", [])
     if not isinstance(allow, bool):
-        raise KbError(f"{where}: allow_auto_fix must be true or false")
-    if not isinstance(minimum, (int, float)) or not 0 <= minimum <= 1:
-        raise KbError(f"{where}: min_confidence must be a number between 0 and 1")
+        raise KbError(f"{origin['allow_auto_fix']}: allow_auto_fix must be true or false")
+    if isinstance(minimum, bool) or not isinstance(minimum, (int, float)) or not 0 <= minimum <= 1:
+        raise KbError(f"{origin['min_confidence']}: min_confidence must be a number between 0 and 1")
     if not isinstance(command, list) or not all(isinstance(c, str) for c in command):
-        raise KbError(f"{where}: test_command must be a list of strings")
+        raise KbError(f"{origin['test_command']}: test_command must be a list of strings")
     return Config(allow, float(minimum), tuple(command))

@@ -1,8 +1,9 @@
 """The knowledge base: SQLite through sqlite-utils (the only sqlite-utils importer).
 
 Where: ``--db PATH`` / ``KB_DB``, else ``.kb/kb.sqlite`` in the nearest directory upward that
-has a ``.kb`` folder (like git), else in the current directory — created on first use and
-seeded from the built-in packs, so ``kb diagnose report.xml`` needs no set-up.
+has a ``.kb`` folder (like git, up to the repository's root), else at the repository's root, else in
+the current directory — created on first use (with a ``.gitignore`` in a new ``.kb``) and seeded
+from the built-in packs, so ``kb diagnose report.xml`` needs no set-up.
 
 Safety and concurrency: WAL journal, a busy timeout, foreign keys on; every write that must
 be all-or-nothing runs in ``BEGIN IMMEDIATE`` so concurrent ``kb`` processes queue instead of
@@ -31,15 +32,33 @@ from .errors import KbError, RuleError, StoreError
 from .rulepack import Pack, builtin_packs, digest, generated, parse_pack
 from .validate import validate
 
-__all__ = ["Store", "find_db", "open_store", "rule_row", "rule_from_row", "SCHEMA_VERSION"]
+__all__ = ["Store", "find_db", "make_kb_dir", "open_store", "rule_row", "rule_from_row", "SCHEMA_VERSION"]
 
 BUSY_TIMEOUT_S = 60.0
 KB_DIR = ".kb"
 DB_NAME = "kb.sqlite"
 
 
+#: what a ``.kb`` folder kb makes holds in its own ``.gitignore``: everything kb writes there (the knowledge base,
+#: journal, backups, caches) stays out of git, while the files a person writes there stay committable
+GITIGNORE = """\
+# Written by kb: its knowledge base, journal and backups stay out of git.
+# Your config.toml and rule packs in rules/ are yours to commit.
+*
+!config.toml
+!rules/
+!rules/*.yaml
+!rules/*.yml
+"""
+
+#: what marks a repository's root (a file in a git worktree or submodule, a folder otherwise)
+REPO_MARKERS = (".git", ".hg")
+
+
 def find_db(start: Path | None = None) -> Path:
-    """``KB_DB``, else the first ``.kb/kb.sqlite`` found walking up from ``start``, else ``./.kb/kb.sqlite``."""
+    """``KB_DB``, else the first ``.kb/kb.sqlite`` found walking up from ``start`` to the repository's root,
+    else ``.kb/kb.sqlite`` at that root (the folder with ``.git``), else in ``start``: one KB per repository,
+    whichever subfolder kb runs in, and never a KB of an unrelated folder above the repository."""
     env = os.environ.get("KB_DB")
     if env:
         return Path(env)
@@ -50,7 +69,22 @@ def find_db(start: Path | None = None) -> Path:
                 raise StoreError(f"{folder / KB_DIR}: a symlink; kb keeps its knowledge base only in a real "
                                  f"directory inside the project (or name one with --db / KB_DB)")
             return folder / KB_DIR / DB_NAME
+        if any((folder / marker).exists() for marker in REPO_MARKERS):
+            return folder / KB_DIR / DB_NAME
     return here / KB_DIR / DB_NAME
+
+
+def make_kb_dir(folder: Path) -> None:
+    """Create a project's ``.kb`` folder if needed and give it a ``.gitignore`` (:data:`GITIGNORE`) unless it has
+    one: called when kb first puts its own state there, so ``git status`` stays clean. An existing ``.gitignore``
+    (or a symlink in its place) is left alone: a person who wants ``.kb`` committed decides."""
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(folder / ".gitignore", os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    except FileExistsError:
+        return
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(GITIGNORE)
 
 
 # ---------------------------------------------------------------- migrations
@@ -230,7 +264,10 @@ class Store:
         self.path = Path(path)
         OPENED.append(self.path)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if self.path.parent.name == KB_DIR and not self.path.exists():
+                make_kb_dir(self.path.parent)
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"{self.path}: cannot open the knowledge base: {exc}") from None
