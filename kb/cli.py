@@ -1,10 +1,11 @@
 """The ``kb`` command: parses options, calls the library, formats. No logic lives here.
 
-Exit status: 0 when the command did its job (``kb diagnose`` exits 0 even when the tests it
-read had failed — it diagnosed them); 1 when kb could not (a bad report, a bad pack, a KB
-problem: one line naming the file and the reason, no traceback unless ``--debug``); 2 for
-usage errors (click's convention). ``kb run`` is the exception: it exits with the test
-command's own status unless ``--fail-on`` says otherwise.
+Exit status (the README's table lists every command's): 0 when the command did its job (``kb diagnose``
+exits 0 even when the tests it read had failed — it diagnosed them — unless ``--fail-on`` asks otherwise);
+1 when kb could not (a bad report, a bad pack, a KB problem: one line naming the file and the reason, no
+traceback unless ``--debug``) or a gate tripped; 2 for usage errors (click's convention). ``kb run`` exits
+with the test command's own status unless ``--fail-on`` says otherwise; ``kb fix`` exits 1 when a fix was
+rolled back and 3 when ``--apply`` applied nothing although there were causes to fix.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ import click
 
 from . import __version__
 from .errors import KbError
-from .terminal import one_line, safe_text
+from .report import formats
+from .report.gate import FAIL_ON, RUN_FAIL_ON, gate_status
+from .terminal import BOLD, GREEN, RED, YELLOW, colour_wanted, fit, one_line, safe_text, style
 
 __all__ = ["main", "cli"]
 
@@ -55,10 +58,26 @@ def cli() -> None:
         _recover(project)
 
 
+def _format_option(func: Any) -> Any:
+    return click.option("--format", "fmt", type=click.Choice(formats()), default="text", show_default=True,
+                        help="Output format: text, markdown and json for people and scripts; sarif (code scanning), "
+                             "github (workflow-command annotations) and gitlab (code-quality report) for CI.")(func)
+
+
+def _echo_report(doc: dict[str, Any], fmt: str) -> None:
+    """The report on stdout, coloured when stdout wants colour (a terminal, or FORCE_COLOR)."""
+    from .report import render
+
+    colour = colour_wanted(sys.stdout)
+    click.echo(render(doc, fmt, colour=colour), nl=False, color=colour)
+
+
 @cli.command()
 @click.argument("reports", nargs=-1, required=True)
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text",
-              show_default=True, help="Output format.")
+@_format_option
+@click.option("--fail-on", type=click.Choice(FAIL_ON), default="never", show_default=True,
+              help="Exit 1 when: some failure has no known cause (undiagnosed), a root cause was found (cause), "
+                   "any test failed (any); never: exit 0 once the report is diagnosed.")
 @click.option("--no-record", is_flag=True, help="Do not record this run in the knowledge base.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
               help="Write the report to this file instead of standard output.")
@@ -72,8 +91,8 @@ def cli() -> None:
                    "the exact change (needs the package index and griffe), store it as learned, diagnose again.")
 @_db_option
 @_debug_option
-def diagnose(reports: tuple[str, ...], fmt: str, no_record: bool, output: str | None, python: str | None,
-             root: str | None, learn: bool, db: str | None) -> None:
+def diagnose(reports: tuple[str, ...], fmt: str, fail_on: str, no_record: bool, output: str | None,
+             python: str | None, root: str | None, learn: bool, db: str | None) -> None:
     """Diagnose test REPORTS: JUnit XML files, pytest terminal output, directories, or - for stdin."""
     from .diagnose import diagnose as run_diagnose
     from .report import render
@@ -92,13 +111,15 @@ def diagnose(reports: tuple[str, ...], fmt: str, no_record: bool, output: str | 
     if learn and (_learn_from(doc, db, root) or not no_record):  # with what was learned, or only to record it
         doc = run_diagnose(list(reports), db=db, record=not no_record, environment=environment, python=python,
                            root=root)
-    text = render(doc, fmt)
     if output:
         from .safeio import write_text_atomic
 
-        write_text_atomic(output, text)
+        write_text_atomic(output, render(doc, fmt))
     else:
-        click.echo(text, nl=False)
+        _echo_report(doc, fmt)
+    status = gate_status(doc, fail_on)
+    if status:
+        sys.exit(status)
 
 
 def _fix_options(func: Any) -> Any:
@@ -121,6 +142,10 @@ def _fix_options(func: Any) -> Any:
     ]):
         func = option(func)
     return func
+
+
+#: a fix's verdict on a terminal: held (green), undone by kb (red), anything else (yellow)
+_VERDICT_COLOUR = {"verified": GREEN, "plausible": YELLOW, "rolled back": RED, "failed": RED}
 
 
 def _show_events(events: Any, patches: list[str]) -> dict[str, int]:
@@ -152,11 +177,31 @@ def _show_events(events: Any, patches: list[str]) -> dict[str, int]:
         elif event.kind == "outcome":
             outcome = event.outcome
             counts[outcome.verdict] = counts.get(outcome.verdict, 0) + 1
-            click.echo(safe_text(f"   {outcome.verdict}: {outcome.note} "
-                                 f"(fix {outcome.fix_id}; undo with kb undo {outcome.fix_id})"))
+            colour = colour_wanted(sys.stdout)
+            verdict = style(outcome.verdict, BOLD, _VERDICT_COLOUR.get(outcome.verdict, YELLOW)) if colour \
+                else outcome.verdict
+            click.echo(f"   {verdict}: " + safe_text(f"{outcome.note} (fix {outcome.fix_id}; undo with kb undo "
+                                                    f"{outcome.fix_id})"), color=colour)
         elif event.kind != "nothing":  # "nothing to fix" is the closing line's to say
             click.echo(safe_text(event.note))
     return counts
+
+
+#: ``kb fix`` exit statuses beyond 0 (done), 1 (kb could not) and 2 (usage)
+FIX_ROLLED_BACK = 1
+FIX_NOTHING_APPLIED = 3
+
+
+def _fix_status(counts: dict[str, int], applying: bool) -> int:
+    """1 when a fix was rolled back; 3 when --apply was asked, there were causes to fix and none was applied
+    (declined, refused by the gate, or no fix kb can carry out); else 0 (a dry run, nothing to fix, or fixes
+    that held)."""
+    if counts["rolled back"] or counts.get("failed"):
+        return FIX_ROLLED_BACK
+    applied = counts["verified"] + counts["plausible"]
+    if applying and not applied and (counts["planned"] or counts["not planned"]):
+        return FIX_NOTHING_APPLIED
+    return 0
 
 
 def _closing_line(counts: dict[str, int], applying: bool) -> str:
@@ -280,6 +325,9 @@ def fix(reports: tuple[str, ...], last: bool, root: str, patch: str | None, appl
         store.close()
     _write_patch(patch, "".join(patches))
     click.echo(_closing_line(counts, apply_))
+    status = _fix_status(counts, apply_)
+    if status:
+        sys.exit(status)
 
 
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
@@ -344,20 +392,26 @@ class _Progress:
         self.live = sys.stderr.isatty()
         self.shown = False
 
+    @staticmethod
+    def width() -> int:
+        """The terminal's columns less one (a line that fills the last column wraps on some terminals, and a
+        wrapped line can no longer be overwritten); asked at every update, so a resize is followed."""
+        import shutil
+
+        return max(shutil.get_terminal_size((80, 24)).columns - 1, 1)
+
     def __call__(self, step: str, runs: int) -> None:
         import time
 
         if self.live:
-            line = f"kb: {step} · {runs} run(s) · {time.monotonic() - self.started:.1f} s"
-            click.echo(f"\r{line[:110]:110}", nl=False, err=True)
+            width = self.width()
+            line = fit(f"kb: {step} · {runs} run(s) · {time.monotonic() - self.started:.1f} s", width)
+            click.echo(f"\r{line:{width}}", nl=False, err=True)
             self.shown = True
 
     def done(self) -> None:
         if self.shown:
-            click.echo(f"\r{'':110}\r", nl=False, err=True)
-
-
-_FAIL_ON = ("status", "undiagnosed", "any", "never")
+            click.echo(f"\r{'':{self.width()}}\r", nl=False, err=True)
 
 
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
@@ -370,9 +424,10 @@ _FAIL_ON = ("status", "undiagnosed", "any", "never")
                    "order gives both outcomes, order-dependent when it fails only in the suite's order.")
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=900, show_default=True,
               help="Seconds before the command (and everything it started) is killed.")
-@click.option("--fail-on", type=click.Choice(_FAIL_ON), default="status", show_default=True,
-              help="Exit status: the command's (status), 1 if a failure is undiagnosed, 1 if any test failed, or 0.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
+@click.option("--fail-on", type=click.Choice(RUN_FAIL_ON), default="status", show_default=True,
+              help="Exit status: the command's (status); 1 if a failure is undiagnosed, if a root cause was found "
+                   "(cause), if any test failed (any); or 0 (never).")
+@_format_option
 @click.option("--quiet", is_flag=True, help="Do not echo the command's own output.")
 @_db_option
 @_debug_option
@@ -388,17 +443,18 @@ def run(command: tuple[str, ...], root: str, report_path: str | None, repeat: in
     _recover(root)
     from .run.orchestrate import run_suite
     from .testenv import environment, test_python
-    from .report import render
     from .store import open_store
 
     progress = _Progress()
     store = open_store(db)
+    # the command's output is echoed on stderr: pytest colours it when that is a terminal (or FORCE_COLOR)
+    colour = not quiet and colour_wanted(sys.stderr)
     try:
         python = test_python(list(command)) if Path(command[0]).name.startswith("python") else None
         env = environment(python) if python else {}
         result = run_suite(list(command), root, store, timeout=timeout, report=report_path, repeat=repeat,
-                           echo=None if quiet else (lambda text: click.echo(text, nl=False, err=True)),
-                           progress=progress, environment=env, python=python)
+                           echo=None if quiet else (lambda text: click.echo(text, nl=False, err=True, color=colour)),
+                           progress=progress, environment=env, python=python, colour=colour)
     finally:
         progress.done()
         store.close()
@@ -414,24 +470,14 @@ def run(command: tuple[str, ...], root: str, report_path: str | None, repeat: in
                                "command": {"argv": done.command, "exit_status": done.returncode,
                                            "seconds": round(done.seconds, 3)}}, indent=2))
     else:
-        click.echo(render(result.report, fmt), nl=False)
-        for verdict in result.verdicts:
+        _echo_report(result.report, fmt)
+        for verdict in (result.verdicts if fmt in ("text", "markdown") else []):
             if verdict.kind == "flaky":
                 click.echo(safe_text(f"flaky: {verdict.test} failed {verdict.failed} of {verdict.runs} runs"))
             elif verdict.kind == "order-dependent":
                 click.echo(safe_text(f"order-dependent: {verdict.test} fails in the suite's order and passes alone: "
                                      f"kb isolate {verdict.test} --run {result.run_id} names the polluter"))
-    summary = result.report["summary"]
-    failing = summary.get("failures", 0) + summary.get("errors", 0)
-    if fail_on == "status":
-        status = done.returncode if done.returncode is not None else 1
-    elif fail_on == "undiagnosed":
-        status = 1 if summary.get("undiagnosed") else 0
-    elif fail_on == "any":
-        status = 1 if failing else 0
-    else:
-        status = 0
-    sys.exit(status if 0 <= status < 256 else 1)
+    sys.exit(gate_status(result.report, fail_on, done.returncode))
 
 
 @cli.command()
@@ -681,14 +727,13 @@ def _interpreter(text: str) -> str:
               help="The project (the release it declares or locks is where mining starts).")
 @click.option("--find-links", multiple=True, type=click.Path(file_okay=False, exists=True),
               help="A folder of wheels/sdists to take releases from before the index (repeatable).")
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
+@_format_option
 @_db_option
 @_debug_option
 def knowledge_learn(last: bool, root: str | None, find_links: tuple[str, ...], fmt: str, db: str | None) -> None:
     """Mine the distributions behind the last diagnosis's generic causes, store the rows as learned and
     diagnose the same reports again."""
     from .diagnose import diagnose as run_diagnose
-    from .report import render
     from .store import open_store
 
     with open_store(db) as store:
@@ -699,7 +744,7 @@ def knowledge_learn(last: bool, root: str | None, find_links: tuple[str, ...], f
     if not sources:
         click.echo("the last run's reports are not files kb can read again: diagnose them again to see the change")
         return
-    click.echo(render(run_diagnose(sources, db=db, root=root), fmt), nl=False)
+    _echo_report(run_diagnose(sources, db=db, root=root), fmt)
 
 
 @cli.group()
@@ -966,11 +1011,14 @@ def export_datasette_cmd(out: str, db: str | None) -> None:
 @_debug_option
 def serve(database: str | None, port: int, open_browser: bool, db: str | None) -> None:
     """Browse kb's history in datasette on 127.0.0.1 (DATABASE: an export; default: export the KB now)."""
+    import importlib.util
     import tempfile
 
     from .export import export_datasette, serve as run_datasette
     from .store import open_store
 
+    if importlib.util.find_spec("datasette") is None:  # datasette runs as this interpreter's -m datasette
+        raise KbError("datasette is not installed: pip install 'kb-selfheal[datasette]'")
     with tempfile.TemporaryDirectory(prefix="kb-serve-") as tmp:
         if database is None:
             with open_store(db) as store:

@@ -1,6 +1,9 @@
 """Report renderers, by name: ``@renderer("text")`` registers one; ``render(doc, "text")`` uses it.
 
-A renderer takes the report document (``schemas/diagnosis.schema.json``) and returns text.
+A renderer takes the report document (``schemas/diagnosis.schema.json``) and returns text. People's
+formats (text, Markdown, GitHub workflow commands) have every control character escaped after rendering;
+JSON formats (``raw=True``) escape their content themselves. ``@painter("text")`` adds terminal colour to a
+format's rendered text, for ``render(..., colour=True)``.
 """
 
 from __future__ import annotations
@@ -10,15 +13,31 @@ from typing import Any
 
 from ..terminal import safe_text
 
-__all__ = ["renderer", "render", "formats"]
+__all__ = ["renderer", "painter", "render", "formats"]
 
 Renderer = Callable[[dict[str, Any]], str]
+Painter = Callable[[str], str]
 _RENDERERS: dict[str, Renderer] = {}
+_RAW: set[str] = set()
+_PAINTERS: dict[str, Painter] = {}
 
 
-def renderer(name: str) -> Callable[[Renderer], Renderer]:
+def renderer(name: str, *, raw: bool = False) -> Callable[[Renderer], Renderer]:
+    """Register a renderer; ``raw``: its output is JSON, which escapes control characters by itself."""
     def register(func: Renderer) -> Renderer:
         _RENDERERS[name] = func
+        if raw:
+            _RAW.add(name)
+        return func
+
+    return register
+
+
+def painter(name: str) -> Callable[[Painter], Painter]:
+    """Register the colouring of format ``name``'s escaped text (ANSI styles added after escaping, so only
+    kb's own styles reach the terminal)."""
+    def register(func: Painter) -> Painter:
+        _PAINTERS[name] = func
         return func
 
     return register
@@ -28,12 +47,16 @@ def formats() -> list[str]:
     return sorted(_RENDERERS)
 
 
-def render(doc: dict[str, Any], name: str) -> str:
+def render(doc: dict[str, Any], name: str, *, colour: bool = False) -> str:
     """The report in format ``name``; text for people (not JSON, which escapes by itself) has every control
-    character escaped (:func:`kb.terminal.safe_text`): report content is shown, never obeyed by a terminal."""
+    character escaped (:func:`kb.terminal.safe_text`): report content is shown, never obeyed by a terminal.
+    ``colour``: add the format's terminal colours, if it has any."""
     out = _RENDERERS[name](doc)
-    return out if name == "json" else safe_text(out)
+    if name in _RAW:
+        return out
+    out = safe_text(out)
+    return _PAINTERS[name](out) if colour and name in _PAINTERS else out
 
 
 # the built-in renderers register themselves on import
-from . import jsonfmt, markdown, text  # noqa: E402,F401
+from . import github, gitlab, jsonfmt, markdown, sarif, text  # noqa: E402,F401

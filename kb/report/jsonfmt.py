@@ -8,6 +8,6 @@ from typing import Any
 from . import renderer
 
 
-@renderer("json")
+@renderer("json", raw=True)
 def render_json(doc: dict[str, Any]) -> str:
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from . import renderer
+from ..terminal import BOLD, CYAN, DIM, YELLOW, style
+from . import painter, renderer
 from .common import confidence_terms, example_tests, location_text, remedy_line, summary_line
+
+_TITLE = re.compile(r"^\d+\. ")
 
 
 @renderer("text")
@@ -46,3 +50,21 @@ def render_text(doc: dict[str, Any]) -> str:
         out.append("")
         out.append(f"recorded as run {doc['run_id']}")
     return "\n".join(out) + "\n"
+
+
+@painter("text")
+def paint_text(text: str) -> str:
+    """Colour on a terminal: the section headings bold, each cause's title bold and its confidence line dim,
+    the undiagnosed heading yellow. Only whole lines the renderer wrote are styled."""
+    out = []
+    for line in text.split("\n"):
+        if line.startswith(("Root causes", "kb ")) and not line.startswith("kb: "):
+            line = style(line, BOLD)
+        elif line.startswith("Undiagnosed ("):
+            line = style(line, BOLD, YELLOW)
+        elif _TITLE.match(line):
+            line = style(line, BOLD, CYAN)
+        elif line.startswith("   confidence "):
+            line = style(line, DIM)
+        out.append(line)
+    return "\n".join(out)
