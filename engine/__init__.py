@@ -7,8 +7,10 @@ Stage 1 (:mod:`kb.engine.matcher`): an index by exception type and one Aho-Coras
 automaton per bucket over each rule's required literal picks candidate rules; Python ``re``
 with named captures turns a failure into a :class:`Symptom`.
 
-Stage 2 (:mod:`kb.engine.runner`): durable-rules forward-chains over normalised, regex-free
-facts — symptom + API-change row (+ environment) → cause → remedy.
+Stage 2 (:mod:`kb.engine.runner`): forward chaining over normalised, regex-free facts —
+symptom + API-change row (+ environment) → cause → remedy — on durable-rules where it loads
+(Python < 3.13), else on CLIPS (:mod:`kb.engine.clips_runner`, clipspy); ``KB_ENGINE=durable|clips``
+forces one. Both give the same diagnoses (tests/test_engine_conformance.py).
 """
 
 from __future__ import annotations

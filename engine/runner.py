@@ -1,11 +1,20 @@
-"""Stage 2: forward chaining in durable-rules — the only module that imports it.
+"""Stage 2: forward chaining over normalised, regex-free facts — and which backend runs it.
 
 The ruleset is small and generic (DESIGN §3, §5): it joins normalised symptom facts with the
 candidate API-change rows, distributions and environment facts that stage 1 looked up, derives
 ``cause`` facts, checks them against the environment's versions and links remedies. Knowledge
-grows as rows, never as durable rules, so the ruleset stays far below durable's limits.
+grows as rows, never as rules, so the ruleset stays far below durable's limits.
 
-Hazards handled here (each has a test in tests/test_engine_runner.py):
+Two backends run it (DESIGN §10 "Engine backends"): durable-rules, here (the only module that
+imports it), and CLIPS, in :mod:`kb.engine.clips_runner` (the only module that imports clipspy).
+The choice: ``KB_ENGINE=durable|clips`` forces one (a one-line :class:`KbError` when it cannot load);
+otherwise durable where it imports, else CLIPS. durable-rules 2.0.28 ships no wheels and its C
+extension calls ``PyEval_CallObject``, which Python 3.13 removed, so setup.cfg installs it below 3.13
+and clipspy from 3.13 on. Either way :func:`chain` returns the derived facts in one canonical order
+(symptoms in the order core numbered them), so a cause's symptoms, evidence and ties do not depend on
+a backend's internal order; tests/test_engine_conformance.py asserts both give the same diagnoses.
+
+durable hazards handled here (each has a test in tests/test_engine_runner.py):
 - timer threads: ``_QuietHost`` overrides ``Host._run``; we drain pending actions ourselves
   until durable reports none, so no diagnosis is lost when the process exits at once;
 - ``register_rulesets`` mutates its argument: it gets a deep copy;
@@ -19,24 +28,32 @@ Hazards handled here (each has a test in tests/test_engine_runner.py):
 from __future__ import annotations
 
 import copy
+import importlib
 import itertools
 import json
 import os
+import re
 import threading
 import warnings
 from collections.abc import Callable, Iterable
+from functools import cache
 from typing import Any
 
+from ..errors import KbError
+from .types import GENERIC_KINDS
+
+_durable_missing = ""
 try:
     import durable.engine as durable_engine
     import durable_rules_engine
 except ImportError as exc:  # pragma: no cover - depends on the interpreter
     # durable-rules 2.0.28 (unmaintained) calls PyEval_CallObject, which Python 3.13 removed
-    raise ImportError(f"durable-rules cannot be loaded on this Python ({exc}); kb needs Python 3.10-3.12") from exc
+    _durable_missing = f"durable-rules does not load on this Python ({exc})"
 
-from .types import GENERIC_KINDS
+__all__ = ["BACKENDS", "DEFINITION", "RULESET", "backend", "chain", "unavailable", "version_key"]
 
-__all__ = ["DEFINITION", "RULESET", "chain", "version_key"]
+#: the stage-2 backends, in the order they are preferred
+BACKENDS = ("durable", "clips")
 
 RULESET = "kb_stage2_v2"
 
@@ -179,19 +196,20 @@ def _definition() -> dict[str, Any]:
 DEFINITION = _definition()
 
 
-class _QuietHost(durable_engine.Host):
-    """A Host without the timer threads: we dispatch pending actions ourselves."""
+if not _durable_missing:
+    class _QuietHost(durable_engine.Host):
+        """A Host without the timer threads: we dispatch pending actions ourselves."""
 
-    def _run(self) -> None:  # noqa: D401 - overriding durable's thread starter
-        return None
+        def _run(self) -> None:  # noqa: D401 - overriding durable's thread starter
+            return None
 
 
 _lock = threading.Lock()
-_host: _QuietHost | None = None
+_host: Any = None
 _sessions = itertools.count(1)
 
 
-def _get_host() -> _QuietHost:
+def _get_host() -> Any:
     global _host
     if _host is None:
         host = _QuietHost()
@@ -231,15 +249,68 @@ def _dedupe(facts: Iterable[Fact]) -> list[Fact]:
     return out
 
 
+@cache
+def unavailable(name: str) -> str:
+    """Why backend ``name`` cannot run here ("" when it can)."""
+    if name == "durable":
+        return _durable_missing
+    if name == "clips":
+        try:
+            importlib.import_module(".clips_runner", __package__)
+        except ImportError as exc:
+            return f"clipspy is not installed ({exc}); pip install clipspy"
+        return ""
+    return f"no stage-2 backend named {name!r} (choose {' or '.join(BACKENDS)})"
+
+
+def backend() -> str:
+    """The backend :func:`chain` runs on: ``KB_ENGINE`` when set, else the first of :data:`BACKENDS`
+    that loads. Read on every call, so a test (or a user) can switch it by the environment."""
+    forced = os.environ.get("KB_ENGINE", "").strip().lower()
+    if forced:
+        problem = unavailable(forced)
+        if problem:
+            raise KbError(f"KB_ENGINE={forced}: {problem}")
+        return forced
+    for name in BACKENDS:
+        if not unavailable(name):
+            return name
+    raise KbError("no stage-2 rule engine loads: install durable-rules (Python < 3.13) or clipspy")
+
+
+def _natural(text: str) -> tuple[Any, ...]:
+    """``S10`` after ``S9``: digits compare as numbers."""
+    return tuple(int(part) if odd else part for odd, part in
+                 zip(itertools.cycle((False, True)), re.split(r"(\d+)", text)))
+
+
+def _canonical(fact: Fact) -> tuple[Any, ...]:
+    return (fact["type"], _natural(str(fact.get("id") or fact.get("cause") or "")),
+            json.dumps(fact, sort_keys=True))
+
+
 def chain(facts: Iterable[Fact]) -> list[Fact]:
     """Assert ``facts`` in one fresh session, run the rules to quiescence, return derived facts.
 
     Input facts need a ``type``: symptom | api | dist | owner | env | option. The result holds the
-    derived ``cause``, ``check`` and ``remedy`` facts.
+    derived ``cause``, ``check`` and ``remedy`` facts, sorted by type and then by the symptom they
+    come from (natural order), whichever backend ran them.
     """
+    name = backend()
     batch = _dedupe(facts)
     if not batch:
         return []
+    if name == "clips":
+        from . import clips_runner
+
+        derived = clips_runner.chain(batch)
+    else:
+        derived = _durable_chain(batch)
+    return sorted(derived, key=_canonical)
+
+
+def _durable_chain(batch: list[Fact]) -> list[Fact]:
+    """The durable backend: one session for ``batch``, drained and deleted."""
     # durable's actions call datetime.utcfromtimestamp, deprecated since Python 3.12: keep that
     # third-party warning out of users' runs (and from failing runs with -W error)
     with _lock, warnings.catch_warnings():
