@@ -147,8 +147,14 @@ _SCHEMA: dict[str, tuple[dict[str, type], list[tuple[str, str, str]]]] = {
 
 
 def export_datasette(store: Store, out: str | Path) -> tuple[Path, Path]:
-    """Write the clean database and its metadata; returns (database, metadata) paths."""
+    """Write the clean database and its metadata; returns (database, metadata) paths. A folder that does not
+    exist is one line (sqlite would otherwise blame the KB: "unable to open database file")."""
     out = Path(out)
+    folder = out.parent if str(out.parent) else Path(".")
+    if not folder.is_dir():
+        raise KbError(f"{out}: no folder {folder} to write into (create it first)")
+    if out.is_dir():
+        raise KbError(f"{out}: is a folder; name the database file to write")
     if out.exists():
         out.unlink()
     db = sqlite_utils.Database(sqlite3.connect(out))

@@ -1,9 +1,9 @@
 """IntegrationTestOrchestrator: run test commands, re-run chosen tests, collect the suite's order.
 
 ``run_command(cmd, root)`` runs any test command. pytest is first-class: kb adds ``--junitxml``
-to a temporary file (and ``-p no:cacheprovider`` so runs leave no cache behind) and keeps the
-terminal output; when pytest wrote no XML (a conftest that fails to import stops it before any
-report) the terminal output is read instead. Another command names its report with ``report``.
+to a temporary file (copied to the user's own ``--junitxml`` afterwards) and ``-p no:cacheprovider``
+so runs leave no cache behind, and keeps the terminal output; when pytest wrote no XML (a conftest
+that fails to import stops it before any report) the terminal output is read instead. Another command names its report with ``report``.
 A command that is missing, killed, hangs past ``timeout`` or writes no report gives a
 :class:`CommandRun` whose ``problem`` says so in one line — never a traceback.
 
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import FixError, ReportError
+from ..errors import FixError, KbError, ReportError
 from ..ingest import read_report, read_reports
 from ..models import Run
 
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from .isolate import Verdict
 
 __all__ = ["TestRun", "CommandRun", "SuiteRun", "run_tests", "run_command", "run_suite", "collect", "is_pytest",
-           "rerun_failing", "without_selection", "DEFAULT_TIMEOUT"]
+           "rerun_failing", "without_selection", "split_junitxml", "DEFAULT_TIMEOUT"]
 
 DEFAULT_TIMEOUT = 900
 
@@ -125,9 +125,54 @@ def execute(cmd: list[str], root: str | Path, timeout: float, echo: Callable[[st
     return status, output, seconds, None, None
 
 
+_JUNITXML = ("--junitxml", "--junit-xml")
+
+
+def split_junitxml(cmd: Sequence[str]) -> tuple[list[str], str | None]:
+    """``cmd`` without the user's own ``--junitxml``/``--junit-xml`` (``=PATH`` or ``PATH`` as the next
+    argument), and the path it named — the last one, as pytest takes it."""
+    kept: list[str] = []
+    path: str | None = None
+    args = iter(cmd)
+    for arg in args:
+        if arg in _JUNITXML:
+            path = next(args, path)
+        elif arg.startswith(tuple(f"{o}=" for o in _JUNITXML)):
+            path = arg.split("=", 1)[1]
+        else:
+            kept.append(arg)
+    return kept, path
+
+
+def _gives_colour(cmd: Sequence[str]) -> bool:
+    """Whether the command (or PYTEST_ADDOPTS) already says how pytest should colour."""
+    addopts = os.environ.get("PYTEST_ADDOPTS", "").split()
+    return any(a == "--color" or a.startswith("--color=") for a in [*cmd, *addopts])
+
+
+def _copy_report(junit: Path, root: str | Path, wanted: str) -> str | None:
+    """Write kb's JUnit XML where the user's ``--junitxml`` asked (relative to ``root``, where pytest ran;
+    its folder created as pytest would); the problem in one line, or None."""
+    from ..safeio import write_bytes_atomic
+
+    target = Path(root, wanted)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomic(target, junit.read_bytes())
+    except (OSError, KbError) as exc:
+        return f"could not write --junitxml {wanted}: {exc}"
+    return None
+
+
 def run_command(cmd: Sequence[str], root: str | Path = ".", *, timeout: float = DEFAULT_TIMEOUT,
-                report: str | Path | None = None, echo: Callable[[str], None] | None = None) -> CommandRun:
-    """Run a test command and read its results (see the module docstring)."""
+                report: str | Path | None = None, echo: Callable[[str], None] | None = None,
+                colour: bool = False) -> CommandRun:
+    """Run a test command and read its results (see the module docstring).
+
+    pytest writes its JUnit XML to kb's temporary file; a ``--junitxml=PATH`` of the user's is taken off
+    the command (pytest keeps only one) and kb's report is copied there afterwards, so the user still
+    gets theirs. ``colour``: the output goes to a terminal, so pytest gets ``--color=yes`` (unless the
+    command says how to colour) — piped into kb it would otherwise print plain text."""
     cmd = list(cmd)
     if not cmd:
         raise FixError("no test command given")
@@ -135,9 +180,12 @@ def run_command(cmd: Sequence[str], root: str | Path = ".", *, timeout: float = 
 
     with tempfile.TemporaryDirectory(prefix="kb-run-") as tmp:
         junit, outcomes = Path(tmp) / "report.xml", Path(tmp) / "outcomes.jsonl"
-        full, env = cmd, None
+        full, env, wanted = cmd, None, None
         if report is None and is_pytest(cmd):
-            full = [*cmd, "-p", "no:cacheprovider", f"--junitxml={junit}", "-p", PLUGIN, f"--kb-outcomes={outcomes}"]
+            base, wanted = split_junitxml(cmd)
+            if colour and not _gives_colour(cmd):
+                base.append("--color=yes")
+            full = [*base, "-p", "no:cacheprovider", f"--junitxml={junit}", "-p", PLUGIN, f"--kb-outcomes={outcomes}"]
             env = plugin_env()
         status, output, seconds, problem, killed = execute(full, root, timeout, echo, env)
         if env is not None and f'importing plugin "{PLUGIN}"' in output:
@@ -157,6 +205,8 @@ def run_command(cmd: Sequence[str], root: str | Path = ".", *, timeout: float = 
                 return result
             result.run, result.report_source = _read(lambda: read_reports([str(path)]), result), str(report)
         elif is_pytest(cmd) and junit.exists() and junit.stat().st_size:
+            if wanted:
+                result.problem = result.problem or _copy_report(junit, root, wanted)
             result.run, result.report_source = _read(lambda: read_report(junit), result), "junit"
         if result.run is None and is_pytest(cmd) and output.strip():
             from ..ingest.pytest_text import looks_like_pytest, parse_pytest_text
@@ -282,13 +332,15 @@ class SuiteRun:
 def run_suite(cmd: Sequence[str], root: str | Path, store: object, *, timeout: float = DEFAULT_TIMEOUT,
               report: str | Path | None = None, repeat: int = 0, echo: Callable[[str], None] | None = None,
               progress: Callable[[str, int], None] | None = None,
-              environment: dict[str, str] | None = None, python: str | None = None) -> SuiteRun:
+              environment: dict[str, str] | None = None, python: str | None = None,
+              colour: bool = False) -> SuiteRun:
     """Run the test command, re-run its failures ``repeat`` times (pytest), diagnose with the verdicts as
-    facts, and record the run — also when there is no report (then with the problem, no failures)."""
+    facts, and record the run — also when there is no report (then with the problem, no failures).
+    ``colour``: the command's echoed output reaches a terminal (see :func:`run_command`)."""
     from ..diagnose import diagnose_run
     from .isolate import with_verdicts
 
-    done = run_command(cmd, root, timeout=timeout, report=report, echo=echo)
+    done = run_command(cmd, root, timeout=timeout, report=report, echo=echo, colour=colour)
     meta = {"command": done.command, "exit_status": done.returncode, "problem": done.problem,
             "seconds": round(done.seconds, 3)}
     if done.run is None:
@@ -302,7 +354,7 @@ def run_suite(cmd: Sequence[str], root: str | Path, store: object, *, timeout: f
     failing = list(dict.fromkeys(r.test_id for r in run.results if r.outcome in ("failed", "error")
                                  and r.phase != "suite"))
     if repeat and failing and is_pytest(cmd) and not done.problem:
-        base = [a for a in cmd if not a.startswith(("--junitxml", "--junit-xml"))]
+        base, _ = split_junitxml(cmd)  # re-runs must not overwrite the user's report with a few tests
         verdicts = rerun_failing(failing, repeat, root, base, timeout, progress, order=done.order, seed=done.seed)
         run = with_verdicts(run, verdicts)
     diagnosis = diagnose_run(run, store, record=True, run_meta=meta, python=python, root=root)
