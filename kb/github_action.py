@@ -99,12 +99,11 @@ def run_action(environ: Mapping[str, str]) -> int:
     summary, outputs = environ.get("GITHUB_STEP_SUMMARY", ""), environ.get("GITHUB_OUTPUT", "")
     if not summary or not outputs:
         raise KbError("GITHUB_STEP_SUMMARY and GITHUB_OUTPUT must name files (this runs as a GitHub Actions step)")
-    if sarif:
-        from .report import formats
-
-        if "sarif" not in formats():
-            raise KbError("this kb cannot write SARIF yet (no 'sarif' report format); leave the sarif input empty")
-    report = Path(environ.get("RUNNER_TEMP") or tempfile.gettempdir()).resolve() / "kb-report.json"
+    if not workdir.is_dir():
+        raise KbError(f"{workdir}: the working directory does not exist")
+    fd, name = tempfile.mkstemp(prefix="kb-report-", suffix=".json", dir=environ.get("RUNNER_TEMP") or None)
+    os.close(fd)  # one file per use of the action in a job, so each `report` output stays what it was
+    report = Path(name).resolve()
     status, last = _kb_run(command, fail_on, workdir, report)
     values = {"exit-status": str(status), "report": str(report)}
     try:
@@ -113,6 +112,7 @@ def run_action(environ: Mapping[str, str]) -> int:
         _append_summary(summary, f"# kb diagnosis\n\nkb could not diagnose `{one_line(shlex.join(command))}`: "
                                  f"{one_line(last) or f'exit status {status}'}\n", report)
         _set_outputs(outputs, {**values, "report": ""})
+        report.unlink(missing_ok=True)
         return status
     from .report import render
 

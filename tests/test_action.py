@@ -185,6 +185,7 @@ def test_the_action_on_a_failing_project_with_a_known_cause(tmp_path: Path, fail
     assert run.outputs["exit-status"] == str(expected)
     assert {k: run.outputs[k] for k in ("causes", "undiagnosed", "failed", "sarif")} == \
         {"causes": "1", "undiagnosed": "0", "failed": "1", "sarif": ""}
+    assert Path(run.outputs["report"]).parent == tmp  # in RUNNER_TEMP
     report = json.loads(Path(run.outputs["report"]).read_text(encoding="utf-8"))
     assert run.outputs["run-id"] == str(report["run_id"]) and report["run_id"] >= 1
     assert run.summary == render(report, "markdown")  # the job summary is kb's Markdown report of that run
@@ -218,6 +219,13 @@ def test_a_command_kb_cannot_run_is_one_line_in_the_summary_and_fails(tmp_path: 
     assert run.status == 1 and run.outputs["exit-status"] == "1" and run.outputs["run-id"] == ""
     (line,) = [x for x in run.summary.splitlines() if x.startswith("kb could not")]
     assert line.startswith("kb could not diagnose `no-such-test-runner --fast`: kb: error: no-such-test-runner")
+
+
+def test_a_missing_working_directory_stops_the_action_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "t").mkdir()
+    run = run_action(tmp_path, tmp_path / "t", **{"working-directory": "nowhere"})
+    assert run.status == 1 and run.outputs["exit-status"] == "" and run.summary == ""
+    assert run.log.splitlines() == ["kb: error: nowhere: the working directory does not exist"]
 
 
 def test_command_and_working_directory_are_used_as_a_shell_would_and_sarif_paths_start_at_the_workspace(
