@@ -1036,8 +1036,11 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: KbError → one line on stderr and exit 1; --debug shows the traceback."""
     try:
         cli.main(args=argv, prog_name="kb", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("kb: aborted", err=True)
+    except click.exceptions.Abort as exc:
+        if isinstance(exc.__cause__, KeyboardInterrupt):  # click turns Ctrl-C inside a command into Abort
+            click.echo("kb: interrupted", err=True)
+            sys.exit(130)
+        click.echo("kb: aborted", err=True)  # end of input at a prompt
         sys.exit(1)
     except click.ClickException as exc:
         exc.message = one_line(exc.message)

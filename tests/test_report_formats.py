@@ -4,6 +4,10 @@ commands and GitLab code-quality issues checked field by field, and the levels t
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -246,3 +250,26 @@ def test_kb_diagnose_writes_each_ci_format(tmp_path: Path) -> None:
 def test_every_format_option_offers_the_ci_formats(command: list[str]) -> None:
     help_text = CliRunner().invoke(cli, [*command, "--help"]).output
     assert "sarif" in help_text and "github" in help_text and "gitlab" in help_text
+
+
+def test_the_readmes_ci_format_commands_run(tmp_path: Path) -> None:
+    """The README's CI-format block, each line run from the checkout as a user would (outputs into tmp)."""
+    root = Path(__file__).resolve().parent.parent
+    block = re.search(r"<!-- ci-formats -->\s*```sh\n(.*?)```", (root / "README.md").read_text(encoding="utf-8"), re.S)
+    assert block, "README has no block marked ci-formats"
+    env = {**os.environ, "KB_DB": str(tmp_path / "kb.sqlite"), "PYTHONIOENCODING": "utf-8"}
+    outputs = {}
+    for line in filter(None, (raw.split("  #", 1)[0].strip() for raw in block.group(1).splitlines())):
+        assert line.startswith("kb diagnose "), line
+        command = f'"{sys.executable}" -m kb {line[3:]}'
+        for name in ("kb.sarif", "gl-code-quality.json"):
+            command = command.replace(f"-o {name}", f"-o {tmp_path / name}")
+        done = subprocess.run(command, shell=True, cwd=root, capture_output=True, text=True, env=env)
+        assert done.returncode == 0, f"{line}: {done.stderr}"
+        outputs[line] = done.stdout
+    assert _sarif_errors(json.loads((tmp_path / "kb.sarif").read_text(encoding="utf-8"))) == []
+    assert json.loads((tmp_path / "gl-code-quality.json").read_text(encoding="utf-8"))[0]["severity"] == "major"
+    github, gate = [out for line, out in outputs.items() if "-o " not in line]
+    assert github.startswith("::error file=jwt/api_jwt.py,line=5,title=collections.Mapping was moved")
+    assert gate.rstrip().endswith("exit 1")
+    assert not (root / "kb.sarif").exists() and not (root / "gl-code-quality.json").exists()
