@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import FixError
-from .safeio import write_bytes_atomic
+from .safeio import make_kb_dir, write_bytes_atomic
 
 __all__ = ["FileChange", "Entry", "Journal", "sha256"]
 
@@ -99,7 +99,7 @@ class Journal:
         import fcntl
 
         self._check_dirs()
-        (self.root / ".kb").mkdir(exist_ok=True)
+        make_kb_dir(self.root / ".kb")
         fd = os.open(self.root / ".kb" / "journal.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
         try:
             try:

@@ -1,4 +1,5 @@
-"""Atomic file writes: temp file in the same directory, fsync, ``os.replace``."""
+"""Atomic file writes (temp file in the same directory, fsync, ``os.replace``), and the making of a project's
+``.kb`` folder with its ``.gitignore``."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 from .errors import KbError
 
-__all__ = ["write_bytes_atomic", "write_text_atomic"]
+__all__ = ["write_bytes_atomic", "write_text_atomic", "make_kb_dir", "GITIGNORE"]
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:
@@ -34,3 +35,29 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> None:
 
 def write_text_atomic(path: str | Path, text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
+
+
+#: what a ``.kb`` folder kb makes holds in its own ``.gitignore``: everything kb writes there (the knowledge base,
+#: journal, backups, caches) stays out of git, while the files a person writes there stay committable
+GITIGNORE = """\
+# Written by kb: its knowledge base, journal and backups stay out of git.
+# Your config.toml and rule packs in rules/ are yours to commit.
+*
+!config.toml
+!rules/
+!rules/*.yaml
+!rules/*.yml
+"""
+
+
+def make_kb_dir(folder: Path) -> None:
+    """Create a project's ``.kb`` folder if needed and give it a ``.gitignore`` (:data:`GITIGNORE`) unless it has
+    one: called when kb first puts its own state there, so ``git status`` stays clean. An existing ``.gitignore``
+    (or a symlink in its place) is left alone: a person who wants ``.kb`` committed decides."""
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(folder / ".gitignore", os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    except FileExistsError:
+        return
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(GITIGNORE)

@@ -30,26 +30,15 @@ from . import __version__
 from .engine import ApiRow, Distribution, Remedy, Rule, Symptom
 from .errors import KbError, RuleError, StoreError
 from .rulepack import Pack, builtin_packs, digest, generated, parse_pack
+from .safeio import GITIGNORE, make_kb_dir
 from .validate import validate
 
-__all__ = ["Store", "find_db", "make_kb_dir", "open_store", "rule_row", "rule_from_row", "SCHEMA_VERSION"]
+__all__ = ["Store", "find_db", "make_kb_dir", "GITIGNORE", "open_store", "rule_row", "rule_from_row", "SCHEMA_VERSION"]
 
 BUSY_TIMEOUT_S = 60.0
 KB_DIR = ".kb"
 DB_NAME = "kb.sqlite"
 
-
-#: what a ``.kb`` folder kb makes holds in its own ``.gitignore``: everything kb writes there (the knowledge base,
-#: journal, backups, caches) stays out of git, while the files a person writes there stay committable
-GITIGNORE = """\
-# Written by kb: its knowledge base, journal and backups stay out of git.
-# Your config.toml and rule packs in rules/ are yours to commit.
-*
-!config.toml
-!rules/
-!rules/*.yaml
-!rules/*.yml
-"""
 
 #: what marks a repository's root (a file in a git worktree or submodule, a folder otherwise)
 REPO_MARKERS = (".git", ".hg")
@@ -72,19 +61,6 @@ def find_db(start: Path | None = None) -> Path:
         if any((folder / marker).exists() for marker in REPO_MARKERS):
             return folder / KB_DIR / DB_NAME
     return here / KB_DIR / DB_NAME
-
-
-def make_kb_dir(folder: Path) -> None:
-    """Create a project's ``.kb`` folder if needed and give it a ``.gitignore`` (:data:`GITIGNORE`) unless it has
-    one: called when kb first puts its own state there, so ``git status`` stays clean. An existing ``.gitignore``
-    (or a symlink in its place) is left alone: a person who wants ``.kb`` committed decides."""
-    folder.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(folder / ".gitignore", os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
-    except FileExistsError:
-        return
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write(GITIGNORE)
 
 
 # ---------------------------------------------------------------- migrations

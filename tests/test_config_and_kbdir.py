@@ -154,3 +154,11 @@ def test_kb_shows_the_warning_in_one_line_and_the_error_naming_pyproject(tmp_pat
     assert result.stderr.splitlines() == [
         f"kb: warning: {path} [tool.kb]: unknown key 'min_confidenze' ignored (did you mean 'min_confidence'?)",
         f"kb: error: {path} [tool.kb]: allow_auto_fix must be true or false"]
+
+
+def test_the_journal_makes_kb_with_its_gitignore_too(tmp_path: Path) -> None:
+    from kb.journal import Journal
+
+    with Journal(tmp_path).lock():
+        pass
+    assert (tmp_path / ".kb" / ".gitignore").read_text() == GITIGNORE
