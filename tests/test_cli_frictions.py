@@ -162,6 +162,20 @@ def test_colour_never_lets_report_content_through() -> None:
         assert render(doc, fmt, colour=True) == render(doc, fmt)  # colour is for the text report only
 
 
+@pytest.mark.parametrize(("env", "shown"), [
+    ({"FORCE_COLOR": "1"}, "   \x1b[1;31mrolled back\x1b[0m: a test broke (fix f1; undo with kb undo f1)\n"),
+    ({}, "   rolled back: a test broke (fix f1; undo with kb undo f1)\n")])
+def test_a_fix_verdict_is_coloured_only_when_wanted(env: dict[str, str], shown: str) -> None:
+    from types import SimpleNamespace
+
+    from kb.cli import _show_events
+
+    outcome = SimpleNamespace(verdict="rolled back", note="a test broke", fix_id="f1")
+    with CliRunner().isolation(env={"NO_COLOR": None, "FORCE_COLOR": None, **env}) as (out, _, _):
+        counts = _show_events([SimpleNamespace(kind="outcome", item=None, outcome=outcome)], [])
+    assert out.getvalue().decode() == shown and counts["rolled back"] == 1
+
+
 # -- the progress line
 
 def test_the_progress_line_fits_the_terminal(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
