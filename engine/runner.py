@@ -48,7 +48,8 @@ try:
     import durable_rules_engine
 except ImportError as exc:  # pragma: no cover - depends on the interpreter
     # durable-rules 2.0.28 (unmaintained) calls PyEval_CallObject, which Python 3.13 removed
-    _durable_missing = f"durable-rules does not load on this Python ({exc})"
+    _durable_missing = (f"durable-rules is not installed ({exc})" if isinstance(exc, ModuleNotFoundError)
+                        else f"durable-rules does not load on this Python ({exc})")
 
 __all__ = ["BACKENDS", "DEFINITION", "RULESET", "backend", "chain", "unavailable", "version_key"]
 
