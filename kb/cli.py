@@ -535,8 +535,9 @@ def isolate(node_id: str, command: tuple[str, ...], root: str, order_file: str |
         click.echo(f"  - {safe_text(step)}")
     for change in verdict.state[:5]:
         click.echo(f"  state: {safe_text(describe_change(change))}")
-    runs = ", ".join(f"{k} {v}" for k, v in verdict.by_step.items())
-    click.echo(f"  {verdict.probes} test run(s) used ({runs})")
+    runs = ", ".join(f"{k} {v}" for k, v in verdict.by_step.items() if k != "reproducer check")
+    check = " and 1 more to check the reproducer" if "reproducer check" in verdict.by_step else ""
+    click.echo(f"  {verdict.probes} test run(s) used ({runs}){check}")
     if done.reproduce:
         click.echo(f"  reproduce: {safe_text(done.reproduce)}")
         click.echo(f"    ({done.reproduced})")

@@ -104,7 +104,8 @@ def test_a_removed_api_is_deterministic_and_explained(tmp_path: Path) -> None:
     doc = json.loads(out.stdout)
     assert "collections.Mapping" in doc["root_causes"][0]["title"]
     found = _isolate(root, db, "tests/test_api.py::test_mapping")
-    assert found["verdict"] == "environment-dependent" and found["probes"] == 3  # alone, after the others, alone
+    assert found["verdict"] == "environment-dependent" and found["probes"] == 2  # alone, then after the others
+    assert found["reproduced"].startswith("checked")
     assert "collections.Mapping" in found["root_causes"][0]["title"]
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from ..errors import FixError
 from ..models import Run
-from .isolate import Verdict, isolate
+from .isolate import Verdict, find_cleaners, isolate, reconsider
 from .orchestrate import DEFAULT_TIMEOUT, run_tests, without_selection
 from .ordered import collect_order, run_order
 
@@ -37,6 +37,7 @@ class Order:
     tests: list[str]
     source: str  # in words, for the output
     seed: int | None = None
+    failed: bool = False  # the target is known to have failed in this order (an order file, a recorded run)
 
 
 def _read_order_file(path: str) -> list[str]:
@@ -62,14 +63,14 @@ def _recorded(store: Any, run_id: int, target: str) -> Order:
         tests = [t for t in tests if doc["workers"].get(t) == worker]
     seed = doc.get("seed")
     what = f"recorded run {run_id}" + (f" (pytest-randomly seed {seed})" if seed is not None else "")
-    return Order(tests, what + (f", xdist worker {worker}" if worker else ""), seed)
+    return Order(tests, what + (f", xdist worker {worker}" if worker else ""), seed, failed=True)
 
 
 def order_for(target: str, root: str | Path, command: Sequence[str], store: Any, *, order_file: str | None = None,
               run_id: int | None = None, timeout: float = DEFAULT_TIMEOUT) -> Order:
     """The order the target failed in (see the module docstring)."""
     if order_file:
-        return Order(_read_order_file(order_file), f"order file {order_file}")
+        return Order(_read_order_file(order_file), f"order file {order_file}", failed=True)
     if run_id is not None:
         return _recorded(store, run_id, target)
     last = store.last_failing_order(target, str(Path(root).resolve()))
@@ -108,10 +109,16 @@ def isolate_test(target: str, root: str | Path, command: Sequence[str], store: A
     at = order.tests.index(target)
     before, after = order.tests[:at], order.tests[at + 1:]
     missing: set[str] = set()
+    states: dict[str, list[dict[str, Any]]] = {}
 
     def probe(tests: list[str]) -> bool:
-        result = run_order(tests, root, command, timeout, seed=order.seed)
+        # a probe with one test before the target also snapshots the state that test changes: the polluter's
+        # (or setter's) confirmation run tells what it leaves behind at no extra run
+        around = tests[0] if len(tests) == 2 else None
+        result = run_order(tests, root, command, timeout, seed=order.seed, state_around=around)
         missing.update(result.missing)
+        if around is not None and result.state is not None:
+            states[around] = result.state
         state = result.failed(target)
         if state is None:
             last = " ".join(result.output.strip().splitlines()[-1:])
@@ -119,19 +126,24 @@ def isolate_test(target: str, root: str | Path, command: Sequence[str], store: A
         return state
 
     verdict = isolate(target, probe, before, after=after, repeat=repeat, progress=progress,
-                      max_polluters=max_polluters)
+                      max_polluters=max_polluters, cleaners=False, failed_in_order=order.failed)
     done = Isolation(verdict, order, len(before))
-    if missing:
-        done.notes.append(f"{len(missing)} test(s) of the order were not collected and did not run")
-    other = verdict.polluters[-1:] if verdict.kind == "order-dependent" else verdict.providers[-1:]
-    if other and len(verdict.polluters if verdict.kind == "order-dependent" else verdict.providers) == 1:
-        verdict.state = run_order(other, root, command, timeout, state_around=other[0], seed=order.seed).state or []
-        verdict.probes += 1
-        verdict.by_step["state"] = 1
+    others = verdict.polluters if verdict.kind == "order-dependent" else verdict.providers
+    if len(others) == 1:
+        verdict.state = states.get(others[0], [])
+    if verdict.kind == "order-dependent" and not any(c.get("kind") in ("global", "environ") for c in verdict.state):
+        find_cleaners(verdict, probe, [*before, *after], repeat)  # the other way to heal it
+    if verdict.kind in ("order-dependent", "needs-setup", "deterministic", "flaky"):
+        done.reproduce, done.reproduced, failed = check_reproducer(command, root, verdict.reproducer, order.seed,
+                                                                   timeout)
+        verdict.by_step["reproducer check"] = 1
+        if failed is False and verdict.kind != "flaky" and reconsider(verdict, probe, repeat):
+            done.reproduce, done.reproduced, _ = check_reproducer(command, root, verdict.reproducer, order.seed,
+                                                                  timeout)
     if verdict.kind == "deterministic":
         done.alone = run_tests([target], root, without_selection(command, root), timeout).run
-    if verdict.kind in ("order-dependent", "needs-setup", "deterministic", "flaky"):
-        done.reproduce, done.reproduced = check_reproducer(command, root, verdict.reproducer, order.seed, timeout)
+    if missing:
+        done.notes.append(f"{len(missing)} test(s) of the order were not collected and did not run")
     return done
 
 
@@ -163,16 +175,18 @@ def _real_program(program: str) -> str:
 
 
 def check_reproducer(command: Sequence[str], root: str | Path, tests: Sequence[str], seed: int | None,
-                     timeout: float) -> tuple[str, str]:
-    """The reproducer, and what running it once from a plain shell (``env -i`` with only PATH and HOME)
-    showed: it must fail, since it shows the failure."""
+                     timeout: float) -> tuple[str, str, bool | None]:
+    """The reproducer, what running it once from a plain shell (``env -i`` with only PATH and HOME) showed,
+    and whether it failed (None: it could not run) — it must fail, since it shows the failure."""
     text = reproducer(command, root, tests, seed)
     plain = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/")}
     try:
         done = subprocess.run(["/bin/sh", "-c", text], env=plain, capture_output=True, timeout=timeout,
                               stdin=subprocess.DEVNULL)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        return text, f"could not be checked: {exc}"
+        return text, f"could not be checked: {exc}", None
     if done.returncode == 1:
-        return text, "checked: run once from a plain shell, it fails as shown"
-    return text, f"run once from a plain shell it exited {done.returncode}, not with a test failure (1)"
+        return text, "checked: run once from a plain shell, it fails as shown", True
+    if done.returncode == 0:
+        return text, "run once from a plain shell it passed: the failure did not show", False
+    return text, f"run once from a plain shell it exited {done.returncode}, not with a test failure (1)", None

@@ -33,7 +33,8 @@ from typing import Any
 
 from ..models import Run, TestResult
 
-__all__ = ["Verdict", "isolate", "bisect_one", "minimise", "run_bound", "with_verdicts", "VERDICT_TYPE"]
+__all__ = ["Verdict", "isolate", "find_cleaners", "reconsider", "bisect_one", "minimise", "run_bound", "with_verdicts",
+           "VERDICT_TYPE"]
 
 Probe = Callable[[list[str]], bool]  # runs node ids in order; True when the target (last) failed
 
@@ -163,9 +164,11 @@ def minimise(candidates: Sequence[str], decides: Callable[[list[str]], bool]) ->
 
 def isolate(target: str, probe: Probe, before: Sequence[str], *, after: Sequence[str] = (), repeat: int = 3,
             progress: Callable[[str, int], None] | None = None, max_polluters: int | None = None,
-            cleaners: bool = True) -> Verdict:
+            cleaners: bool = True, failed_in_order: bool = False) -> Verdict:
     """Classify ``target``: ``before`` ran before it in the order it failed in, ``after`` are the rest of
-    that order (see the module docstring)."""
+    that order (see the module docstring). ``failed_in_order``: the target is known to have failed after
+    ``before`` (an order file, a recorded run), so that order is not run again before bisecting it — a
+    bisection that then finds nothing is the disagreement that re-runs it."""
     search = _Search(probe, target, max(1, repeat), progress)
     verdict = Verdict(target, "passes")
     before = [t for t in before if t != target]
@@ -173,39 +176,42 @@ def isolate(target: str, probe: Probe, before: Sequence[str], *, after: Sequence
     search.step = "a: alone"
     if not search.once([], "alone"):
         verdict.steps.append("passes alone")
-        _polluters(verdict, search, before, max_polluters)
+        _polluters(verdict, search, before, max_polluters, failed_in_order)
         if verdict.kind == "order-dependent" and cleaners:
             _cleaners(verdict, search, [t for t in [*before, *after] if t not in verdict.polluters])
     else:
         verdict.steps.append("fails alone")
         _setters(verdict, search, [*before, *after])
-    _confirm(verdict, search)
     verdict.probes, verdict.by_step = search.runs, dict(search.by_step)
     return verdict
 
 
-def _confirm(verdict: Verdict, search: _Search) -> None:
-    """Re-run, once, the orders the verdict rests on: what must fail (the reproducer) and what must pass
-    (the test alone, or after its setter). A flaky test can look order-dependent by chance in a search
-    whose probes ran once; if either disagrees, both orders are re-run to ``repeat`` runs and a mix of
-    outcomes makes the verdict flaky."""
-    if verdict.kind == "order-dependent":
-        fails, passes = list(verdict.polluters), []
-    elif verdict.kind == "needs-setup":
-        fails, passes = [], list(verdict.providers)
-    elif verdict.kind == "deterministic":
-        fails, passes = [], None
-    else:
-        return
-    search.step = "confirming the verdict"
-    if search.once(fails, "confirm") and (passes is None or not search.once(passes, "confirm")):
-        if passes is None:
-            verdict.failed = verdict.runs = 2  # alone, twice
-        return
-    search.disagree("the verdict did not hold when its orders were re-run", verdict)
-    orders = [fails] if passes is None else [fails, passes]
-    if _flaky(verdict, search, orders):
+def find_cleaners(verdict: Verdict, probe: Probe, candidates: Sequence[str], repeat: int = 3) -> None:
+    """Look for a cleaner of an order-dependent ``verdict`` among ``candidates`` (adds to its runs)."""
+    search = _Search(probe, verdict.test, max(1, repeat), None)
+    _cleaners(verdict, search, [t for t in candidates if t not in verdict.polluters and t != verdict.test])
+    _add_runs(verdict, search)
+
+
+def reconsider(verdict: Verdict, probe: Probe, repeat: int = 3) -> bool:
+    """The verdict's reproducer did not show the failure when run again: re-run the orders the verdict rests
+    on — what must fail and what must pass — to ``repeat`` runs each; a mix of outcomes in one order makes
+    the verdict flaky (a flaky test can look order-dependent in a search whose probes ran once). Returns
+    whether it did."""
+    search = _Search(probe, verdict.test, max(1, repeat), None)
+    search.disagree("the reproducer did not show the failure when run again", verdict)
+    orders = {"order-dependent": [list(verdict.polluters), []], "needs-setup": [[], list(verdict.providers)]}
+    flaky = _flaky(verdict, search, orders.get(verdict.kind, [[]]))
+    if flaky:
         verdict.polluters, verdict.providers, verdict.cleaners = [], [], []
+    _add_runs(verdict, search)
+    return flaky
+
+
+def _add_runs(verdict: Verdict, search: _Search) -> None:
+    verdict.probes += search.runs
+    for step, runs in search.by_step.items():
+        verdict.by_step[step] = verdict.by_step.get(step, 0) + runs
 
 
 def _flaky(verdict: Verdict, search: _Search, orders: list[list[str]]) -> bool:
@@ -222,16 +228,18 @@ def _flaky(verdict: Verdict, search: _Search, orders: list[list[str]]) -> bool:
     return False
 
 
-def _polluters(verdict: Verdict, search: _Search, before: list[str], max_polluters: int | None) -> None:
+def _polluters(verdict: Verdict, search: _Search, before: list[str], max_polluters: int | None,
+               failed_in_order: bool) -> None:
     """Step (b)."""
     search.step = f"b: the {len(before)} tests before it, then it"
-    if not before or not search.fails(before, "order"):
+    if not before or (not failed_in_order and not search.fails(before, "order")):
         search.disagree("it passes alone and after the tests before it", verdict)
         if not _flaky(verdict, search, [before, []] if before else [[]]):
             verdict.kind, verdict.runs = "passes", len(search.history.get(tuple(before), []))
             verdict.steps.append("passes alone and after the tests that ran before it")
         return
-    verdict.steps.append(f"fails after the {len(before)} test(s) before it")
+    verdict.steps.append(f"failed after the {len(before)} test(s) before it" + (
+        " (as recorded; not re-run)" if failed_in_order else ""))
     pool = list(before)
     while pool:
         if max_polluters is not None and len(verdict.polluters) >= max_polluters:
@@ -261,7 +269,9 @@ def _polluters(verdict: Verdict, search: _Search, before: list[str], max_pollute
     if not verdict.polluters:
         if not _flaky(verdict, search, [before]):
             verdict.kind = "passes"
-            verdict.steps.append("no test of the order makes it fail again")
+            verdict.steps.append("no test of the order makes it fail again" + (
+                ": it failed in that order once, so it is flaky or the order lacks what that run had (another "
+                "xdist worker, the environment)" if failed_in_order else ""))
         return
     verdict.kind = "order-dependent"
     verdict.failed, verdict.runs = 1, 1
