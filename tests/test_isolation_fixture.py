@@ -58,9 +58,11 @@ def test_restore_mode_puts_back_the_globals_and_unsets_the_variables_the_pollute
     assert text.startswith("import pytest\n")
     assert _fixture_of(text) == (
         '@pytest.fixture(autouse=True)\n'
-        'def _kb_isolate_test_0039(monkeypatch):\n'
+        'def _kb_isolate_test_0039(request, monkeypatch):\n'
         '    """kb isolate: restore the state tests/test_002.py::test_0020 leaves behind, which made '
         'tests/test_003.py::test_0039 fail after it."""\n'
+        "    if request.node.name != 'test_0039':\n"
+        '        return\n'
         '    import shared_state\n'
         '\n'
         '    monkeypatch.setattr(shared_state, "LEAKS", [])\n'
@@ -76,9 +78,11 @@ def test_provide_mode_sets_what_the_setter_left(tmp_path: Path) -> None:
     text = _after(_plan(tmp_path, _spec(changes, "provide", other=SETTER)))
     assert _fixture_of(text) == (
         '@pytest.fixture(autouse=True)\n'
-        'def _kb_isolate_test_0039(monkeypatch):\n'
+        'def _kb_isolate_test_0039(request, monkeypatch):\n'
         '    """kb isolate: provide the state tests/test_003.py::test_0039 needs, which only '
         'tests/test_001.py::test_setup set up before."""\n'
+        "    if request.node.name != 'test_0039':\n"
+        '        return\n'
         '    import shared_state\n'
         '\n'
         '    monkeypatch.setattr(shared_state, "REGISTRY", {\'db\': \'ready\'})\n'
@@ -92,7 +96,7 @@ def test_a_dotted_module_is_imported_whole_and_a_global_the_polluter_added_is_de
                 "before": "{'a': [1, None, True], 'b': set()}", "after": "{}"},
                {"kind": "global", "module": "pkg", "name": "ADDED", "before": None, "after": "3"}]
     fixture = _fixture_of(_after(_plan(tmp_path, _spec(changes))))
-    assert fixture.splitlines()[3:] == [
+    assert fixture.splitlines()[5:] == [
         "    import pkg.state",  # binds pkg as well: no second import
         "",
         "    monkeypatch.setattr(pkg.state, \"CACHE\", {'a': [1, None, True], 'b': set()})",
@@ -144,8 +148,12 @@ def _only_names_and_literals(text: str) -> None:
     tree = ast.parse(text)
     fixtures = [node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name.startswith("_kb_")]
     assert len(fixtures) == 1
-    doc, *rest = fixtures[0].body
+    doc, guard, *rest = fixtures[0].body
     assert isinstance(doc, ast.Expr) and isinstance(doc.value, ast.Constant) and "\n" not in doc.value.value
+    # the guard: it acts for the victim only, whose name is a string literal
+    assert isinstance(guard, ast.If) and ast.unparse(guard.test).startswith("request.node.name != ")
+    assert isinstance(guard.test, ast.Compare) and isinstance(guard.test.comparators[0], ast.Constant)
+    assert [type(b) for b in guard.body] == [ast.Return] and not guard.orelse
     for statement in rest:
         if isinstance(statement, ast.Import):
             continue
@@ -173,7 +181,7 @@ def test_hostile_node_ids_are_escaped_in_the_docstring(tmp_path: Path, victim: s
     doc = ast.get_docstring(next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name.startswith("_kb")))
     assert doc is not None and doc.isascii() and doc.isprintable() and not set(doc) & set('"\\\r\n')
     assert shown in doc
-    assert "\n    def " not in text and text.count("def _kb_isolate_test_0039(monkeypatch):") == 1
+    assert "\n    def " not in text and text.count("def _kb_isolate_test_0039(request, monkeypatch):") == 1
 
 
 @pytest.mark.parametrize(("victim", "name"), [
@@ -280,3 +288,28 @@ def test_provide_mode_lets_a_test_that_needs_a_setter_pass_alone(tmp_path: Path)
     _write(tmp_path, planned)
     assert "monkeypatch.setattr(shared_state, \"REGISTRY\", {'db': 'ready'})" in planned.diff
     assert run_order([dependent], tmp_path, PYTEST).outcomes == {dependent: "passed"}
+
+
+def test_the_fixture_acts_for_the_victim_only_so_its_module_neighbours_keep_their_state(tmp_path: Path) -> None:
+    """A brittle neighbour that takes its state from the polluter (pydash's test_unique_id cases) still passes
+    after the victim's fixture lands: the fixture returns at once for every other test of the module."""
+    root = tmp_path / "p"
+    (root / "tests").mkdir(parents=True)
+    (root / "pytest.ini").write_text("[pytest]\naddopts = -p no:randomly\n")
+    (root / "shared_state.py").write_text("COUNTER = 0\n")
+    (root / "tests" / "test_ids.py").write_text(
+        "import shared_state\n\n\n"
+        "def test_first():\n    shared_state.COUNTER += 1\n    assert shared_state.COUNTER == 1\n\n\n"
+        "def test_second():  # brittle: needs test_first before it\n    shared_state.COUNTER += 1\n"
+        "    assert shared_state.COUNTER == 2\n\n\n"
+        "def test_victim():  # order-dependent: fails after test_first\n    assert shared_state.COUNTER == 0\n")
+    command = [sys.executable, "-m", "pytest"]
+    polluter, victim = "tests/test_ids.py::test_first", "tests/test_ids.py::test_victim"
+    changes = run_order([polluter], root, command, state_around=polluter).state
+    ctx = Context(root, [victim])
+    planned = plan_isolation_fixture(_spec(changes, victim=victim, other=polluter), ctx)
+    assert planned is not None and planned.ok, planned
+    for rel, (_, after) in planned.changes.items():
+        (root / rel).write_bytes(after)
+    order = run_order([polluter, "tests/test_ids.py::test_second", victim], root, command)
+    assert order.outcomes == {polluter: "passed", "tests/test_ids.py::test_second": "passed", victim: "passed"}

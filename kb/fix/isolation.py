@@ -117,7 +117,7 @@ def plan_isolation_fixture(spec: dict[str, Any], ctx: Context) -> Planned | None
         doc = f"kb isolate: provide the state {victim} needs, which only {other} set up before."
     name = fixture_name(victim)
     try:
-        text = isolation_fixture(source.text, name, doc, settings)
+        text = isolation_fixture(source.text, name, doc, settings, only=victim.split("::")[-1])
     except FixError as exc:
         return Planned(refused=str(exc))
     if text == source.text:

@@ -145,15 +145,16 @@ def quarantine(source: str, tests: Collection[str], until: str, reason: str) -> 
     return methods.quarantine(module, tests, until, reason).code
 
 
-def isolation_fixture(source: str, name: str, doc: str, settings: Sequence[Setting]) -> str:
+def isolation_fixture(source: str, name: str, doc: str, settings: Sequence[Setting], only: str | None = None) -> str:
     """``source`` with an autouse fixture ``name`` appended that sets each of ``settings`` through
-    monkeypatch (see codemods.isolation), and ``import pytest`` when missing; ``source`` itself when it
+    monkeypatch (see codemods.isolation) for the test ``only`` (all of the module's when None), and
+    ``import pytest`` when missing; ``source`` itself when it
     does not parse, already defines ``name`` or nothing is to be set. FixError for a name or value that is
     not a plain name or literal. The result is parsed again before it is returned."""
     module = _parse(source)
     if module is None:
         return source
-    code = isolation.fixture(module, name, doc, settings).code
+    code = isolation.fixture(module, name, doc, settings, only).code
     if code != source and _parse(code) is None:
         raise FixError(f"isolation fixture {name}: the edited module does not parse")
     return code

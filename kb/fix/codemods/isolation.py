@@ -1,6 +1,9 @@
 """The isolation fixture: an autouse pytest fixture appended to a test module that sets, through
 ``monkeypatch``, the module globals and environment variables an order-dependent test needs (what a
 polluter changed, put back; or what a setter provided, provided). ``monkeypatch`` undoes it after each test.
+It acts for the victim only (``request.node.name``): the module's other tests may rely on that state as
+their neighbours leave it (a brittle test whose setter is the polluter — measured on pydash's
+``test_unique_id``, where a module-wide reset broke the next case).
 
 Only names and literals reach the code: module names are dotted Python names, attribute and environment
 variable names identifiers, values the ``repr`` of a Python literal (checked again here, whatever the
@@ -24,7 +27,7 @@ from ...errors import FixError
 __all__ = ["Setting", "fixture", "is_identifier", "is_dotted", "is_env_name", "literal_text", "safe_text"]
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_RESERVED = {"monkeypatch"}  # an import of that name would hide the fixture's own argument
+_RESERVED = {"monkeypatch", "request"}  # an import of that name would hide the fixture's own argument
 
 
 @dataclass(frozen=True)
@@ -96,9 +99,11 @@ def _defines(module: cst.Module, name: str) -> bool:
     return any(isinstance(s, cst.FunctionDef) and s.name.value == name for s in module.body)
 
 
-def fixture(module: cst.Module, name: str, doc: str, settings: Sequence[Setting]) -> cst.Module:
+def fixture(module: cst.Module, name: str, doc: str, settings: Sequence[Setting], only: str | None = None
+            ) -> cst.Module:
     """``module`` with the fixture ``name`` appended (and ``import pytest`` when missing); unchanged when it
-    already defines ``name`` or there is nothing to set."""
+    already defines ``name`` or there is nothing to set. ``only``: the test (its node name, parameters
+    included) the fixture acts for; the others return at once."""
     if not is_identifier(name):
         raise FixError(f"isolation fixture: {safe_text(name, 80)!r} is not a function name")
     if not settings or _defines(module, name):
@@ -107,9 +112,11 @@ def fixture(module: cst.Module, name: str, doc: str, settings: Sequence[Setting]
     imports = list(dict.fromkeys(m for m, _ in lines if m))
     imports = [m for m in imports if not any(other.startswith(m + ".") for other in imports)]  # `import a.b` binds a
     indent, newline = module.default_indent, module.default_newline
-    body = [f'"""{safe_text(doc, 1000)}"""', *(f"import {m}" for m in imports), *([""] if imports else []),
+    guard = [f"if request.node.name != {only!r}:", f"{indent}return"] if only is not None else []
+    body = [f'"""{safe_text(doc, 1000)}"""', *guard, *(f"import {m}" for m in imports), *([""] if imports else []),
             *(call for _, call in lines)]
-    text = newline.join(["@pytest.fixture(autouse=True)", f"def {name}(monkeypatch):",
+    arguments = "request, monkeypatch" if only is not None else "monkeypatch"
+    text = newline.join(["@pytest.fixture(autouse=True)", f"def {name}({arguments}):",
                          *(indent + b if b else "" for b in body)]) + newline
     added = cst.parse_module(text, config=module.config_for_parsing).body
     blank = [cst.EmptyLine(), cst.EmptyLine()] if module.body else []
