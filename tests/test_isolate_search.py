@@ -126,3 +126,19 @@ def test_flaky_only_when_the_same_order_gives_both_outcomes() -> None:
     stable, _ = suite("victim")  # never fails: passes, after re-running the order and the test alone
     verdict = isolate("victim", stable, TESTS[:20], repeat=3)
     assert verdict.kind == "passes" and verdict.by_step["repeats"] == 4
+
+
+def test_several_polluters_are_all_named_in_the_cause(tmp_path) -> None:
+    from kb.diagnose import diagnose_run
+    from kb.models import Run
+    from kb.run.isolate import Verdict, with_verdicts
+    from kb.store import Store
+
+    polluters = ["tests/test_a.py::test_x[1-2]", "tests/test_b.py::test_y", "tests/test_c.py::TestZ::test_z"]
+    verdict = Verdict("tests/test_v.py::test_v", "order-dependent", 1, 1, polluters=polluters)
+    with Store(tmp_path / "kb.sqlite") as store:
+        report = diagnose_run(with_verdicts(Run(sources=["kb isolate"], format="kb-isolate"), [verdict]), store,
+                              record=False)
+    cause = report["root_causes"][0]
+    assert cause["rule"] == "verdict-order-dependent"
+    assert cause["title"] == f"The test fails only after {', '.join(polluters)}, which leaves shared state behind"
