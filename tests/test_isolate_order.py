@@ -92,7 +92,7 @@ def test_a_brittle_test_before_its_setter_needs_setup(tmp_path: Path) -> None:
 
 
 def test_three_polluters_are_all_named(tmp_path: Path) -> None:
-    info = make_project(tmp_path / "p", tests=40, faults=("three-polluters",))
+    info = make_project(tmp_path / "p", tests=24, faults=("three-polluters",))
     found = _isolate(tmp_path / "p", tmp_path / "kb.sqlite", info["victim"])
     assert sorted(found["polluters"]) == sorted(info["polluters"]) and not found["capped"]
     capped = _isolate(tmp_path / "p", tmp_path / "kb.sqlite", info["victim"], "--max-polluters", "2")

@@ -65,7 +65,7 @@ def test_restore_mode_puts_back_the_globals_and_unsets_the_variables_the_pollute
         '        return\n'
         '    import shared_state\n'
         '\n'
-        '    monkeypatch.setattr(shared_state, "LEAKS", [])\n'
+        '    shared_state.LEAKS = []\n'
         '    monkeypatch.delenv("FOO", raising=False)\n')
 
 
@@ -85,10 +85,10 @@ def test_provide_mode_sets_what_the_setter_left(tmp_path: Path) -> None:
         '        return\n'
         '    import shared_state\n'
         '\n'
-        '    monkeypatch.setattr(shared_state, "REGISTRY", {\'db\': \'ready\'})\n'
+        "    shared_state.REGISTRY = {'db': 'ready'}\n"
         '    monkeypatch.setenv("DB_URL", \'sqlite://\')\n'
         '    monkeypatch.delenv("OLD", raising=False)\n'
-        '    monkeypatch.setattr(shared_state, "CREATED", (1, 2.5), raising=False)\n')
+        '    shared_state.CREATED = (1, 2.5)\n')
 
 
 def test_a_dotted_module_is_imported_whole_and_a_global_the_polluter_added_is_deleted(tmp_path: Path) -> None:
@@ -99,7 +99,7 @@ def test_a_dotted_module_is_imported_whole_and_a_global_the_polluter_added_is_de
     assert fixture.splitlines()[5:] == [
         "    import pkg.state",  # binds pkg as well: no second import
         "",
-        "    monkeypatch.setattr(pkg.state, \"CACHE\", {'a': [1, None, True], 'b': set()})",
+        "    pkg.state.CACHE = {'a': [1, None, True], 'b': set()}",
         '    monkeypatch.delattr(pkg, "ADDED", raising=False)']
 
 
@@ -108,7 +108,7 @@ def test_a_value_that_is_not_a_literal_is_left_out_and_alone_it_is_refused(tmp_p
                for before in ("<object object at 0x7f>", "__import__('os').system('echo hi')", "[1, 2" + "…",
                               "nan", "[" * 5000 + "]" * 5000)]
     fixture = _fixture_of(_after(_plan(tmp_path, _spec([*hostile, LEAKS]))))
-    assert "OBJ" not in fixture and "__import__" not in fixture and '"LEAKS", []' in fixture
+    assert "OBJ" not in fixture and "__import__" not in fixture and 'shared_state.LEAKS = []' in fixture
     refused = _plan(tmp_path, _spec(hostile)).refused
     assert refused == ("the state tests/test_002.py::test_0020 changes is not a module global or an environment "
                        "variable kb can restore: a global whose value is not a Python literal")
@@ -156,6 +156,10 @@ def _only_names_and_literals(text: str) -> None:
     assert [type(b) for b in guard.body] == [ast.Return] and not guard.orelse
     for statement in rest:
         if isinstance(statement, ast.Import):
+            continue
+        if isinstance(statement, ast.Assign):  # module.NAME = <literal>
+            assert [type(t) for t in statement.targets] == [ast.Attribute]
+            ast.literal_eval(statement.value)
             continue
         assert isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call)
         call = statement.value
@@ -286,7 +290,7 @@ def test_provide_mode_lets_a_test_that_needs_a_setter_pass_alone(tmp_path: Path)
     planned = plan_isolation_fixture(_spec(changes, "provide", victim=dependent, other=provider), Context(tmp_path))
     assert planned is not None
     _write(tmp_path, planned)
-    assert "monkeypatch.setattr(shared_state, \"REGISTRY\", {'db': 'ready'})" in planned.diff
+    assert "shared_state.REGISTRY = {'db': 'ready'}" in planned.diff
     assert run_order([dependent], tmp_path, PYTEST).outcomes == {dependent: "passed"}
 
 
@@ -313,3 +317,27 @@ def test_the_fixture_acts_for_the_victim_only_so_its_module_neighbours_keep_thei
         (root / rel).write_bytes(after)
     order = run_order([polluter, "tests/test_ids.py::test_second", victim], root, command)
     assert order.outcomes == {polluter: "passed", "tests/test_ids.py::test_second": "passed", victim: "passed"}
+
+
+def test_a_fixture_that_breaks_a_module_neighbour_does_not_hold(tmp_path: Path) -> None:
+    """The setter is also the polluter: the victim's fixture puts G back, and the test after it, which needs
+    the setter's G, fails in the module's usual order — the guard run catches it, so the fix rolls back."""
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "pytest.ini").write_text("[pytest]\naddopts = -p no:randomly\n")
+    (tmp_path / "shared_state.py").write_text("G = 0\n")
+    (tmp_path / "tests" / "test_m.py").write_text(
+        "import shared_state\n\n\ndef test_setter():\n    shared_state.G = 1\n\n\n"
+        "def test_victim():\n    assert shared_state.G == 0\n\n\n"
+        "def test_neighbour():\n    assert shared_state.G == 1\n")
+    setter, victim, neighbour = (f"tests/test_m.py::{n}" for n in ("test_setter", "test_victim", "test_neighbour"))
+    changes = run_order([setter], tmp_path, PYTEST, state_around=setter).state
+    planned = plan_isolation_fixture(_spec(changes, victim=victim, other=setter), Context(tmp_path, [victim]))
+    assert planned is not None and planned.ok
+    for rel, (_, after) in planned.changes.items():
+        (tmp_path / rel).write_bytes(after)
+    item = RemedyPlan("c", "t", 0.8, {"kind": "isolation-fixture"}, tests=[victim], orders=[[setter, victim], [victim]],
+                      guard={"order": [setter, victim, neighbour], "passed": [setter, neighbour]})
+    done = verify(item, tmp_path, None, FixOptions(test_command=PYTEST, timeout=120))
+    assert not done.held and f"first: {neighbour}" in done.note
+    item.guard = {}
+    assert verify(item, tmp_path, None, FixOptions(test_command=PYTEST, timeout=120)).held  # the orders alone hold

@@ -47,7 +47,7 @@ def settings_from(changes: list[Any], mode: str) -> tuple[list[Setting], list[st
     ``restore`` mode, "after" values in ``provide`` mode."""
     from .codemods import Setting, is_dotted, is_env_name, is_identifier, literal_text
 
-    want, other = ("before", "after") if mode == "restore" else ("after", "before")
+    want = "before" if mode == "restore" else "after"
     settings: list[Setting] = []
     skipped: list[str] = []
     for change in changes:
@@ -71,7 +71,7 @@ def settings_from(changes: list[Any], mode: str) -> tuple[list[Setting], list[st
             elif not ok or literal_text(value) is None:
                 skipped.append("a global whose value is not a Python literal")
             else:
-                settings.append(Setting(module, name, value, may_be_missing=change.get(other) is None))
+                settings.append(Setting(module, name, value))
         else:
             skipped.append(f"{kind if is_identifier(kind) else 'unknown'} change")
     return settings, skipped

@@ -39,7 +39,8 @@ def plan_fix(report: dict[str, Any], root: str | Path, *, python: str | None = N
         plan = RemedyPlan(cause.get("key", cause["rule"]), cause["title"], cause["confidence"], None,
                           rule=cause["rule"], tests=list(cause.get("tests", [])),
                           neighbours=list(cause.get("neighbours", [])),
-                          orders=[list(order) for order in cause.get("orders") or []])
+                          orders=[list(order) for order in cause.get("orders") or []],
+                          guard=dict(cause.get("guard") or {}))
         ctx = Context(root, plan.tests, python, test_command, shared.sources(),
                       owner=(cause.get("owner") or {}).get("module") or None)
         reasons: list[str] = []

@@ -61,6 +61,9 @@ class RemedyPlan:
     #: exact test orders that prove the fix (an order-dependent test last in each): verification re-runs
     #: them through kb's order plugin instead of the targeted tests
     orders: list[list[str]] = field(default_factory=list)
+    #: the test's neighbours in their usual order and those that passed there before the fix: none may fail
+    #: after it (``{"order": [ids], "passed": [ids]}``; kb isolate records it before offering its fixture)
+    guard: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def kind(self) -> str:

@@ -61,7 +61,7 @@ def verify(item: RemedyPlan, root: str | Path, store: Any, options: FixOptions) 
     command = _command(options)
     timeout = options.timeout or DEFAULT_TIMEOUT
     if item.orders:
-        return verify_orders(item.orders, root, command, timeout)
+        return verify_orders(item.orders, root, command, timeout, item.guard)
     whole = item.changes_environment
     neighbours: list[str] = []
     run_ids: list[str] = []
@@ -96,9 +96,12 @@ def verify(item: RemedyPlan, root: str | Path, store: Any, options: FixOptions) 
     return Verification(held, f"{note}; {how}", run, after, newly, scope)
 
 
-def verify_orders(orders: list[list[str]], root: Path, command: list[str], timeout: float) -> Verification:
+def verify_orders(orders: list[list[str]], root: Path, command: list[str], timeout: float,
+                  guard: dict[str, list[str]] | None = None) -> Verification:
     """An order-dependent test's fix holds when that test (the last of each order) runs and passes in every
-    order: the failing order and alone, run exactly through kb's order plugin."""
+    order — the failing order and alone, run exactly through kb's order plugin — and, with a ``guard``, no
+    test that passed in the guard's order before the fix fails there now (the test's module neighbours in
+    their usual order: a fixture that fixes the victim must not break the test after it)."""
     from ..run.ordered import run_order
 
     orders = [list(order) for order in orders if order]
@@ -115,6 +118,17 @@ def verify_orders(orders: list[list[str]], root: Path, command: list[str], timeo
         if outcome != "passed":
             what = {"failed": "still fails", "skipped": "is skipped"}.get(str(outcome), "did not run")
             return Verification(False, f"{victim} {what} in the order {_shown(order)}", scope="orders")
+    checked = ""
+    if guard and guard.get("order"):
+        try:
+            done = run_order(list(guard["order"]), root, command, timeout)
+        except FixError as exc:
+            return Verification(False, f"the test's module did not run: {exc}", scope="orders")
+        broken = [t for t in guard.get("passed", []) if done.outcomes.get(t) == "failed"]
+        if broken:
+            return Verification(False, f"{len(broken)} test(s) of its module that passed before now fail in their "
+                                       f"usual order (first: {broken[0]})", scope="orders")
+        checked = f", and its module's {len(guard['order'])} tests still pass as before"
     longer = [len(order) for order in orders if len(order) > 1]
     where = [f"in the failing order ({longer[0]} tests)"] if longer else []
     if len(longer) > 1:
@@ -122,8 +136,8 @@ def verify_orders(orders: list[list[str]], root: Path, command: list[str], timeo
     if len(longer) < len(orders):
         where.append("alone")
     said = " and ".join([", ".join(where[:-1]), where[-1]] if len(where) > 1 else where)
-    return Verification(True, f"the victim passes {said}; re-ran {len(orders)} order(s) through kb's order plugin",
-                        scope="orders")
+    return Verification(True, f"the victim passes {said}{checked}; re-ran {len(orders) + bool(checked)} order(s) "
+                              f"through kb's order plugin", scope="orders")
 
 
 def _shown(order: list[str]) -> str:

@@ -97,6 +97,7 @@ class Isolation:
     reproduce: str = ""
     reproduced: str = ""  # what running the reproducer from a plain shell showed
     notes: list[str] = field(default_factory=list)
+    guard: dict[str, list[str]] = field(default_factory=dict)  # the module's tests a fix must leave passing
 
 
 def isolate_test(target: str, root: str | Path, command: Sequence[str], store: Any, *, order_file: str | None = None,
@@ -131,7 +132,7 @@ def isolate_test(target: str, root: str | Path, command: Sequence[str], store: A
     others = verdict.polluters if verdict.kind == "order-dependent" else verdict.providers
     if len(others) == 1:
         verdict.state = states.get(others[0], [])
-    if verdict.kind == "order-dependent" and not any(c.get("kind") in ("global", "environ") for c in verdict.state):
+    if verdict.kind == "order-dependent" and not _fixable(verdict.state):
         find_cleaners(verdict, probe, [*before, *after], repeat)  # the other way to heal it
     if verdict.kind in ("order-dependent", "needs-setup", "deterministic", "flaky"):
         done.reproduce, done.reproduced, failed = check_reproducer(command, root, verdict.reproducer, order.seed,
@@ -140,11 +141,33 @@ def isolate_test(target: str, root: str | Path, command: Sequence[str], store: A
         if failed is False and verdict.kind != "flaky" and reconsider(verdict, probe, repeat):
             done.reproduce, done.reproduced, _ = check_reproducer(command, root, verdict.reproducer, order.seed,
                                                                   timeout)
+    if verdict.kind in ("order-dependent", "needs-setup") and _fixable(verdict.state):
+        done.guard = _guard(target, root, command, timeout)
     if verdict.kind == "deterministic":
         done.alone = run_tests([target], root, without_selection(command, root), timeout).run
     if missing:
         done.notes.append(f"{len(missing)} test(s) of the order were not collected and did not run")
     return done
+
+
+def _fixable(state: list[dict[str, Any]]) -> bool:
+    """Whether the state a polluter or setter changes holds something kb's isolation fixture can set."""
+    return any(c.get("kind") in ("global", "environ") for c in state)
+
+
+def _guard(target: str, root: str | Path, command: Sequence[str], timeout: float) -> dict[str, list[str]]:
+    """The target's module in its usual (collection) order and the tests that pass there: a fix kb offers must
+    leave them passing (two runs: collecting the module, running it)."""
+    module = target.split("::", 1)[0]
+    if not Path(root, module).is_file():
+        return {}
+    try:
+        order = [t for t in collect_order([*without_selection(list(command), root), module], root, timeout)
+                 if t.split("::", 1)[0] == module]
+        done = run_order(order, root, command, timeout)
+    except FixError:
+        return {}
+    return {"order": order, "passed": [t for t in order if done.outcomes.get(t) == "passed"]}
 
 
 def reproducer(command: Sequence[str], root: str | Path, tests: Sequence[str], seed: int | None = None) -> str:

@@ -66,6 +66,8 @@ def diagnose_isolation(done: Isolation, store: Any, root: str | Path) -> dict[st
             if offered and verdict.test in cause.get("tests", []):
                 cause["remedies"].insert(0, offered[0])
                 cause["orders"] = offered[1]
+                if done.guard:
+                    cause["guard"] = done.guard
 
     base = Run(sources=["kb isolate"], format="kb-isolate", tests=1, passed=1)
     diagnosis = None

@@ -1,6 +1,7 @@
-"""The isolation fixture: an autouse pytest fixture appended to a test module that sets, through
-``monkeypatch``, the module globals and environment variables an order-dependent test needs (what a
-polluter changed, put back; or what a setter provided, provided). ``monkeypatch`` undoes it after each test.
+"""The isolation fixture: an autouse pytest fixture appended to a test module that sets the module globals
+and environment variables an order-dependent test needs (what a polluter changed, put back; or what a
+setter provided, provided). Globals are assigned (what the test itself then changes stays, as in an order
+where it passed); environment variables go through ``monkeypatch``, which restores them after the test.
 It acts for the victim only (``request.node.name``): the module's other tests may rely on that state as
 their neighbours leave it (a brittle test whose setter is the polluter — measured on pydash's
 ``test_unique_id``, where a module-wide reset broke the next case).
@@ -33,14 +34,12 @@ _RESERVED = {"monkeypatch", "request"}  # an import of that name would hide the 
 @dataclass(frozen=True)
 class Setting:
     """One thing the fixture sets before each test: the global ``module.name``, or with no ``module`` the
-    environment variable ``name``; ``present`` False deletes it instead. ``may_be_missing``: the global may
-    not exist when the fixture runs (``raising=False``)."""
+    environment variable ``name``; ``present`` False deletes it instead."""
 
     module: str | None
     name: str
     value: object = None
     present: bool = True
-    may_be_missing: bool = False
 
 
 def is_identifier(text: object) -> bool:
@@ -91,8 +90,10 @@ def _line(setting: Setting) -> tuple[str | None, str]:
     value = literal_text(setting.value)
     if value is None:
         raise FixError(f"isolation fixture: the value of {setting.module}.{setting.name} is not a Python literal")
-    raising = ", raising=False" if setting.may_be_missing else ""
-    return setting.module, f"monkeypatch.setattr({setting.module}, {name}, {value}{raising})"
+    # a plain assignment, not monkeypatch.setattr: the victim starts from the value a fresh import gives, and
+    # what it changes itself stays, as in the order where it passed (monkeypatch's undo also undid the victim's
+    # own increment of pydash's ID_COUNTER, which the next case of that real test relies on)
+    return setting.module, f"{setting.module}.{setting.name} = {value}"
 
 
 def _defines(module: cst.Module, name: str) -> bool:
