@@ -341,3 +341,23 @@ def test_a_fixture_that_breaks_a_module_neighbour_does_not_hold(tmp_path: Path) 
     assert not done.held and f"first: {neighbour}" in done.note
     item.guard = {}
     assert verify(item, tmp_path, None, FixOptions(test_command=PYTEST, timeout=120)).held  # the orders alone hold
+
+
+def test_a_class_attribute_the_polluter_sets_is_put_back(tmp_path: Path) -> None:
+    """Polluters often set a class attribute (mccabe's McCabeChecker.max_complexity on its real suite)."""
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "pytest.ini").write_text("[pytest]\naddopts = -p no:randomly\n")
+    (tmp_path / "checker.py").write_text("class Checker:\n    max_complexity = -1\n\n    def run(self):\n"
+                                          "        return self.max_complexity\n")
+    (tmp_path / "tests" / "test_c.py").write_text(
+        "from checker import Checker\n\n\ndef test_polluter():\n    Checker.max_complexity = 10\n\n\n"
+        "def test_victim():\n    assert Checker().run() == -1\n")
+    polluter, victim = "tests/test_c.py::test_polluter", "tests/test_c.py::test_victim"
+    changes = run_order([polluter], tmp_path, PYTEST, state_around=polluter).state
+    assert {"kind": "global", "module": "checker", "name": "Checker.max_complexity", "before": "-1",
+            "after": "10"} in changes
+    planned = plan_isolation_fixture(_spec(changes, victim=victim, other=polluter), Context(tmp_path, [victim]))
+    assert planned is not None and planned.ok and "checker.Checker.max_complexity = -1" in planned.diff
+    for rel, (_, after) in planned.changes.items():
+        (tmp_path / rel).write_bytes(after)
+    assert run_order([polluter, victim], tmp_path, PYTEST).failed(victim) is False

@@ -45,7 +45,7 @@ def _literal(text: object) -> tuple[bool, object]:
 def settings_from(changes: list[Any], mode: str) -> tuple[list[Setting], list[str]]:
     """(the settings a fixture can make, why each other change is left out) — "before" values in
     ``restore`` mode, "after" values in ``provide`` mode."""
-    from .codemods import Setting, is_dotted, is_env_name, is_identifier, literal_text
+    from .codemods import Setting, is_attribute, is_dotted, is_env_name, is_identifier, literal_text
 
     want = "before" if mode == "restore" else "after"
     settings: list[Setting] = []
@@ -64,7 +64,7 @@ def settings_from(changes: list[Any], mode: str) -> tuple[list[Setting], list[st
         elif kind == "global":
             module, text = change.get("module"), change.get(want)
             ok, value = _literal(text)
-            if not (is_dotted(module) and is_identifier(name)):
+            if not (is_dotted(module) and is_attribute(name)):
                 skipped.append("a global whose module or name is not a plain Python name")
             elif text is None:
                 settings.append(Setting(module, name, present=False))

@@ -130,8 +130,7 @@ def isolate_test(target: str, root: str | Path, command: Sequence[str], store: A
                       max_polluters=max_polluters, cleaners=False, failed_in_order=order.failed)
     done = Isolation(verdict, order, len(before))
     others = verdict.polluters if verdict.kind == "order-dependent" else verdict.providers
-    if len(others) == 1:
-        verdict.state = states.get(others[0], [])
+    verdict.state = _merged([states.get(other, []) for other in others])
     if verdict.kind == "order-dependent" and not _fixable(verdict.state):
         find_cleaners(verdict, probe, [*before, *after], repeat)  # the other way to heal it
     if verdict.kind in ("order-dependent", "needs-setup", "deterministic", "flaky"):
@@ -148,6 +147,20 @@ def isolate_test(target: str, root: str | Path, command: Sequence[str], store: A
     if missing:
         done.notes.append(f"{len(missing)} test(s) of the order were not collected and did not run")
     return done
+
+
+def _merged(states: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The changes of several polluters (or setters), in their order: per thing changed, the value before the
+    first and after the last."""
+    merged: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for state in states:
+        for change in state:
+            key = (change.get("kind"), change.get("module"), change.get("name"))
+            if key in merged:
+                merged[key]["after"] = change.get("after")
+            else:
+                merged[key] = dict(change)
+    return [c for c in merged.values() if c.get("before") != c.get("after") or c.get("kind") == "module"]
 
 
 def _fixable(state: list[dict[str, Any]]) -> bool:

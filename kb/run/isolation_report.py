@@ -39,14 +39,14 @@ def fixture_remedy(verdict: Verdict) -> tuple[dict[str, Any], list[list[str]]] |
     if not changes:
         return None
     names = ", ".join(describe_change(c).split(":", 1)[0] for c in changes[:3])
-    if verdict.kind == "order-dependent" and len(verdict.polluters) == 1:
-        other, mode = verdict.polluters[0], "restore"
+    if verdict.kind == "order-dependent" and verdict.polluters:
+        other, mode = ", ".join(verdict.polluters), "restore"
         description = f"Add an autouse fixture beside the test that restores what {other} changes ({names})"
-        orders = [[other, verdict.test], [verdict.test]]
-    elif verdict.kind == "needs-setup" and len(verdict.providers) == 1:
-        other, mode = verdict.providers[0], "provide"
+        orders = [[*verdict.polluters, verdict.test], [verdict.test]]
+    elif verdict.kind == "needs-setup" and verdict.providers:
+        other, mode = ", ".join(verdict.providers), "provide"
         description = f"Add an autouse fixture beside the test that sets up what it takes from {other} ({names})"
-        orders = [[verdict.test], [other, verdict.test]]
+        orders = [[verdict.test], [*verdict.providers, verdict.test]]
     else:
         return None
     return ({"kind": "isolation-fixture", "template": "isolation-fixture", "risk": "medium",

@@ -12,8 +12,9 @@ library and pytest). It does nothing unless one of its options is given:
   pytest-randomly seed when that plugin is active), ``missing``, one ``test`` record per test with its
   final outcome (failed if any phase failed; ``worker`` is the xdist worker under xdist), and ``state``.
 - ``--kb-state-around=NODEID``: snapshot the process's state before and after that test (environment
-  variables, ``sys.modules``, plain values in the globals of the project's own modules, the files in the
-  working directory) and write what changed as a ``state`` record — what a polluter leaves behind, or
+  variables, the project's modules in ``sys.modules``, plain values in the globals — and the class
+  attributes — of the project's own modules and of installed third-party ones that are not test
+  infrastructure, the files in the working directory) and write what changed as a ``state`` record — what a polluter leaves behind, or
   the side effect a setter provides.
 
 This is how detect-test-pollution orders tests, and robust where command-line order is not: the
@@ -126,10 +127,29 @@ def pytest_runtest_protocol(item: Any, nextitem: Any) -> Any:
 # ---------------------------------------------------------------- state snapshots
 
 
+#: test infrastructure whose state is not the project's (top-level package names)
+_INFRASTRUCTURE = {"pytest", "_pytest", "pluggy", "py", "iniconfig", "packaging", "kb", "xdist", "execnet",
+                   "pytest_randomly", "hypothesis", "_hypothesis_ftz_detector", "coverage", "pygments", "colorama",
+                   "exceptiongroup", "tomli", "_kb_order"}
+
+
 def _own_module(module: Any, root: str) -> bool:
     path = getattr(module, "__file__", None) or ""
     path = os.path.abspath(path) if path else ""
     return bool(path) and path.startswith(root + os.sep) and "site-packages" not in path
+
+
+def _watched(name: str, module: Any, root: str) -> bool:
+    """The project's own modules, and installed third-party ones that are not test infrastructure (the
+    package under test is often installed, not in the checkout). The standard library is left out."""
+    top = name.split(".", 1)[0]
+    if top in _INFRASTRUCTURE or top.startswith(("pytest_", "_pytest")) or name == __name__:
+        return False
+    if _own_module(module, root):
+        return True
+    stdlib = getattr(sys, "stdlib_module_names", ())
+    path = getattr(module, "__file__", None) or ""
+    return top not in stdlib and "site-packages" in path
 
 
 def _plain(value: Any) -> bool:
@@ -145,24 +165,43 @@ def _repr(value: Any) -> str:
     return text if len(text) <= _REPR_LIMIT else text[:_REPR_LIMIT] + "…"
 
 
+def _values(module: Any, name: str) -> dict[str, str]:
+    """Fingerprints of a module's plain globals, and of the plain attributes of the classes it defines
+    (``Class.attr``: a polluter often sets a class attribute, mccabe's ``McCabeChecker.max_complexity``)."""
+    try:
+        values = dict(vars(module))
+    except TypeError:
+        return {}
+    found: dict[str, str] = {}
+    for key, value in values.items():
+        if key.startswith("__"):
+            continue
+        if _plain(value):
+            found[key] = _repr(value)
+        elif isinstance(value, type) and getattr(value, "__module__", None) == name:
+            for attr, inner in list(vars(value).items()):
+                if not attr.startswith("__") and _plain(inner) and not isinstance(inner, (classmethod, staticmethod,
+                                                                                         property)):
+                    found[f"{key}.{attr}"] = _repr(inner)
+    return found
+
+
 def snapshot(root: str) -> dict[str, Any]:
-    """The state a test can leave behind, as text fingerprints (``repr`` of each plain global)."""
+    """The state a test can leave behind, as text fingerprints (``repr`` of each plain value)."""
     modules = dict(sys.modules)
     globals_: dict[str, dict[str, str]] = {}
+    own: list[str] = []
     for name, module in modules.items():
-        if module is None or name == __name__ or not _own_module(module, root):
+        if module is None or not _watched(name, module, root):
             continue
-        try:
-            values = dict(vars(module))
-        except TypeError:
-            continue
-        globals_[name] = {key: _repr(value) for key, value in values.items()
-                          if not key.startswith("__") and _plain(value) and not key.startswith("@")}
+        globals_[name] = _values(module, name)
+        if _own_module(module, root):
+            own.append(name)
     try:
         files = sorted(os.listdir("."))
     except OSError:
         files = []
-    return {"environ": dict(os.environ), "modules": sorted(globals_), "globals": globals_, "cwd": os.getcwd(),
+    return {"environ": dict(os.environ), "modules": sorted(own), "globals": globals_, "cwd": os.getcwd(),
             "files": files}
 
 
@@ -179,7 +218,7 @@ def _fresh_globals(name: str) -> dict[str, str] | None:
         spec.loader.exec_module(module)
     except Exception:  # a module that cannot be run twice keeps its changes unreported
         return None
-    return {key: _repr(value) for key, value in vars(module).items() if not key.startswith("__") and _plain(value)}
+    return _values(module, name)
 
 
 def changes(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:

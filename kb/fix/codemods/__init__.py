@@ -25,11 +25,12 @@ import libcst as cst
 from ...errors import FixError
 from . import calls, isolation, methods, names, setup_py  # noqa: F401  (they register)
 from .core import REGISTRY
-from .isolation import Setting, is_dotted, is_env_name, is_identifier, literal_text, safe_text
+from .isolation import Setting, is_attribute, is_dotted, is_env_name, is_identifier, literal_text, safe_text
 from .prefilter import may_change
 
 __all__ = ["CODEMODS", "needles", "check_params", "transform", "quarantine", "Setting", "isolation_fixture",
-           "is_dotted", "is_env_name", "is_identifier", "literal_text", "safe_text", "edit_setup_requirements",
+           "is_attribute", "is_dotted", "is_env_name", "is_identifier", "literal_text", "safe_text",
+           "edit_setup_requirements",
            "add_setup_requirement"]
 
 #: fix templates served by codemods; ``quarantine`` is valid in packs but applied through quarantine()

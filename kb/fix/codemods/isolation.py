@@ -25,7 +25,8 @@ from libcst.codemod.visitors import AddImportsVisitor
 
 from ...errors import FixError
 
-__all__ = ["Setting", "fixture", "is_identifier", "is_dotted", "is_env_name", "literal_text", "safe_text"]
+__all__ = ["Setting", "fixture", "is_identifier", "is_attribute", "is_dotted", "is_env_name", "literal_text",
+           "safe_text"]
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _RESERVED = {"monkeypatch", "request"}  # an import of that name would hide the fixture's own argument
@@ -50,6 +51,11 @@ def is_dotted(text: object) -> bool:
     """A module name kb may import: dotted identifiers, not ``monkeypatch`` (it would hide the fixture's argument)."""
     return (isinstance(text, str) and all(is_identifier(part) for part in text.split("."))
             and text.split(".")[0] not in _RESERVED)
+
+
+def is_attribute(text: object) -> bool:
+    """A module global (``NAME``) or a class attribute of the module (``Class.NAME``)."""
+    return isinstance(text, str) and 1 <= len(text.split(".")) <= 2 and all(is_identifier(p) for p in text.split("."))
 
 
 def is_env_name(text: object) -> bool:
@@ -82,11 +88,12 @@ def _line(setting: Setting) -> tuple[str | None, str]:
         if not isinstance(setting.value, str):
             raise FixError(f"isolation fixture: the environment variable {setting.name} needs a string value")
         return None, f"monkeypatch.setenv({name}, {setting.value!r})"
-    if not is_dotted(setting.module) or not is_identifier(setting.name):
+    if not is_dotted(setting.module) or not is_attribute(setting.name):
         raise FixError(f"isolation fixture: {safe_text(f'{setting.module}.{setting.name}', 80)!r} is not a module "
                        f"global kb can set")
     if not setting.present:
-        return setting.module, f"monkeypatch.delattr({setting.module}, {name}, raising=False)"
+        owner, _, attr = f"{setting.module}.{setting.name}".rpartition(".")
+        return setting.module, f'monkeypatch.delattr({owner}, "{attr}", raising=False)'
     value = literal_text(setting.value)
     if value is None:
         raise FixError(f"isolation fixture: the value of {setting.module}.{setting.name} is not a Python literal")
