@@ -361,3 +361,11 @@ def test_a_class_attribute_the_polluter_sets_is_put_back(tmp_path: Path) -> None
     for rel, (_, after) in planned.changes.items():
         (tmp_path / rel).write_bytes(after)
     assert run_order([polluter, victim], tmp_path, PYTEST).failed(victim) is False
+
+
+def test_a_polluter_named_like_a_silencer_still_gets_its_fixture(tmp_path: Path) -> None:
+    """The fixture's docstring names the tests; a test called test_..._exception is not an added except:
+    measured on mccabe's and knack's real suites, where the silencing check refused the fixture."""
+    planned = _plan(tmp_path, _spec([LEAKS], other="tests/test_002.py::test_raises_exception_when_skipped"))
+    assert planned.ok, planned.refused
+    assert "test_raises_exception_when_skipped" in planned.diff

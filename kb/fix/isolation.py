@@ -122,4 +122,6 @@ def plan_isolation_fixture(spec: dict[str, Any], ctx: Context) -> Planned | None
         return Planned(refused=str(exc))
     if text == source.text:
         return Planned(refused=f"{source.rel} does not parse or already defines {name}")
-    return planned_from([(source, text)])
+    # no silencing check: the fixture is built only of assignments and monkeypatch calls (codemods.isolation),
+    # and the node ids in its docstring (a test named test_..._exception) would read as an added "except"
+    return planned_from([(source, text)], check=False)

@@ -33,8 +33,9 @@ def describe_change(change: dict[str, Any]) -> str:
     return f"working directory {change.get('before')} → {change.get('after')}"
 
 
-def fixture_remedy(verdict: Verdict) -> tuple[dict[str, Any], list[list[str]]] | None:
-    """The isolation-fixture remedy for ``verdict`` and the orders that verify it (None: nothing to write)."""
+def fixture_remedy(verdict: Verdict, before: list[str] | None = None) -> tuple[dict[str, Any], list[list[str]]] | None:
+    """The isolation-fixture remedy for ``verdict`` and the orders that verify it (None: nothing to write):
+    the reproducer, the test alone, and the whole order it failed in (``before`` it, then it)."""
     changes = [c for c in verdict.state if c.get("kind") in _FIXABLE]
     if not changes:
         return None
@@ -49,6 +50,9 @@ def fixture_remedy(verdict: Verdict) -> tuple[dict[str, Any], list[list[str]]] |
         orders = [[verdict.test], [*verdict.providers, verdict.test]]
     else:
         return None
+    failing = [*(before or []), verdict.test]
+    if len(failing) > 1 and failing not in orders:
+        orders.append(failing)
     return ({"kind": "isolation-fixture", "template": "isolation-fixture", "risk": "medium",
              "description": description, "url": "https://docs.pytest.org/en/stable/how-to/monkeypatch.html",
              "params": {"victim": verdict.test, "mode": mode, "other": other, "changes": changes}}, orders)
@@ -59,7 +63,7 @@ def diagnose_isolation(done: Isolation, store: Any, root: str | Path) -> dict[st
     from ..diagnose import diagnose_run
 
     verdict = done.verdict
-    offered = fixture_remedy(verdict)
+    offered = fixture_remedy(verdict, done.order.tests[: done.before])
 
     def amend(report: dict[str, Any]) -> None:
         for cause in report["root_causes"]:
