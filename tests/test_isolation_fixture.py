@@ -276,7 +276,7 @@ def test_the_fixture_makes_the_victim_pass_after_its_polluter_through_real_pytes
         assert run_order(order, tmp_path, PYTEST).outcomes == dict.fromkeys(order, "passed")
     after = _verify(tmp_path, orders)
     assert (after.held, after.run, after.after) == (True, None, None)
-    assert after.note == ("the victim passes in the failing order (2 tests) and alone; re-ran 2 order(s) through "
+    assert after.note == ("the victim passes after the tests that make it fail (2 tests) and alone; re-ran 2 order(s) through "
                           "kb's order plugin")
     missing = _verify(tmp_path, [[polluter, "tests/test_001.py::test_nope"]])
     assert not missing.held and "did not run" in missing.note

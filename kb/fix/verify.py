@@ -130,9 +130,10 @@ def verify_orders(orders: list[list[str]], root: Path, command: list[str], timeo
                                        f"usual order (first: {broken[0]})", scope="orders")
         checked = f", and its module's {len(guard['order'])} tests still pass as before"
     longer = [len(order) for order in orders if len(order) > 1]
-    where = [f"in the failing order ({longer[0]} tests)"] if longer else []
-    if len(longer) > 1:
-        where.append(f"in {len(longer) - 1} other order(s)")
+    where = [f"after the tests that make it fail ({longer[0]} tests)"] if longer else []
+    where += [f"in the whole order it failed in ({n} tests)" for n in longer[1:2]]
+    if len(longer) > 2:
+        where.append(f"in {len(longer) - 2} other order(s)")
     if len(longer) < len(orders):
         where.append("alone")
     said = " and ".join([", ".join(where[:-1]), where[-1]] if len(where) > 1 else where)

@@ -188,7 +188,7 @@ def run_fix(case: dict, work: Path, python: str, env: dict) -> dict:
     done = sh(cmd, cwd=copy, env={**env, "KB_DB": str(work / "kb.sqlite")})
     (work / "fix.stdout").write_text(done.stdout + "\n--- stderr\n" + done.stderr)
     text = done.stdout + done.stderr
-    out = {"command": shlex.join(cmd), "exit": done.returncode, "verified": bool(re.search(r"\bverified\b", text)),
+    out = {"command": shlex.join(cmd), "exit": done.returncode, "verified": bool(re.search(r"^\s+verified: ", text, re.M)),  # the outcome line, not "0 fix(es) verified"
            "said": text.strip()[-1500:]}
     # kb's proof re-runs the victim; check the rest too: the selection in collection order before and after
     # the fix, and the victim in the whole failing order (order.txt), in the copy
