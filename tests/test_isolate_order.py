@@ -73,6 +73,9 @@ def test_a_recorded_run_with_pytest_randomly_seed(tmp_path: Path) -> None:
     found = _isolate(root, db, info["victim"])  # no --run: the last run here in which it failed
     assert found["verdict"] == "order-dependent" and found["polluters"] == info["polluters"]
     assert found["order"] == f"recorded run {run_id} (pytest-randomly seed {seed})"
+    # the reproducer keeps the seed (the random state it sets) without letting pytest-randomly reorder the ids
+    assert f"--randomly-seed={seed} --randomly-dont-reorganize" in found["reproduce"]
+    assert found["reproduced"].startswith("checked"), found["reproduced"]
 
 
 def test_a_command_that_names_a_path_and_verbose_addopts(tmp_path: Path) -> None:

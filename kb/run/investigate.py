@@ -189,7 +189,8 @@ def reproducer(command: Sequence[str], root: str | Path, tests: Sequence[str], s
     command = without_selection(list(command), root)
     command[0] = _real_program(command[0])
     env = [f"{name}={shlex.quote(os.environ[name])}" for name in REPRODUCER_ENV if os.environ.get(name)]
-    randomly = ["-p", "no:randomly"] if seed is None else [f"--randomly-seed={seed}"]
+    # with a recorded seed pytest-randomly stays on for the random state it seeds, but must not reorder the ids
+    randomly = ["-p", "no:randomly"] if seed is None else [f"--randomly-seed={seed}", "--randomly-dont-reorganize"]
     return " ".join([f"cd {shlex.quote(str(Path(root).resolve()))} &&", *env,
                      shlex.join([*command, "-p", "no:cacheprovider", *randomly, *tests])])
 
