@@ -116,7 +116,8 @@ def heal(root: str | Path, store: Any, options: FixOptions, approve: Approve | N
     """Run → diagnose → fix → run again, until green, nothing known remains or ``options.max_rounds``
     (see the module docstring). Each round is appended to ``rounds`` as it ends."""
     from ..diagnose import diagnose_run
-    from ..run.orchestrate import DEFAULT_TIMEOUT, run_command
+    from ..run.command import DEFAULT_TIMEOUT
+    from ..run.orchestrate import run_command
     from ..testenv import test_python
     from .verify import _command
 

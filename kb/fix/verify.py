@@ -54,7 +54,8 @@ def _command(options: FixOptions) -> list[str]:
 def verify(item: RemedyPlan, root: str | Path, store: Any, options: FixOptions) -> Verification:
     """Re-run what proves ``item`` (already written to disk) and judge the result."""
     from ..diagnose import diagnose_run
-    from ..run.orchestrate import DEFAULT_TIMEOUT, collect, run_command, run_tests
+    from ..run.command import DEFAULT_TIMEOUT
+    from ..run.orchestrate import collect, run_command, run_tests
     from ..testenv import test_python
 
     root = Path(root)

@@ -23,7 +23,8 @@ from typing import Any
 from ..errors import FixError
 from ..models import Run
 from .isolate import Verdict, find_cleaners, isolate, reconsider
-from .orchestrate import DEFAULT_TIMEOUT, run_tests, without_selection
+from .command import DEFAULT_TIMEOUT, without_selection
+from .orchestrate import run_tests
 from .ordered import collect_order, run_order
 
 __all__ = ["Order", "order_for", "isolate_test", "Isolation", "reproducer"]

@@ -13,14 +13,9 @@ keeps the command line's order), which is what verification and isolation are bu
 
 from __future__ import annotations
 
-import codecs
 import os
-import signal
-import subprocess
 import sys
 import tempfile
-import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,14 +24,14 @@ from typing import TYPE_CHECKING
 from ..errors import FixError, KbError, ReportError
 from ..ingest import read_report, read_reports
 from ..models import Run
+from .command import DEFAULT_TIMEOUT, execute, is_pytest, without_selection
+from .ordered import PLUGIN, collect_order, plugin_env, read_outcomes, run_order
 
 if TYPE_CHECKING:
     from .isolate import Verdict
 
-__all__ = ["TestRun", "CommandRun", "SuiteRun", "run_tests", "run_command", "run_suite", "collect", "is_pytest",
-           "rerun_failing", "without_selection", "split_junitxml", "DEFAULT_TIMEOUT"]
-
-DEFAULT_TIMEOUT = 900
+__all__ = ["TestRun", "CommandRun", "SuiteRun", "run_tests", "run_command", "run_suite", "collect", "rerun_failing",
+           "split_junitxml"]
 
 
 @dataclass
@@ -66,63 +61,6 @@ class CommandRun:
     order: list[str] = field(default_factory=list)
     seed: int | None = None
     workers: dict[str, str] = field(default_factory=dict)
-
-
-def is_pytest(cmd: Sequence[str]) -> bool:
-    """``pytest …``, ``py.test …``, ``python -m pytest …`` (any interpreter path)."""
-    if not cmd:
-        return False
-    if Path(cmd[0]).name in ("pytest", "py.test"):
-        return True
-    return Path(cmd[0]).name.startswith("python") and len(cmd) > 2 and cmd[1] == "-m" and cmd[2] == "pytest"
-
-
-def execute(cmd: list[str], root: str | Path, timeout: float, echo: Callable[[str], None] | None,
-             env: dict[str, str] | None = None) -> tuple[int | None, str, float, str | None, str | None]:
-    """(status, output, seconds, problem, signal name). The command gets its own process group so a
-    timeout kills everything it started; a thread drains its output (echoing it as it comes). ``env``
-    adds to (or overrides) kb's own environment."""
-    started = time.monotonic()
-    try:
-        proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                start_new_session=True,
-                                env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1", **(env or {})})
-    except FileNotFoundError:
-        return None, "", 0.0, f"command not found: {cmd[0]}", None
-    except PermissionError:
-        return None, "", 0.0, f"command not executable: {cmd[0]}", None
-    chunks: list[bytes] = []
-
-    def drain() -> None:
-        assert proc.stdout is not None
-        decoder = codecs.getincrementaldecoder("utf-8")("replace")
-        for piece in iter(lambda: proc.stdout.read1(65536), b""):  # type: ignore[union-attr]
-            chunks.append(piece)
-            if echo:
-                echo(decoder.decode(piece))
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
-    timed_out = False
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    reader.join(timeout=5)
-    seconds = time.monotonic() - started
-    output = b"".join(chunks).decode("utf-8", "replace")
-    if timed_out:
-        return None, output, seconds, f"timed out after {timeout:g} s (killed)", "SIGKILL"
-    status = proc.returncode
-    if status < 0:
-        try:
-            name = signal.Signals(-status).name
-        except ValueError:
-            name = f"signal {-status}"
-        return status, output, seconds, f"killed by {name}", name
-    return status, output, seconds, None, None
 
 
 _JUNITXML = ("--junitxml", "--junit-xml")
@@ -176,8 +114,6 @@ def run_command(cmd: Sequence[str], root: str | Path = ".", *, timeout: float = 
     cmd = list(cmd)
     if not cmd:
         raise FixError("no test command given")
-    from .ordered import PLUGIN, plugin_env, read_outcomes
-
     with tempfile.TemporaryDirectory(prefix="kb-run-") as tmp:
         junit, outcomes = Path(tmp) / "report.xml", Path(tmp) / "outcomes.jsonl"
         full, env, wanted = cmd, None, None
@@ -254,8 +190,6 @@ def run_tests(node_ids: Sequence[str], root: str | Path, command: Sequence[str] 
 def collect(command: Sequence[str], root: str | Path, timeout: float = DEFAULT_TIMEOUT) -> list[str]:
     """The suite's node ids in the order pytest runs them, collected through kb's order plugin (the
     project's ``addopts`` — ``--verbose``, say — change nothing)."""
-    from .ordered import collect_order
-
     return collect_order(command, root, timeout)
 
 
@@ -277,8 +211,6 @@ def rerun_failing(node_ids: Sequence[str], repeat: int, root: str | Path, comman
     order-dependent (``kb isolate`` finds the polluter), not flaky; flaky is the same order giving both
     outcomes. Without an order, the failing tests are re-run together by node id."""
     from .isolate import Verdict
-    from .ordered import run_order
-
     command = list(command) if command else [sys.executable, "-m", "pytest"]
     in_order = {t: [True] for t in node_ids}
     alone: dict[str, list[bool]] = {t: [] for t in node_ids}
@@ -363,23 +295,3 @@ def run_suite(cmd: Sequence[str], root: str | Path, store: object, *, timeout: f
     if verdicts:
         store.record_verdicts(diagnosis.get("run_id"), [v.as_dict() for v in verdicts])
     return SuiteRun(done, diagnosis, verdicts, diagnosis.get("run_id"))
-
-
-
-#: pytest options whose value is the next argument (so a path there is not a test selection)
-_VALUE_OPTIONS = {"-c", "-k", "-m", "-p", "-o", "-W", "--rootdir", "--confcutdir", "--basetemp", "--ignore",
-                  "--ignore-glob", "--deselect", "--config-file", "--override-ini", "--tb", "-r"}
-
-
-def without_selection(command: list[str], root: str | Path) -> list[str]:
-    """The test command without the paths and node ids it selects (targeted re-runs name their own tests,
-    and a path left on the command line would re-run the whole selection)."""
-    kept: list[str] = []
-    for index, arg in enumerate(command):
-        previous = command[index - 1] if index else ""
-        selects = (index >= 1 and not arg.startswith("-") and previous not in _VALUE_OPTIONS
-                   and (Path(root, arg.split("::", 1)[0]).exists() or "::" in arg))
-        if selects and not (index <= 2 and (arg == "pytest" or Path(arg).name.startswith("python"))):
-            continue
-        kept.append(arg)
-    return kept

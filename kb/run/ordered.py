@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FixError
-from .orchestrate import DEFAULT_TIMEOUT, execute, without_selection
+from .command import DEFAULT_TIMEOUT, execute, without_selection
 
 __all__ = ["OrderRun", "run_order", "collect_order", "read_outcomes", "plugin_env", "PLUGIN", "PLUGIN_ARGS"]
 
