@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from .confidence import Evidence, confidence
 from .core import Engine, EngineResult
-from .matcher import Matcher, required_literal, regex_hazard
+from .matcher import Matcher, regex_hazard, required_literal
 from .types import ApiRow, Cause, Distribution, FailureFact, Owner, Remedy, Rule, Symptom
 
 __all__ = [

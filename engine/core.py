@@ -189,12 +189,12 @@ class Engine:
         for sym, (key, owner) in reasoned.items():
             stage2.append({"type": "owner", "sym": sym, "key": key, "okind": owner.kind})
         for package, version in environment.items():
-            key = runner.version_key(version)
-            if key:
-                stage2.append({"type": "env", "package": package.lower(), "vk": key})
-        for owner, rems in options.items():
+            vkey = runner.version_key(version)
+            if vkey:
+                stage2.append({"type": "env", "package": package.lower(), "vk": vkey})
+        for option_owner, rems in options.items():
             for rank in range(len(rems)):
-                stage2.append({"type": "option", "owner": owner, "rank": rank})
+                stage2.append({"type": "option", "owner": option_owner, "rank": rank})
 
         # stage 2 joins by keys: a symptom may meet a row that only another symptom's candidates hold (or
         # that the filters above took away from it); such pairs are not causes

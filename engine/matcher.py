@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import ahocorasick
 
@@ -44,7 +45,7 @@ _MAXREPEAT = sre_parse.MAXREPEAT
 _REPEATS = {op for op in (_MAX_REPEAT, _MIN_REPEAT, _POSSESSIVE) if op is not None}
 
 
-def _flatten(items: Iterable) -> Iterator[str | None]:
+def _flatten(items: Iterable[Any]) -> Iterator[str | None]:
     """Yield the characters that must appear, in order; None where the run is broken."""
     for op, arg in items:
         if op is _LITERAL:
@@ -69,7 +70,7 @@ def required_literal(regex: str, ignore_case: bool = False) -> str | None:
         parsed = rx.python_parse(regex, flags)
     except re.error:
         return None
-    best, run = "", []
+    best, run = "", list[str]()
     for ch in list(_flatten(parsed)) + [None]:
         if ch is None:
             if len(run) > len(best):
@@ -81,7 +82,7 @@ def required_literal(regex: str, ignore_case: bool = False) -> str | None:
     return best if len(best.strip()) >= _MIN_LITERAL else None
 
 
-def _contains_repeat(items: Iterable) -> bool:
+def _contains_repeat(items: Iterable[Any]) -> bool:
     """True if ``items`` can match a variable amount of text (a repeat or an alternation)."""
     for op, arg in items:
         if op in _REPEATS and arg[0] != arg[1]:
@@ -95,7 +96,7 @@ def _contains_repeat(items: Iterable) -> bool:
     return False
 
 
-def _unbounded(items: Iterable) -> bool:
+def _unbounded(items: Iterable[Any]) -> bool:
     """True if ``items`` holds a repeat without an upper bound (at any depth)."""
     for op, arg in items:
         if op in _REPEATS and (arg[1] is _MAXREPEAT or _unbounded(arg[2])):
@@ -109,7 +110,7 @@ def _unbounded(items: Iterable) -> bool:
     return False
 
 
-def _hazard(items: Iterable) -> str | None:
+def _hazard(items: Iterable[Any]) -> str | None:
     for op, arg in items:
         if op in _ASSERTS:
             if _unbounded(arg[1]):

@@ -24,9 +24,9 @@ import re2
 try:  # Python 3.11+
     from re import _parser as sre_parse  # type: ignore[attr-defined]
 except ImportError:  # pragma: no cover - Python 3.10
-    import sre_parse  # type: ignore[no-redef]
+    import sre_parse  # type: ignore[no-redef,unused-ignore]
 
-__all__ = ["Pattern", "Match", "RegexError", "compile", "backtracking", "unsupported", "python_parse"]
+__all__ = ["Pattern", "Match", "RegexError", "compile", "backtracking", "unsupported", "python_parse", "sre_parse"]
 
 
 class Match(Protocol):

@@ -198,7 +198,7 @@ DEFINITION = _definition()
 
 
 if not _durable_missing:
-    class _QuietHost(durable_engine.Host):
+    class _QuietHost(durable_engine.Host):  # type: ignore[misc]  # durable-rules is untyped
         """A Host without the timer threads: we dispatch pending actions ourselves."""
 
         def _run(self) -> None:  # noqa: D401 - overriding durable's thread starter

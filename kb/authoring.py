@@ -23,9 +23,9 @@ import sqlite3
 import stat
 import tempfile
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from collections.abc import Iterator
 from typing import Any
 
 from .engine import Engine, FailureFact, Matcher, Rule

@@ -298,8 +298,8 @@ def fix(reports: tuple[str, ...], last: bool, root: str, patch: str | None, appl
     from .diagnose import diagnose_run
     from .fix import baseline_of, fix_rounds
     from .ingest import read_reports
-    from .testenv import test_python
     from .store import open_store
+    from .testenv import test_python
 
     if bool(reports) == last:
         raise click.UsageError("give REPORTS or --last (not both)")
@@ -442,8 +442,8 @@ def run(command: tuple[str, ...], root: str, report_path: str | None, repeat: in
     """
     _recover(root)
     from .run.orchestrate import run_suite
-    from .testenv import environment, test_python
     from .store import open_store
+    from .testenv import environment, test_python
 
     progress = _Progress()
     store = open_store(db)

@@ -24,8 +24,8 @@ import stat
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from functools import lru_cache
 from dataclasses import dataclass
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -33,12 +33,9 @@ from typing import Any
 import yaml
 
 from .engine.matcher import check_fields, regex_hazard
-from .engine.regex import RegexError
-from .engine.regex import backtracking as backtracking_regex
-from .engine.regex import compile as compile_regex
+from .engine.regex import RegexError, backtracking as backtracking_regex, compile as compile_regex
 from .errors import RuleError
-from .validate import errors as schema_errors
-from .validate import numbers as number_errors
+from .validate import errors as schema_errors, numbers as number_errors
 
 __all__ = ["Pack", "parse_pack", "read_pack", "read_pack_bytes", "builtin_packs", "golden_cases", "digest", "dump_pack", "load_document",
            "generated",

@@ -93,7 +93,7 @@ def mine_stdlib_pairs(work: Path) -> None:
         if re.fullmatch(r"3\.\d+", minor) and int(minor.split(".")[1]) >= 8 and os.access(python, os.X_OK):
             found[minor] = str(python)
     minors = sorted(found, key=lambda v: tuple(int(p) for p in v.split(".")))
-    for old, new in zip(minors, minors[1:]):
+    for old, new in zip(minors, minors[1:], strict=False):
         target = work / f"python-{old}-{new}.json"
         if target.exists():
             continue

@@ -10,8 +10,15 @@ import pytest
 
 from kb.errors import FixError
 from kb.fix import codemods
-from kb.fix.codemods import (CODEMODS, add_setup_requirement, check_params, edit_setup_requirements, needles,
-                             quarantine, transform)
+from kb.fix.codemods import (
+    CODEMODS,
+    add_setup_requirement,
+    check_params,
+    edit_setup_requirements,
+    needles,
+    quarantine,
+    transform,
+)
 from kb.rulepack import golden_cases
 
 CASES = [c for c in golden_cases() if c["template"] in CODEMODS]

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
-
-import sqlite3
 
 from .conftest import REAL
 

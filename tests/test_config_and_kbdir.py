@@ -16,7 +16,6 @@ from kb.errors import KbError
 from kb.store import GITIGNORE, Store, find_db
 
 
-
 @pytest.fixture()
 def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A git repository with a subfolder, and kb told nothing about where its KB is."""

@@ -10,15 +10,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from kb.journal import Journal
 from kb.store import Store
 
 from .projects import write_project
-
-
 
 
 def _pytest_report(root: Path) -> Path:

@@ -16,9 +16,9 @@ import pytest
 from kb.diagnose import diagnose
 from kb.fix import FixOptions, fix_rounds, restore_environment
 from kb.journal import Journal
-from kb.testenv import installed_version
 from kb.rulepack import parse_pack
 from kb.store import Store
+from kb.testenv import installed_version
 
 DIST = "kbpindemo"
 

@@ -139,7 +139,7 @@ def test_stdlib_logging_records_are_stamped_with_the_context() -> None:
     with log.context("import", source="a.csv"):
         logger.info("loaded %d rows", 3)
         try:
-            1 / 0
+            1 / 0  # noqa: B018 - raises the error logged below
         except ZeroDivisionError:
             logger.exception("bad row")
     logger.warning("outside")

@@ -12,14 +12,13 @@ from pathlib import Path
 import pytest
 
 from kb.fix.config_files import ini_append_list, ini_map_list, toml_append_string, toml_map_strings
-from kb.pep440 import merge_requirement, release_ceilings, specifier_allows, specifiers_overlap
 from kb.fix.metadata import check_metadata
 from kb.fix.pin import PinPlan, plan_pin
+from kb.pep440 import merge_requirement, release_ceilings, specifier_allows, specifiers_overlap
 from kb.testenv import dependents
 
-from .wheels import build_wheel
-
 from .projects import write_project
+from .wheels import build_wheel
 
 
 @pytest.mark.parametrize(("existing", "pin", "merged"), [

@@ -63,7 +63,7 @@ def _judge(result: Result, *, allowed: tuple[int, ...] = (0, 1)) -> str | None:
         return f"exit status {result.code}: {result.stderr.strip()[-200:]!r}"
     # a real traceback's first line (a report may well contain the word "Traceback" and be quoted in an error)
     if "Traceback (most recent call last):" in result.stderr or "kb: internal error" in result.stderr:
-        return "internal error: " + next((l for l in result.stderr.splitlines() if "internal error" in l), "traceback")
+        return "internal error: " + next((ln for ln in result.stderr.splitlines() if "internal error" in ln), "traceback")
     errors = [line for line in result.stderr.splitlines() if line.startswith("kb: error:")]
     if len(errors) > 1:
         return f"{len(errors)} error lines"

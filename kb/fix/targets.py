@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+
 from ..run.command import without_selection
 
 __all__ = ["normal_id", "is_module_id", "Targets", "resolve", "without_selection"]

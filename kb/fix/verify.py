@@ -194,7 +194,7 @@ def judge(item: RemedyPlan, run: Run, after: dict[str, Any], baseline: Baseline,
     if any(c.get("key") == item.cause for c in after["root_causes"]):
         return False, "the targeted failures remain", []
     targeted = [normal_id(t) for t in item.tests]
-    real = [t for t, raw in zip(targeted, item.tests) if not is_module_id(raw)]
+    real = [t for t, raw in zip(targeted, item.tests, strict=False) if not is_module_id(raw)]
     if real and not whole and not any(t in ran for t in real):
         return False, "none of the targeted tests ran", []
     # a known cause raised on a line the fix wrote is the fix's own doing (an import it added, say)
@@ -230,7 +230,7 @@ def judge(item: RemedyPlan, run: Run, after: dict[str, Any], baseline: Baseline,
     if regressions:
         return False, f"{len(regressions)} test(s) that passed before now fail (first: {regressions[0]})", newly
     next_layer = sorted({cause_of[t]["title"] for t in targeted if t in failing and t in cause_of})
-    modules = [t for t, raw in zip(targeted, item.tests) if is_module_id(raw) and t not in further]
+    modules = [t for t, raw in zip(targeted, item.tests, strict=False) if is_module_id(raw) and t not in further]
     passing = [t for t in real if t in ran and t not in failing]
     gone = "; ".join(part for part in (
         f"{len(modules)} module(s) that failed to collect now collect" if modules else "",

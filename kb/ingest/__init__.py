@@ -262,4 +262,4 @@ def _merge(runs: list[Run]) -> Run:
 
 # the built-in readers register themselves on import (JUnit first: it claims '<'; the run file's
 # first line is a JSON object; pytest's terminal output last)
-from . import junit, runfile, pytest_text  # noqa: E402,F401  (sniffed in this order)
+from . import junit, pytest_text, runfile  # noqa: E402,F401  (sniffed in this order)

@@ -56,7 +56,7 @@ def series_pairs(versions: Sequence[str], start: str, end: str) -> list[tuple[st
     keys = list(series)
     if len(keys) == 1:
         return [(chosen[0], chosen[-1])] if chosen[0] != chosen[-1] else []
-    return [(series[a][-1], series[b][0]) for a, b in zip(keys, keys[1:])]
+    return [(series[a][-1], series[b][0]) for a, b in zip(keys, keys[1:], strict=False)]
 
 
 def mine_pair(dist: str, old_version: str, new_version: str, *, cache: Path | None = None,

@@ -22,8 +22,8 @@ from typing import Any
 
 from ..errors import FixError
 from ..models import Run
-from .isolate import Verdict, find_cleaners, isolate, reconsider
 from .command import DEFAULT_TIMEOUT, without_selection
+from .isolate import Verdict, find_cleaners, isolate, reconsider
 from .orchestrate import run_tests
 from .ordered import collect_order, run_order
 

@@ -14,8 +14,18 @@ from libcst.codemod import CodemodContext
 from libcst.codemod.visitors import AddImportsVisitor
 from libcst.metadata import QualifiedNameProvider
 
-from .core import (Params, canonical, codemod, dotted, dotted_expr, drop_items, imported_names, is_builtin, wrapped,
-                            refers_to)
+from .core import (
+    Params,
+    canonical,
+    codemod,
+    dotted,
+    dotted_expr,
+    drop_items,
+    imported_names,
+    is_builtin,
+    refers_to,
+    wrapped,
+)
 
 __all__: list[str] = []
 
