@@ -55,7 +55,8 @@ def verify(item: RemedyPlan, root: str | Path, store: Any, options: FixOptions) 
     """Re-run what proves ``item`` (already written to disk) and judge the result."""
     from ..diagnose import diagnose_run
     from ..run.command import DEFAULT_TIMEOUT
-    from ..run.orchestrate import collect, run_command, run_tests
+    from ..run.orchestrate import run_command, run_tests
+    from ..run.ordered import collect_order
     from ..testenv import test_python
 
     root = Path(root)
@@ -68,7 +69,7 @@ def verify(item: RemedyPlan, root: str | Path, store: Any, options: FixOptions) 
     run_ids: list[str] = []
     if not whole:
         try:
-            collected = collect(command, root, timeout)
+            collected = collect_order(command, root, timeout)
         except FixError:
             collected = []
         files = {p.relative_to(root).as_posix() for p in python_files(root)}

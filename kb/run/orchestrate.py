@@ -1,4 +1,4 @@
-"""IntegrationTestOrchestrator: run test commands, re-run chosen tests, collect the suite's order.
+"""IntegrationTestOrchestrator: run test commands, re-run chosen tests, record the order the tests ran in.
 
 ``run_command(cmd, root)`` runs any test command. pytest is first-class: kb adds ``--junitxml``
 to a temporary file (copied to the user's own ``--junitxml`` afterwards) and ``-p no:cacheprovider``
@@ -19,18 +19,15 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ..errors import FixError, KbError, ReportError
 from ..ingest import read_report, read_reports
 from ..models import Run
 from .command import DEFAULT_TIMEOUT, execute, is_pytest, without_selection
-from .ordered import PLUGIN, collect_order, plugin_env, read_outcomes, run_order
+from .isolate import Verdict, with_verdicts
+from .ordered import PLUGIN, plugin_env, read_outcomes, run_order
 
-if TYPE_CHECKING:
-    from .isolate import Verdict
-
-__all__ = ["TestRun", "CommandRun", "SuiteRun", "run_tests", "run_command", "run_suite", "collect", "rerun_failing",
+__all__ = ["TestRun", "CommandRun", "SuiteRun", "run_tests", "run_command", "run_suite", "rerun_failing",
            "split_junitxml"]
 
 
@@ -187,12 +184,6 @@ def run_tests(node_ids: Sequence[str], root: str | Path, command: Sequence[str] 
         return TestRun(status if status is not None else -1, run, output, cmd)
 
 
-def collect(command: Sequence[str], root: str | Path, timeout: float = DEFAULT_TIMEOUT) -> list[str]:
-    """The suite's node ids in the order pytest runs them, collected through kb's order plugin (the
-    project's ``addopts`` — ``--verbose``, say — change nothing)."""
-    return collect_order(command, root, timeout)
-
-
 def _failed(run: Run | None, test: str) -> bool | None:
     """Whether ``test`` failed or errored in ``run`` (None: it is not in the run at all)."""
     if run is None:
@@ -210,7 +201,6 @@ def rerun_failing(node_ids: Sequence[str], repeat: int, root: str | Path, comman
     in that order. A test that fails in the order every time but passes alone every time is
     order-dependent (``kb isolate`` finds the polluter), not flaky; flaky is the same order giving both
     outcomes. Without an order, the failing tests are re-run together by node id."""
-    from .isolate import Verdict
     command = list(command) if command else [sys.executable, "-m", "pytest"]
     in_order = {t: [True] for t in node_ids}
     alone: dict[str, list[bool]] = {t: [] for t in node_ids}
@@ -223,32 +213,31 @@ def rerun_failing(node_ids: Sequence[str], repeat: int, root: str | Path, comman
             again = run_order(list(order[: last + 1]), root, command, timeout, seed=seed)
             for test in known:
                 in_order[test].append(again.failed(test) is not False)  # did not run: not a pass
-        for test in node_ids:
-            if known:
+            for test in node_ids:
                 alone[test].append(run_order([test], root, command, timeout).failed(test) is not False)
-        if not known:
+        else:
             result = run_tests(list(node_ids), root, without_selection(command, root), timeout)
             for test in node_ids:
                 in_order[test].append(_failed(result.run, test) is not False)
-    return [_rerun_verdict(test, in_order[test], alone[test], bool(known), Verdict) for test in node_ids]
+    return [_rerun_verdict(test, in_order[test], alone[test], bool(known)) for test in node_ids]
 
 
-def _rerun_verdict(test: str, in_order: list[bool], alone: list[bool], ordered: bool, make: type) -> Verdict:
+def _rerun_verdict(test: str, in_order: list[bool], alone: list[bool], ordered: bool) -> Verdict:
     where = "in the suite's order" if ordered else "re-run by node id"
     steps = [f"failed {sum(in_order)} of {len(in_order)} runs {where} (the suite run and its re-runs)"]
     if alone:
         steps.append(f"failed {sum(alone)} of {len(alone)} runs alone")
     probes = len(in_order) - 1 + len(alone)
     if 0 < sum(in_order) < len(in_order):
-        return make(test, "flaky", sum(in_order), len(in_order), probes=probes, steps=steps,
+        return Verdict(test, "flaky", sum(in_order), len(in_order), probes=probes, steps=steps,
                     reproducer=[test])
     if alone and 0 < sum(alone) < len(alone):
-        return make(test, "flaky", sum(alone), len(alone), probes=probes, steps=steps, reproducer=[test])
+        return Verdict(test, "flaky", sum(alone), len(alone), probes=probes, steps=steps, reproducer=[test])
     if alone and not any(alone):
         steps.append(f"fails only after other tests: kb isolate {test} finds which")
-        return make(test, "order-dependent", sum(in_order), len(in_order), probes=probes, steps=steps,
+        return Verdict(test, "order-dependent", sum(in_order), len(in_order), probes=probes, steps=steps,
                     reproducer=[test])
-    return make(test, "deterministic", sum(in_order), len(in_order), probes=probes, steps=steps, reproducer=[test])
+    return Verdict(test, "deterministic", sum(in_order), len(in_order), probes=probes, steps=steps, reproducer=[test])
 
 
 @dataclass
@@ -270,7 +259,6 @@ def run_suite(cmd: Sequence[str], root: str | Path, store: object, *, timeout: f
     facts, and record the run — also when there is no report (then with the problem, no failures).
     ``colour``: the command's echoed output reaches a terminal (see :func:`run_command`)."""
     from ..diagnose import diagnose_run
-    from .isolate import with_verdicts
 
     done = run_command(cmd, root, timeout=timeout, report=report, echo=echo, colour=colour)
     meta = {"command": done.command, "exit_status": done.returncode, "problem": done.problem,
