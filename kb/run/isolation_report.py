@@ -20,12 +20,19 @@ __all__ = ["diagnose_isolation", "describe_change", "fixture_remedy"]
 _FIXABLE = ("global", "environ")
 
 
+def _subject(change: dict[str, Any]) -> str:
+    """What a global or environment change is about: ``module.NAME`` or ``$NAME``."""
+    if change.get("kind") == "global":
+        return f"{change.get('module')}.{change.get('name')}"
+    return f"${change.get('name')}"
+
+
 def describe_change(change: dict[str, Any]) -> str:
     kind = change.get("kind")
     if kind == "global":
-        return f"{change.get('module')}.{change.get('name')}: {change.get('before')} → {change.get('after')}"
+        return f"{_subject(change)}: {change.get('before')} → {change.get('after')}"
     if kind == "environ":
-        return f"${change.get('name')}: {change.get('before')!r} → {change.get('after')!r}"
+        return f"{_subject(change)}: {change.get('before')!r} → {change.get('after')!r}"
     if kind == "module":
         return f"module {change.get('name')} imported"
     if kind == "file":
@@ -39,7 +46,7 @@ def fixture_remedy(verdict: Verdict, before: list[str] | None = None) -> tuple[d
     changes = [c for c in verdict.state if c.get("kind") in _FIXABLE]
     if not changes:
         return None
-    names = ", ".join(describe_change(c).split(":", 1)[0] for c in changes[:3])
+    names = ", ".join(_subject(c) for c in changes[:3])
     if verdict.kind == "order-dependent" and verdict.polluters:
         other, mode = ", ".join(verdict.polluters), "restore"
         description = f"Add an autouse fixture beside the test that restores what {other} changes ({names})"
