@@ -444,6 +444,22 @@ class Store:
             "FROM fix_outcomes WHERE cause_key = ?", [owner]).fetchone()
         return int(row[0] or 0), int(row[1] or 0)
 
+    def all_api_rows(self) -> list[ApiRow]:
+        """Every API-change row (for a read-only snapshot of the knowledge, ``kb batch``)."""
+        return [_api_from_row(row) for row in self.db["api_changes"].rows_where(order_by="id")]
+
+    def all_distributions(self) -> list[Distribution]:
+        return [Distribution(r["import_name"], r["distribution"], r["source"], r["note"])
+                for r in self.db["distributions"].rows_where(order_by="import_name")]
+
+    def all_learned(self) -> dict[str, tuple[int, int]]:
+        """``learned(owner)`` for every owner with a recorded outcome."""
+        rows = self.db.execute(
+            "SELECT cause_key, SUM(CASE WHEN verdict = 'verified' THEN 1 ELSE 0 END), "
+            "SUM(CASE WHEN verdict IN ('failed', 'rolled back') THEN 1 ELSE 0 END) "
+            "FROM fix_outcomes GROUP BY cause_key").fetchall()
+        return {key: (int(v or 0), int(f or 0)) for key, v, f in rows}
+
     def counts(self) -> dict[str, int]:
         return {t: self.db[t].count for t in
                 ("packs", "rules", "api_changes", "distributions", "runs", "failures", "frames", "diagnoses",
