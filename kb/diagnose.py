@@ -18,11 +18,12 @@ from . import __version__
 from .engine import Engine, FailureFact, Owner
 from .facts import Failure, failures_from_run
 from .ingest import read_reports
+from .knowledge.snapshot import Snapshot
 from .models import Run
 from .owners import OwnerResolver
 from .store import Store, open_store
 
-__all__ = ["diagnose", "diagnose_run", "build_report"]
+__all__ = ["diagnose", "diagnose_run", "analyse_run", "record_args", "build_report"]
 
 #: at most this many locations are listed per root cause
 MAX_LOCATIONS = 10
@@ -115,45 +116,62 @@ def build_report(run: Run, failures: Sequence[Failure], result: Any, run_id: int
     }
 
 
-def owner_resolver(failures: Sequence[Failure], run: Run, store: Store, *, python: str | None = None,
-                   root: str | Path | None = None) -> OwnerResolver:
-    """Owner facts for this run's symptoms, asked of the tests' interpreter (cached beside the KB)."""
+def owner_resolver(failures: Sequence[Failure], run: Run, store: Store | Snapshot, *, python: str | None = None,
+                   root: str | Path | None = None, local: bool = True) -> OwnerResolver:
+    """Owner facts for this run's symptoms, asked of the tests' interpreter (cached beside the KB).
+    ``local=False``: the report was made elsewhere (an archive): only what it says counts (kb.owners)."""
     def import_map(names: list[str]) -> dict[str, str]:
         return {d.import_name: d.distribution for d in store.distributions(names)}
 
     return OwnerResolver(failures, run, python=python, root=Path(root) if root else None, import_map=import_map,
-                         cache_dir=store.path.parent / "cache")
+                         cache_dir=store.path.parent / "cache" if isinstance(store, Store) else None, local=local)
 
 
-def diagnose_run(run: Run, store: Store, *, record: bool = True, engine: Engine | None = None,
-                 run_meta: Mapping[str, Any] | None = None, python: str | None = None,
-                 root: str | Path | None = None, amend: Callable[[dict[str, Any]], None] | None = None
-                 ) -> dict[str, Any]:
-    """Diagnose an already-read run against ``store``; ``run_meta`` (the command kb ran, its exit
-    status, problem and duration) is recorded with the run. ``python`` is the interpreter the tests
-    ran with and ``root`` the project (both found from the report when not given): owner facts.
-    ``amend`` may add to the report before it is recorded (kb isolate adds the remedies it builds from
-    the state a polluter changes)."""
+def analyse_run(run: Run, knowledge: Store | Snapshot, *, engine: Engine | None = None, python: str | None = None,
+                root: str | Path | None = None, local: bool = True) -> tuple[dict[str, Any], list[Failure]]:
+    """The report document for ``run`` (not recorded, ``run_id`` None) and the failures it was built from."""
     failures = failures_from_run(run)
     facts = [FailureFact(f.id, f.exception, f.phase, f.message, f.text, f.chain) for f in failures]
-    engine = engine or Engine(store.rules())
+    engine = engine or Engine(knowledge.rules())
     environment = {k.lower(): v for k, v in run.environment.items()}
-    result = engine.run(facts, store, environment, owners=owner_resolver(failures, run, store, python=python,
-                                                                         root=root))
-    report = build_report(run, failures, result, None)
+    result = engine.run(facts, knowledge, environment,
+                        owners=owner_resolver(failures, run, knowledge, python=python, root=root, local=local))
+    return build_report(run, failures, result, None), failures
+
+
+def record_args(run: Run, failures: Sequence[Failure], report: Mapping[str, Any],
+                run_meta: Mapping[str, Any] | None = None) -> tuple[dict[str, Any], list[dict[str, Any]],
+                                                                   list[dict[str, Any]]]:
+    """What :meth:`Store.record_run` takes for a diagnosed run: the run, its failures, its root causes."""
+    return (
+        {"format": run.format, "sources": list(run.sources), **run.summary(),
+         "environment": dict(run.environment), "diagnosed": report["summary"]["diagnosed"],
+         "undiagnosed": report["summary"]["undiagnosed"], **(run_meta or {})},
+        [{"test": f.test, "phase": f.phase, "exception": f.exception, "message": f.message,
+          "file": f.location.file if f.location else None, "line": f.location.line if f.location else None,
+          "frames": [[fr.file, fr.line, fr.function] for fr in f.frames], "source": f.source}
+         for f in failures],
+        list(report["root_causes"]),
+    )
+
+
+def diagnose_run(run: Run, store: Store | Snapshot, *, record: bool = True, engine: Engine | None = None,
+                 run_meta: Mapping[str, Any] | None = None, python: str | None = None,
+                 root: str | Path | None = None, amend: Callable[[dict[str, Any]], None] | None = None,
+                 local: bool = True) -> dict[str, Any]:
+    """Diagnose an already-read run against ``store`` (or a read-only :class:`Snapshot`, which cannot record);
+    ``run_meta`` (the command kb ran, its exit status, problem and duration) is recorded with the run.
+    ``python`` is the interpreter the tests ran with and ``root`` the project (both found from the report
+    when not given): owner facts; ``local=False``: the report was made on another machine, ask nothing here.
+    ``amend`` may add to the report before it is recorded (kb isolate adds the remedies it builds from
+    the state a polluter changes)."""
+    report, failures = analyse_run(run, store, engine=engine, python=python, root=root, local=local)
     if amend is not None:
         amend(report)
     if record:
-        report["run_id"] = store.record_run(
-            {"format": run.format, "sources": list(run.sources), **run.summary(),
-             "environment": dict(run.environment), "diagnosed": report["summary"]["diagnosed"],
-             "undiagnosed": report["summary"]["undiagnosed"], **(run_meta or {})},
-            [{"test": f.test, "phase": f.phase, "exception": f.exception, "message": f.message,
-              "file": f.location.file if f.location else None, "line": f.location.line if f.location else None,
-              "frames": [[fr.file, fr.line, fr.function] for fr in f.frames], "source": f.source}
-             for f in failures],
-            report["root_causes"],
-        )
+        if not isinstance(store, Store):
+            raise TypeError("a run is recorded into a Store, not into a read-only snapshot")
+        report["run_id"] = store.record_run(*record_args(run, failures, report, run_meta))
     return report
 
 

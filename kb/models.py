@@ -74,6 +74,8 @@ class Run:
     #: the interpreter and rootdir the tests ran with, when the report says (kb run files do)
     interpreter: str = ""
     rootdir: str = ""
+    #: when the tests ran, as the report states it (JUnit ``timestamp``; a kb run file's start, ISO 8601 UTC)
+    timestamp: str = ""
 
     def summary(self) -> dict[str, int]:
         return {
@@ -106,3 +108,4 @@ class Run:
         self.warnings.extend(other.warnings)
         self.interpreter = self.interpreter or other.interpreter
         self.rootdir = self.rootdir or other.rootdir
+        self.timestamp = self.timestamp or other.timestamp

@@ -254,11 +254,15 @@ class OwnerResolver:
 
     def __init__(self, failures: Sequence[Failure], run: Run, *, python: str | None = None,
                  root: Path | None = None, import_map: Callable[[list[str]], dict[str, str]] | None = None,
-                 cache_dir: Path | None = None) -> None:
+                 cache_dir: Path | None = None, local: bool = True) -> None:
+        """``local=False``: the report comes from another machine (``kb batch`` over an archive), so nothing on
+        this one is asked — no interpreter the report names, no project folder found from it — and the owner
+        facts come from what the report says (plus ``python`` and ``root`` when given)."""
         self.failures = {f.id: f for f in failures}
         self.run = run
         self.python = python
-        self.root = _project_root(root, run, failures)
+        self.local = local
+        self.root = _project_root(root, run, failures) if local else root
         self._import_map = import_map or (lambda names: {})
         self._mapped: dict[str, dict[str, str]] = {}
         self._owners: dict[tuple[str, str | None, bool], Owner] = {}
@@ -272,7 +276,10 @@ class OwnerResolver:
     @property
     def env(self) -> EnvFacts:
         if self._env is None:
-            python, how = interpreter_for(list(self.failures.values()), self.run, self.python)
+            if self.local or self.python:
+                python, how = interpreter_for(list(self.failures.values()), self.run, self.python)
+            else:
+                python, how = None, "an archived report: kb asks no interpreter on this machine about it"
             python = _locate(python, self.root) if python else None
             facts = probe(python, self.cache_dir) if python else None
             if facts is None:

@@ -219,6 +219,8 @@ def read_junit(data: BinaryIO, name: str) -> Run:
             if event == "start":
                 if not state.pytest and tag == "testsuite" and el.get("name") == "pytest":
                     state.pytest = True
+                if not state.run.timestamp and tag in JUNIT_ROOTS:  # the first one the report gives
+                    state.run.timestamp = one_line(el.get("timestamp") or "", 64)
                 continue
             if tag == "testcase":
                 state.testcase(el)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from datetime import datetime, timezone
 from typing import Any, BinaryIO
 
 from ..errors import ReportError
@@ -46,6 +47,16 @@ def _relative(path: str, rootdir: str) -> str:
     if rootdir and path.startswith(rootdir.rstrip("/\\") + os.sep):
         return os.path.relpath(path, rootdir).replace(os.sep, "/")
     return path
+
+
+def _started(ts: Any) -> str:
+    """The run record's start (seconds since the epoch) as ISO 8601 UTC; "" when it is not a usable number."""
+    if isinstance(ts, bool) or not isinstance(ts, (int, float)):
+        return ""
+    try:
+        return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds")
+    except (OverflowError, OSError, ValueError):
+        return ""
 
 
 def _clean(text: str) -> str:
@@ -151,6 +162,7 @@ class _State:
             self.runs += 1
             if self.runs > 1:
                 raise _Bad("a second 'run' record (two run files joined into one?)")
+            self.run.timestamp = _started(record.get("ts"))
         elif kind == "env":
             self.env(record)
         elif kind == "test":

@@ -1,0 +1,142 @@
+"""A read-only, in-memory, picklable snapshot of the knowledge (``kb batch``).
+
+A worker on another machine cannot open the project's SQLite file (nor should thousands of tasks
+hit one database), so the client reads the knowledge once — rules, API-change rows, import-name
+rows and the learned fix outcomes — and ships this object to every worker. It implements the
+engine's ``Knowledge`` protocol with dict indexes that mirror :meth:`kb.store.Store.api_rows` key for
+key, so a report diagnosed against a snapshot gets exactly the causes it gets against the store.
+
+``digest`` names the knowledge's content (sha256 over a canonical JSON form): a worker keeps one
+compiled engine per digest and builds a new one only when the knowledge changed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol
+
+from ..engine import ApiRow, Distribution, Rule, Symptom
+
+__all__ = ["Snapshot", "Source", "symptom_keys"]
+
+#: an index key: (kind of lookup, first value, second value) — the same keys Store.api_rows builds
+Key = tuple[str, str, str]
+
+
+class Source(Protocol):
+    """What :meth:`Snapshot.of` reads: the store's public knowledge methods."""
+
+    def rules(self) -> list[Rule]: ...
+
+    def all_api_rows(self) -> list[ApiRow]: ...
+
+    def all_distributions(self) -> list[Distribution]: ...
+
+    def all_learned(self) -> dict[str, tuple[int, int]]: ...
+
+
+def symptom_keys(symptom: Symptom) -> list[Key]:
+    """The exact keys a symptom is looked up by, in the order :meth:`kb.store.Store.api_rows` lists them.
+
+    - a missing name / attribute / changed behaviour: (module, name); a builtin object's dotted
+      attribute (``'Series' object has no attribute 'iteritems'``) also by the row's name alone;
+    - an unexpected or missing keyword: (last part of the callable's name, parameter);
+    - a call that takes a parameter as keyword only: the callable's last name part, keyword-only rows;
+    - a missing module: rows of the module as a whole (no name), for the module and its top package.
+    """
+    f = dict(symptom.fields)
+    keys: list[Key] = []
+    if symptom.kind in ("missing_name", "missing_attribute", "changed_behaviour"):
+        keys.append(("name", f["module"], f["name"]))
+        if symptom.kind == "missing_attribute" and f["module"] == "builtins" and "." in f["name"]:
+            keys.append(("attr", f["name"], ""))
+    elif symptom.kind in ("unexpected_kwarg", "missing_argument"):
+        keys.append(("call", f["tail"], f["param"]))
+    elif symptom.kind == "bad_call":
+        keys.append(("tail", f["tail"], ""))
+    elif symptom.kind == "missing_module":
+        # a set, as the store builds it: the module and its top package, once when they are the same
+        keys.extend({("module", f["module"], ""), ("module", f["top"], "")})
+    return keys
+
+
+def _row_keys(row: ApiRow) -> list[Key]:
+    """Every key under which a row can be found (the store's WHERE clauses, read the other way)."""
+    tail = row.name.rsplit(".", 1)[-1] if row.name else ""
+    keys: list[Key] = [("name", row.module, row.name), ("call", tail, row.param), ("attr", row.name, "")]
+    if not row.name:
+        keys.append(("module", row.module, ""))
+    if row.change == "param-keyword-only":
+        keys.append(("tail", tail, ""))
+    return keys
+
+
+def _canonical(value: Any) -> Any:
+    return dataclasses.asdict(value) if dataclasses.is_dataclass(value) and not isinstance(value, type) else value
+
+
+class Snapshot:
+    """The knowledge, frozen in memory. Build it with :meth:`of`; it never changes afterwards."""
+
+    def __init__(self, rules: Iterable[Rule], api_rows: Iterable[ApiRow], distributions: Iterable[Distribution],
+                 learned: dict[str, tuple[int, int]]) -> None:
+        self._rules = tuple(rules)
+        self._api_rows = tuple(api_rows)
+        self._distributions = tuple(distributions)
+        self._learned = dict(learned)
+        self.digest = self._digest()
+        self._index()
+
+    @classmethod
+    def of(cls, store: Source) -> Snapshot:
+        """Everything ``store`` knows, read once."""
+        return cls(store.rules(), store.all_api_rows(), store.all_distributions(), store.all_learned())
+
+    def _digest(self) -> str:
+        doc = {"rules": [_canonical(r) for r in self._rules], "api_rows": [_canonical(r) for r in self._api_rows],
+               "distributions": [_canonical(d) for d in self._distributions],
+               "learned": sorted([k, list(v)] for k, v in self._learned.items())}
+        text = json.dumps(doc, sort_keys=True, ensure_ascii=False, default=repr, separators=(",", ":"))
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    def _index(self) -> None:
+        self._by_key: dict[Key, list[ApiRow]] = {}
+        for row in self._api_rows:
+            for key in _row_keys(row):
+                self._by_key.setdefault(key, []).append(row)
+        self._by_import = {d.import_name: d for d in self._distributions}
+
+    # the indexes are rebuilt where the snapshot is unpickled: half the bytes on the wire
+    def __getstate__(self) -> dict[str, Any]:
+        return {"rules": self._rules, "api_rows": self._api_rows, "distributions": self._distributions,
+                "learned": self._learned, "digest": self.digest}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._rules = state["rules"]
+        self._api_rows = state["api_rows"]
+        self._distributions = state["distributions"]
+        self._learned = state["learned"]
+        self.digest = state["digest"]
+        self._index()
+
+    def __repr__(self) -> str:
+        return (f"Snapshot({len(self._rules)} rules, {len(self._api_rows)} API rows, "
+                f"{len(self._distributions)} distributions, digest {self.digest[:12]})")
+
+    # -- the engine's Knowledge protocol (and the rules it compiles)
+
+    def rules(self) -> list[Rule]:
+        return list(self._rules)
+
+    def api_rows(self, symptoms: Sequence[Symptom]) -> list[list[ApiRow]]:
+        """Candidate rows for each symptom (aligned with ``symptoms``), by exact keys only."""
+        return [[row for key in symptom_keys(s) for row in self._by_key.get(key, ())] for s in symptoms]
+
+    def distributions(self, import_names: Iterable[str]) -> list[Distribution]:
+        return [self._by_import[name] for name in sorted(set(import_names)) if name in self._by_import]
+
+    def learned(self, owner: str) -> tuple[int, int]:
+        return self._learned.get(owner, (0, 0))
