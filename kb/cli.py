@@ -1033,6 +1033,87 @@ def serve(database: str | None, port: int, open_browser: bool, db: str | None) -
         sys.exit(run_datasette(path, meta, port=port, open_browser=open_browser))
 
 
+class _BatchProgress(_Progress):
+    """kb batch's progress bar on a terminal: files done of all, bad files, rate; silent otherwise."""
+
+    BAR = 24
+
+    def files(self, done: int, total: int, bad: int) -> None:
+        import time
+
+        if not self.live:
+            return
+        width = self.width()
+        elapsed = time.monotonic() - self.started
+        filled = self.BAR * done // max(total, 1)
+        rate = f" · {done / elapsed:.1f} files/s" if elapsed > 0 else ""
+        line = fit(f"kb batch [{'#' * filled}{'.' * (self.BAR - filled)}] {done}/{total} files"
+                   f"{f' · {bad} bad' if bad else ''}{rate} · {elapsed:.0f} s", width)
+        click.echo(f"\r{line:{width}}", nl=False, err=True)
+        self.shown = True
+
+
+@cli.group()
+def batch() -> None:
+    """Diagnose many archived reports at once, in parallel on a Dask cluster."""
+
+
+@batch.command("diagnose")
+@click.argument("globs", nargs=-1, required=True)
+@click.option("--scheduler", default="local", show_default=True,
+              help="local: start a cluster of worker processes here; else a running Dask scheduler's address, "
+                   "e.g. tcp://host:8786 (its workers need kb installed and the files at the same paths).")
+@click.option("--workers", type=click.IntRange(min=1),
+              help="Worker processes of the local cluster (default: one per core); with an address, wait until "
+                   "this many workers have joined.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="One row per file: JSON lines, or Parquet when it ends in .parquet (needs pyarrow). The table "
+                   "of causes goes beside it: OUT's name with .causes before its suffix.")
+@click.option("--record", is_flag=True, help="Record each diagnosed file's run into the knowledge base.")
+@click.option("--repo-base", type=click.Path(file_okay=False),
+              help="A file's repository is named by the folders below this one (default: the common folder the "
+                   "globs start in).")
+@click.option("--repo-depth", type=click.IntRange(1, 100), default=1, show_default=True,
+              help="How many folders below the base name a repository (2: owner/name).")
+@click.option("--partition-size", type=click.IntRange(1, 100_000),
+              help="Files per task (default: about 4 tasks per worker, at most 32 files each).")
+@_db_option
+@_debug_option
+def batch_diagnose(globs: tuple[str, ...], scheduler: str, workers: int | None, output: str, record: bool,
+                   repo_base: str | None, repo_depth: int, partition_size: int | None, db: str | None) -> None:
+    """Diagnose every report file GLOBS match (quote them: ** crosses folders), in parallel: one row per file
+    (its causes, or why it could not be read) and a table of causes across all files."""
+    from .batch import diagnose_batch
+
+    progress = _BatchProgress()
+    try:
+        result = diagnose_batch(list(globs), scheduler=scheduler, workers=workers, output=output, record=record,
+                                db=db, repo_base=repo_base, repo_depth=repo_depth, partition_size=partition_size,
+                                progress=progress.files)
+    finally:
+        progress.done()
+    bad = f", {result.errors} could not be read" if result.errors else ""
+    click.echo(f"kb batch: {result.files} file(s) on {result.workers} worker(s) in {result.seconds:.1f} s "
+               f"({result.files_per_second:.1f} files/s): {result.ok} diagnosed{bad}")
+    click.echo(f"wrote {one_line(str(result.output))} (one row per file) and "
+               f"{one_line(str(result.aggregate_output))} ({len(result.causes)} cause(s))")
+    if record:
+        click.echo(f"recorded {result.recorded} run(s) in the knowledge base")
+    if result.causes:
+        click.echo(f"{'runs':>6} {'repos':>5} {'tests':>7}  cause")
+        for cause in result.causes[:10]:
+            click.echo(f"{cause['runs']:>6} {cause['repositories']:>5} {cause['tests']:>7}  "
+                       f"{one_line(cause['title'], 200)} [{one_line(cause['key'], 120)}]")
+        if len(result.causes) > 10:
+            click.echo(f"  … and {len(result.causes) - 10} more in {one_line(str(result.aggregate_output))}")
+    for path, reason in result.bad[:5]:
+        click.echo(f"kb: could not read {one_line(reason if reason.startswith(path) else f'{path}: {reason}')}",
+                   err=True)
+    if result.errors > 5:
+        click.echo(f"kb: … and {result.errors - 5} more (rows with status \"error\" in "
+                   f"{one_line(str(result.output))})", err=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: KbError → one line on stderr and exit 1; --debug shows the traceback."""
     try:
