@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.generate import write_report  # noqa: E402
 from kb.diagnose import diagnose  # noqa: E402
 from kb.rulepack import builtin_packs  # noqa: E402
-from kb.store import Store  # noqa: E402
+from kb.store import SqliteStore  # noqa: E402
 
 MINED = "builtin:mined-python.json.gz"
 
@@ -47,7 +47,7 @@ def seed_times(tmp: Path, repeat: int) -> tuple[float, float]:
             path = tmp / f"seed-{len(packs)}-{i}.sqlite"
             with mock.patch("kb.store.builtin_packs", lambda packs=packs: packs):
                 started = time.perf_counter()
-                Store(path).close()
+                SqliteStore(path).close()
                 samples.append(time.perf_counter() - started)
         out.append(_median(samples))
     return out[0], out[1]
@@ -55,9 +55,9 @@ def seed_times(tmp: Path, repeat: int) -> tuple[float, float]:
 
 def diagnose_times(tmp: Path, reports: list[list[Path]], repeat: int) -> tuple[float, float]:
     with_db, without_db = tmp / "with.sqlite", tmp / "without.sqlite"
-    Store(with_db).close()
-    with Store(without_db) as store, store.write() as con:
-        con.execute("DELETE FROM api_changes WHERE layer = 'mined'")
+    SqliteStore(with_db).close()
+    with SqliteStore(without_db) as store, store.write():
+        store.query("DELETE FROM api_changes WHERE layer = 'mined'")
     out = []
     for db in (with_db, without_db):
         samples = []

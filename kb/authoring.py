@@ -16,10 +16,8 @@ deterministic, and it needs no dependency.
 from __future__ import annotations
 
 import difflib
-import json
 import os
 import re
-import sqlite3
 import stat
 import tempfile
 from collections import Counter
@@ -35,7 +33,7 @@ from .errors import FixError, RuleError
 from .rulepack import Pack, dump_pack, parse_pack, read_pack_bytes
 from .ruletest import check_remedy_params, split_example
 from .safeio import write_bytes_atomic
-from .store import Store, rule_from_row, rule_row
+from .store import SqliteStore, Store, copy_store, rule_from_row, rule_row
 
 __all__ = ["template", "Cluster", "clusters", "draft_rule", "scaffold", "lint_pack", "Impact", "impact",
            "rule_stats", "import_pack", "all_packs", "PLACEHOLDER"]
@@ -117,10 +115,8 @@ class Cluster:
 
 def _undiagnosed(store: Store) -> list[dict[str, Any]]:
     """Recorded failures no recorded diagnosis of their run explains."""
-    explained: dict[int, set[str]] = {}
-    for run_id, doc in store.db.execute("SELECT run_id, doc FROM diagnoses"):
-        explained.setdefault(run_id, set()).update(json.loads(doc).get("tests", []))
-    return [row for row in _history(store) if row["test"] not in explained.get(row["run_id"], set())]
+    explained = store.explained_tests()
+    return [row for row in store.failure_history() if row["test"] not in explained.get(row["run_id"], set())]
 
 
 def clusters(store: Store, *, limit: int = 20) -> list[Cluster]:
@@ -179,10 +175,10 @@ def scaffold(store: Store | None, *, failure: int | None = None, rule_id: str | 
              pack_name: str = "my-rules") -> str:
     """A new pack (YAML text) with one rule: from a stored failure's real text, or a blank one."""
     if failure is not None and store is not None:
-        row = store.db.execute("SELECT exception, message FROM failures WHERE id = ?", [failure]).fetchone()
-        if row is None:
-            raise RuleError(f"no failure #{failure} in {store.path} (kb suggest lists them)")
-        exception, message = row[0] or "", row[1] or ""
+        found = store.failure(failure)
+        if found is None:
+            raise RuleError(f"no failure #{failure} in {store.location} (kb suggest lists them)")
+        exception, message = found
         shape = template(message)
         same: list[str] = []
         others: list[tuple[str, str]] = []
@@ -336,12 +332,6 @@ class Impact:
     matched_by_rule: dict[str, int] = field(default_factory=dict)
 
 
-def _history(store: Store) -> list[dict[str, Any]]:
-    rows = store.db.execute("SELECT id, run_id, test, exception, message, phase FROM failures ORDER BY id")
-    return [{"id": i, "run_id": r, "test": t, "exception": e or "", "message": m or "", "phase": p or "call"}
-            for i, r, t, e, m, p in rows]
-
-
 def _explain(store: Store, history: list[dict[str, Any]]) -> dict[int, tuple[str, str]]:
     """failure id -> (cause key, title) of its top cause, per run (as kb diagnosed each run)."""
     engine = Engine(store.rules())
@@ -360,15 +350,12 @@ def _explain(store: Store, history: list[dict[str, Any]]) -> dict[int, tuple[str
 def impact(store: Store, pack: Pack) -> Impact:
     """Replay the recorded failures with the knowledge as it is and with ``pack`` loaded on top
     (in a copy of the KB): what it newly explains, what it no longer explains, what changes."""
-    history = _history(store)
+    history = store.failure_history()
     before = _explain(store, history)
     with tempfile.TemporaryDirectory(prefix="kb-impact-") as tmp:
-        copy = Path(tmp) / "kb.sqlite"
-        target = sqlite3.connect(copy)
-        store.db.conn.backup(target)
-        target.close()
-        trial = Store(copy, seed=False)
+        trial = SqliteStore(Path(tmp) / "kb.sqlite", seed=False)  # the knowledge only, whatever the backend
         try:
+            copy_store(store, trial, history=False, builtin=True)
             trial.load_pack(pack)
             after = _explain(trial, history)
         finally:
@@ -402,12 +389,13 @@ def impact(store: Store, pack: Pack) -> Impact:
 def rule_stats(store: Store) -> list[dict[str, Any]]:
     """Per rule: how often it was the diagnosis, what happened to its fixes, and its confidence then and now."""
     stats: dict[str, dict[str, Any]] = {}
-    for rule, confidence in store.db.execute("SELECT rule, confidence FROM diagnoses ORDER BY id"):
+    diagnosed, outcomes = store.rule_history()
+    for rule, confidence in diagnosed:
         entry = stats.setdefault(rule, {"rule": rule, "hits": 0, "first": confidence, "last": confidence,
                                         "outcomes": Counter()})
         entry["hits"] += 1
         entry["last"] = confidence
-    for rule, verdict in store.db.execute("SELECT rule, verdict FROM fix_outcomes ORDER BY id"):
+    for rule, verdict in outcomes:
         entry = stats.setdefault(rule, {"rule": rule, "hits": 0, "first": None, "last": None, "outcomes": Counter()})
         entry["outcomes"][verdict] += 1
     return sorted(stats.values(), key=lambda e: (-e["hits"], e["rule"]))

@@ -11,7 +11,6 @@ rolled back and 3 when ``--apply`` applied nothing although there were causes to
 from __future__ import annotations
 
 import os
-import sqlite3
 import sys
 import traceback
 from pathlib import Path
@@ -44,7 +43,8 @@ def _debug_option(func: Any) -> Any:
 
 def _db_option(func: Any) -> Any:
     return click.option("--db", "db", type=click.Path(dir_okay=False), envvar="KB_DB",
-                        help="Knowledge base file (default: .kb/kb.sqlite found upward, like git; env KB_DB).")(func)
+                        help="Knowledge base: a SQLite file or a postgresql:// URL (default: .kb/kb.sqlite found upward, like "
+                        "git; env KB_DB).")(func)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -621,15 +621,35 @@ def db_check(db: str | None) -> None:
         problems = store.check()
         try:
             counts = store.counts()
-        except sqlite3.DatabaseError:
+        except store.damage:
             counts = {}
         version = store.user_version
-    click.echo(f"{store.path}: schema {version}, " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+    click.echo(f"{store.location}: schema {version}, " + ", ".join(f"{v} {k}" for k, v in counts.items()))
     if problems:
         for problem in problems:
             click.echo(f"problem: {problem}", err=True)
-        raise KbError(f"{store.path}: {len(problems)} problem(s) found")
+        raise KbError(f"{store.location}: {len(problems)} problem(s) found")
     click.echo("ok")
+
+
+@db.command("copy")
+@click.argument("source")
+@click.argument("target")
+@_debug_option
+def db_copy(source: str, target: str) -> None:
+    """Copy the knowledge base SOURCE into TARGET (each a SQLite file or a postgresql:// URL): its history
+    (runs, failures, diagnoses, fix outcomes, verdicts) and its packs that are not built in. Rows TARGET
+    already has are left alone, so copying again changes nothing and several projects can be merged into
+    one shared database."""
+    from .store import copy_store, is_url, open_store
+
+    if not is_url(source) and not Path(source).is_file():
+        raise KbError(f"{source}: no such knowledge base file")
+    with open_store(source) as src, open_store(target) as dst:
+        copied = copy_store(src, dst)
+        where = (src.location, dst.location)
+    added = ", ".join(f"{n} {table}" for table, n in copied.items() if n) or "nothing new"
+    click.echo(f"copied {where[0]} into {where[1]}: {added}")
 
 
 def _learn_from(doc: dict, db: str | None, root: str | None, find_links: tuple[str, ...] = ()) -> bool:
@@ -764,9 +784,9 @@ def rules_test(packs: tuple[str, ...], db: str | None) -> None:
 
     extra: list[str] = []
     if not packs:
-        from .store import find_db, user_packs
+        from .store import kb_home, user_packs
 
-        rules_dir = (Path(db) if db else find_db()).parent / "rules"
+        rules_dir = kb_home(db) / "rules"
         extra = [origin for origin, _ in user_packs(rules_dir)]
     results = test_packs(list(packs), user=extra)
     click.echo(format_results(results), nl=False)
@@ -891,7 +911,7 @@ def rules_list(db: str | None) -> None:
     from .store import open_store
 
     with open_store(db) as store:
-        rows = list(store.db.execute("SELECT pack, id, title FROM rules ORDER BY pack, id"))
+        rows = store.rule_list()
     for pack, rule_id, title in rows:
         click.echo(f"{pack:20} {rule_id:40} {title}")
 
@@ -903,14 +923,15 @@ def rules_list(db: str | None) -> None:
 def rules_show(rule_id: str, db: str | None) -> None:
     """A loaded rule as YAML (as it would appear in a pack)."""
     from .rulepack import dump_pack
-    from .store import _rule_doc, open_store
+    from .store import open_store
 
     with open_store(db) as store:
-        row = next(iter(store.db["rules"].rows_where("id = ?", [rule_id])), None)
-    if row is None:
+        found = store.rule_doc(rule_id)
+    if found is None:
         raise KbError(f"no rule {rule_id!r} (kb rules list shows them)")
-    click.echo(f"# pack: {row['pack']}")
-    click.echo(dump_pack(_rule_doc(row)), nl=False)
+    pack, doc = found
+    click.echo(f"# pack: {pack}")
+    click.echo(dump_pack(doc), nl=False)
 
 
 @rules.command("import")
@@ -1033,6 +1054,14 @@ def serve(database: str | None, port: int, open_browser: bool, db: str | None) -
         sys.exit(run_datasette(path, meta, port=port, open_browser=open_browser))
 
 
+def _database_errors() -> tuple[type[BaseException], ...]:
+    """The database errors of the backends loaded in this process (evaluated only when an exception
+    reaches :func:`main`, so no store is imported for a command that needs none)."""
+    from .store import DAMAGE
+
+    return tuple(DAMAGE)
+
+
 class _BatchProgress(_Progress):
     """kb batch's progress bar on a terminal: files done of all, bad files, rate; silent otherwise."""
 
@@ -1135,7 +1164,7 @@ def main(argv: list[str] | None = None) -> None:
             traceback.print_exc()
         click.echo(f"kb: error: {one_line(str(exc))}", err=True)
         sys.exit(1)
-    except sqlite3.DatabaseError as exc:  # a page that cannot be read surfaced after the KB was opened
+    except _database_errors() as exc:  # a page that cannot be read, a lost server, after the KB was opened
         from .store import OPENED
 
         where = f"{OPENED[-1]}: " if OPENED else ""

@@ -160,9 +160,11 @@ def export_datasette(store: Store, out: str | Path) -> tuple[Path, Path]:
     db = sqlite_utils.Database(sqlite3.connect(out))
     for table, (columns, foreign_keys) in _SCHEMA.items():
         db[table].create(columns, pk="id", foreign_keys=foreign_keys)
-    src = store.db
-    runs = list(src.execute("SELECT id, created_at, kb_version, sources, format, command, exit_status, problem, "
-                            "seconds, tests, passed, failures, errors, skipped, diagnosed, undiagnosed FROM runs"))
+    def rows(table: str, columns: str) -> list[tuple[Any, ...]]:
+        return store.table_rows(table, columns.split(", "))
+
+    runs = rows("runs", "id, created_at, kb_version, sources, format, command, exit_status, problem, seconds, tests, "
+                        "passed, failures, errors, skipped, diagnosed, undiagnosed")
     db["runs"].insert_all(({
         "id": r[0], "created_at": r[1], "kb_version": r[2], "sources": ", ".join(json.loads(r[3] or "[]")),
         "format": r[4], "command": " ".join(json.loads(r[5])) if r[5] else None, "exit_status": r[6],
@@ -170,8 +172,8 @@ def export_datasette(store: Store, out: str | Path) -> tuple[Path, Path]:
         "skipped": r[13], "diagnosed": r[14], "undiagnosed": r[15]} for r in runs))
     explains: dict[tuple[int, str], int] = {}
     diagnoses = []
-    for d_id, run_id, rank, rule, api, category, title, confidence, tests, doc in src.execute(
-            "SELECT id, run_id, rank, rule, api_change, category, title, confidence, tests, doc FROM diagnoses"):
+    for d_id, run_id, rank, rule, api, category, title, confidence, tests, doc in rows(
+            "diagnoses", "id, run_id, rank, rule, api_change, category, title, confidence, tests, doc"):
         diagnoses.append({"id": d_id, "run_id": run_id, "rank": rank, "rule": rule, "api_change": api,
                           "category": category, "title": title, "confidence": confidence, "tests": tests})
         for test in json.loads(doc).get("tests", []):
@@ -179,11 +181,11 @@ def export_datasette(store: Store, out: str | Path) -> tuple[Path, Path]:
     db["diagnoses"].insert_all(diagnoses)
     db["failures"].insert_all(({
         "id": f[0], "run_id": f[1], "test": f[2], "phase": f[3], "exception": f[4], "message": f[5], "file": f[6],
-        "line": f[7], "diagnosis_id": explains.get((f[1], f[2]))} for f in src.execute(
-            "SELECT id, run_id, test, phase, exception, message, file, line FROM failures")))
+        "line": f[7], "diagnosis_id": explains.get((f[1], f[2]))} for f in rows(
+            "failures", "id, run_id, test, phase, exception, message, file, line")))
     outcomes = []
-    for o_id, created, cause, rule, verdict, doc in src.execute(
-            "SELECT id, created_at, cause_key, rule, verdict, doc FROM fix_outcomes"):
+    for o_id, created, cause, rule, verdict, doc in rows(
+            "fix_outcomes", "id, created_at, cause_key, rule, verdict, doc"):
         body = json.loads(doc or "{}")
         after = body.get("tests_after") or {}
         outcomes.append({"id": o_id, "created_at": created, "fix_id": body.get("fix"), "rule": rule,
@@ -194,15 +196,15 @@ def export_datasette(store: Store, out: str | Path) -> tuple[Path, Path]:
     db["fix_outcomes"].insert_all(outcomes)
     db["verdicts"].insert_all(({
         "id": v[0], "run_id": v[1], "test": v[2], "verdict": v[3], "failed": v[4], "runs": v[5],
-        "failure_rate": round(v[4] / v[5], 3) if v[5] else None, "detail": v[6]} for v in src.execute(
-            "SELECT id, run_id, test, verdict, failed, runs, doc FROM verdicts")))
+        "failure_rate": round(v[4] / v[5], 3) if v[5] else None, "detail": v[6]} for v in rows(
+            "verdicts", "id, run_id, test, verdict, failed, runs, doc")))
     db["rules"].insert_all(({
         "id": r[0], "pack": r[1], "title": r[2], "category": r[3], "symptom": r[4], "prior": r[5], "source": r[6]}
-        for r in src.execute("SELECT id, pack, title, category, symptom, prior, source FROM rules")))
+        for r in rows("rules", "id, pack, title, category, symptom, prior, source")))
     db["api_changes"].insert_all(({
         "id": r[0], "pack": r[1], "package": r[2], "module": r[3], "name": r[4], "kind": r[5], "replacement": r[6],
-        "removed_in": r[7], "source": r[8]} for r in src.execute(
-            "SELECT id, pack, package, module, name, kind, replacement, removed_in, source FROM api_changes")))
+        "removed_in": r[7], "source": r[8]} for r in rows(
+            "api_changes", "id, pack, package, module, name, kind, replacement, removed_in, source")))
     for table, columns in (("failures", ["run_id"]), ("failures", ["diagnosis_id"]), ("diagnoses", ["run_id"]),
                            ("diagnoses", ["rule"]), ("fix_outcomes", ["rule"]), ("fix_outcomes", ["fix_id"]),
                            ("verdicts", ["test"])):

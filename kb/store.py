@@ -1,26 +1,38 @@
-"""The knowledge base: SQLite through sqlite-utils (the only sqlite-utils importer).
+"""The knowledge base: one interface (:class:`Store`), two implementations — SQLite through sqlite-utils
+(:class:`SqliteStore`, here: the only sqlite-utils importer) and PostgreSQL through psycopg 3
+(:class:`kb.pgstore.PgStore`, the only psycopg importer). Every query, document check, migration step and
+the learning read (``learned``) are written once, in :class:`Store`, in SQL both databases accept; an
+implementation supplies the connection, the write transaction and the DDL.
 
-Where: ``--db PATH`` / ``KB_DB``, else ``.kb/kb.sqlite`` in the nearest directory upward that
-has a ``.kb`` folder (like git, up to the repository's root), else at the repository's root, else in
-the current directory — created on first use (with a ``.gitignore`` in a new ``.kb``) and seeded
-from the built-in packs, so ``kb diagnose report.xml`` needs no set-up.
+Where: ``--db PATH|URL`` / ``KB_DB``. A ``postgresql://`` (or ``postgres://``) URL is a shared PostgreSQL
+database (credentials from the URL or the standard ``PG*`` variables, never printed); any other URL is an
+error; a path is a SQLite file. Without either, ``.kb/kb.sqlite`` in the nearest directory upward that has a
+``.kb`` folder (like git, up to the repository's root), else at the repository's root, else in the current
+directory — created on first use (with a ``.gitignore`` in a new ``.kb``) and seeded from the built-in packs,
+so ``kb diagnose report.xml`` needs no set-up. The project's ``.kb`` folder (:attr:`Store.home`) also holds
+the user packs (``rules/``) and caches, whichever database holds the knowledge.
 
-Safety and concurrency: WAL journal, a busy timeout, foreign keys on; every write that must
-be all-or-nothing runs in ``BEGIN IMMEDIATE`` so concurrent ``kb`` processes queue instead of
-failing with "database is locked". Schema migrations are numbered by ``PRAGMA user_version``.
-JSON columns are validated against ``schemas/*.schema.json`` before they are written.
+Safety and concurrency: every write that must be all-or-nothing runs in :meth:`Store.write`, which takes the
+database's one write lock up front (SQLite: ``BEGIN IMMEDIATE`` with WAL and a busy timeout; PostgreSQL: a
+transaction-scoped advisory lock), so concurrent ``kb`` processes queue instead of failing and ids are
+allocated without races. Schema migrations are numbered (SQLite ``PRAGMA user_version``, PostgreSQL a
+``kb_schema`` table) and described as data (:data:`MIGRATIONS`), applied by each implementation. JSON
+columns are validated against ``schemas/*.schema.json`` before they are written.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +45,8 @@ from .rulepack import Pack, builtin_packs, digest, generated, parse_pack
 from .safeio import GITIGNORE, make_kb_dir
 from .validate import validate
 
-__all__ = ["Store", "find_db", "make_kb_dir", "GITIGNORE", "open_store", "rule_row", "rule_from_row", "SCHEMA_VERSION"]
+__all__ = ["Store", "SqliteStore", "find_db", "find_home", "make_kb_dir", "GITIGNORE", "open_store", "rule_row",
+           "rule_from_row", "SCHEMA_VERSION", "is_url", "copy_store"]
 
 BUSY_TIMEOUT_S = 60.0
 KB_DIR = ".kb"
@@ -43,111 +56,166 @@ DB_NAME = "kb.sqlite"
 #: what marks a repository's root (a file in a git worktree or submodule, a folder otherwise)
 REPO_MARKERS = (".git", ".hg")
 
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+PG_SCHEMES = ("postgresql", "postgres")
 
-def find_db(start: Path | None = None) -> Path:
-    """``KB_DB``, else the first ``.kb/kb.sqlite`` found walking up from ``start`` to the repository's root,
-    else ``.kb/kb.sqlite`` at that root (the folder with ``.git``), else in ``start``: one KB per repository,
-    whichever subfolder kb runs in, and never a KB of an unrelated folder above the repository."""
-    env = os.environ.get("KB_DB")
-    if env:
-        return Path(env)
+
+def is_url(location: str | Path) -> bool:
+    """A database URL (``scheme://...``) rather than a file path."""
+    return isinstance(location, str) and bool(_URL.match(location))
+
+
+def find_home(start: Path | None = None) -> Path:
+    """The project's ``.kb`` folder: the first found walking up from ``start`` to the repository's root, else
+    the one at that root (the folder with ``.git``), else in ``start`` — one per repository, whichever
+    subfolder kb runs in, and never one of an unrelated folder above the repository. ``KB_HOME`` names it
+    outright (for a shared database used outside a project, or tests)."""
+    if os.environ.get("KB_HOME"):
+        return Path(os.environ["KB_HOME"])
     here = (start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
         if (folder / KB_DIR).is_dir():
             if (folder / KB_DIR).is_symlink():  # kb's own writes would land outside the project
                 raise StoreError(f"{folder / KB_DIR}: a symlink; kb keeps its knowledge base only in a real "
                                  f"directory inside the project (or name one with --db / KB_DB)")
-            return folder / KB_DIR / DB_NAME
+            return folder / KB_DIR
         if any((folder / marker).exists() for marker in REPO_MARKERS):
-            return folder / KB_DIR / DB_NAME
-    return here / KB_DIR / DB_NAME
+            return folder / KB_DIR
+    return here / KB_DIR
 
 
-# ---------------------------------------------------------------- migrations
-
-def _m1_knowledge(db: sqlite_utils.Database) -> None:
-    db["packs"].create({"name": str, "version": str, "origin": str, "sha256": str, "loaded_at": str}, pk="name")
-    db["rules"].create({
-        "id": str, "pack": str, "title": str, "category": str, "explanation": str, "source": str,
-        "prior": float, "exceptions": str, "phases": str, "regex": str, "literal": str,
-        "ignore_case": int, "field": str, "symptom": str, "set_fields": str, "remedies": str,
-        "examples": str,
-    }, pk="id", foreign_keys=[("pack", "packs", "name")])
-    db["api_changes"].create({
-        "id": str, "pack": str, "package": str, "module": str, "name": str, "tail": str,
-        "param": str, "kind": str, "replacement": str, "deprecated_in": str, "removed_in": str,
-        "source": str, "note": str, "remedies": str,
-    }, pk="id", foreign_keys=[("pack", "packs", "name")])
-    db["api_changes"].create_index(["module", "name"])
-    db["api_changes"].create_index(["tail", "param"])
-    db["distributions"].create({
-        "import_name": str, "pack": str, "distribution": str, "source": str, "note": str,
-    }, pk="import_name", foreign_keys=[("pack", "packs", "name")])
+def find_db(start: Path | None = None) -> str | Path:
+    """``KB_DB`` (a path or a database URL), else ``kb.sqlite`` in the project's ``.kb`` folder (:func:`find_home`)."""
+    env = os.environ.get("KB_DB")
+    if env:
+        return env if is_url(env) else Path(env)
+    return find_home(start) / DB_NAME
 
 
-def _m2_history(db: sqlite_utils.Database) -> None:
-    db["runs"].create({
+# ---------------------------------------------------------------- the schema, as data
+
+@dataclass(frozen=True)
+class Table:
+    """A migration step: create a table (``pk``: its key; ``foreign_keys``: (column, table, column))."""
+
+    name: str
+    columns: dict[str, type]
+    pk: str | tuple[str, ...]
+    foreign_keys: tuple[tuple[str, str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Column:
+    """A migration step: add a column (``default``: NOT NULL with this default; ``fill_uid``: give every
+    existing row a fresh unique id)."""
+
+    table: str
+    name: str
+    type: type
+    default: str | None = None
+    fill_uid: bool = False
+
+
+@dataclass(frozen=True)
+class Index:
+    table: str
+    columns: tuple[str, ...]
+    unique: bool = False
+
+    @property
+    def name(self) -> str:
+        return f"idx_{self.table}_{'_'.join(self.columns)}"
+
+
+Step = Table | Column | Index
+
+#: the schema's history: one tuple of steps per version (a KB at version n has run the first n)
+MIGRATIONS: list[tuple[Step, ...]] = [
+    # 1: knowledge
+    (Table("packs", {"name": str, "version": str, "origin": str, "sha256": str, "loaded_at": str}, "name"),
+     Table("rules", {
+         "id": str, "pack": str, "title": str, "category": str, "explanation": str, "source": str,
+         "prior": float, "exceptions": str, "phases": str, "regex": str, "literal": str,
+         "ignore_case": int, "field": str, "symptom": str, "set_fields": str, "remedies": str,
+         "examples": str}, "id", (("pack", "packs", "name"),)),
+     Table("api_changes", {
+         "id": str, "pack": str, "package": str, "module": str, "name": str, "tail": str,
+         "param": str, "kind": str, "replacement": str, "deprecated_in": str, "removed_in": str,
+         "source": str, "note": str, "remedies": str}, "id", (("pack", "packs", "name"),)),
+     Index("api_changes", ("module", "name")),
+     Index("api_changes", ("tail", "param")),
+     Table("distributions", {"import_name": str, "pack": str, "distribution": str, "source": str, "note": str},
+           "import_name", (("pack", "packs", "name"),))),
+    # 2: history. Traceback frames as rows, not a JSON column: typed, queryable (datasette), cheap to write.
+    # fix_outcomes is written by `kb fix` and read here so recorded outcomes move confidence (DESIGN §4).
+    (Table("runs", {
         "id": int, "created_at": str, "kb_version": str, "sources": str, "format": str,
         "tests": int, "passed": int, "failures": int, "errors": int, "skipped": int,
-        "environment": str, "diagnosed": int, "undiagnosed": int,
-    }, pk="id")
-    db["failures"].create({
-        "id": int, "run_id": int, "seq": int, "test": str, "phase": str, "exception": str,
-        "message": str, "file": str, "line": int, "source": str,
-    }, pk="id", foreign_keys=[("run_id", "runs", "id")])
-    db["failures"].create_index(["run_id"])
-    # traceback frames as rows, not a JSON column: typed, queryable (datasette), cheap to write
-    db["frames"].create({"failure_id": int, "seq": int, "file": str, "line": int, "function": str},
-                        pk=("failure_id", "seq"), foreign_keys=[("failure_id", "failures", "id")])
-    db["diagnoses"].create({
-        "id": int, "run_id": int, "rank": int, "cause_key": str, "rule": str, "api_change": str,
-        "category": str, "title": str, "confidence": float, "tests": int, "doc": str,
-    }, pk="id", foreign_keys=[("run_id", "runs", "id")])
-    db["diagnoses"].create_index(["run_id"])
-    db["diagnoses"].create_index(["cause_key"])
-    # written by `kb fix`; read here so recorded outcomes move confidence (DESIGN §4)
-    db["fix_outcomes"].create({
-        "id": int, "created_at": str, "cause_key": str, "rule": str, "verdict": str, "run_id": int,
-        "doc": str,
-    }, pk="id")
-    db["fix_outcomes"].create_index(["cause_key"])
-
-
-def _m3_rule_since(db: sqlite_utils.Database) -> None:
-    db["rules"].add_column("since", str)
-
-
-def _m4_commands(db: sqlite_utils.Database) -> None:
-    """Runs kb started itself (``kb run``, ``kb isolate``): the command, its status, what went wrong;
-    and the orchestrator's verdicts per test (flaky with its rate, order-dependent with polluters)."""
-    for column, kind in (("command", str), ("exit_status", int), ("problem", str), ("seconds", float)):
-        db["runs"].add_column(column, kind)
-    db["verdicts"].create({
-        "id": int, "run_id": int, "test": str, "verdict": str, "failed": int, "runs": int, "doc": str,
-    }, pk="id", foreign_keys=[("run_id", "runs", "id")])
-    db["verdicts"].create_index(["test"])
-
-
-def _m5_layers(db: sqlite_utils.Database) -> None:
-    """Knowledge in layers (DESIGN §10): which layer a pack — and so each of its rows — belongs to."""
-    db["packs"].add_column("layer", str, not_null_default="curated")
-    db["api_changes"].add_column("layer", str, not_null_default="curated")
-    db["api_changes"].add_column("change", str, not_null_default="")
-    db["api_changes"].create_index(["tail"])
-    db["api_changes"].create_index(["name"])
-
-
-def _m6_orders(db: sqlite_utils.Database) -> None:
-    """The order a recorded run executed its tests in (for ``kb isolate --run``), where it ran, the
-    pytest-randomly seed and, under xdist, each test's worker."""
-    db["run_orders"].create({"run_id": int, "root": str, "seed": int, "tests": str, "workers": str}, pk="run_id",
-                            foreign_keys=[("run_id", "runs", "id")])
-    db["failures"].create_index(["test"], if_not_exists=True)
-
-
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_knowledge, _m2_history, _m3_rule_since,
-                                                             _m4_commands, _m5_layers, _m6_orders]
+        "environment": str, "diagnosed": int, "undiagnosed": int}, "id"),
+     Table("failures", {
+         "id": int, "run_id": int, "seq": int, "test": str, "phase": str, "exception": str,
+         "message": str, "file": str, "line": int, "source": str}, "id", (("run_id", "runs", "id"),)),
+     Index("failures", ("run_id",)),
+     Table("frames", {"failure_id": int, "seq": int, "file": str, "line": int, "function": str},
+           ("failure_id", "seq"), (("failure_id", "failures", "id"),)),
+     Table("diagnoses", {
+         "id": int, "run_id": int, "rank": int, "cause_key": str, "rule": str, "api_change": str,
+         "category": str, "title": str, "confidence": float, "tests": int, "doc": str}, "id",
+         (("run_id", "runs", "id"),)),
+     Index("diagnoses", ("run_id",)),
+     Index("diagnoses", ("cause_key",)),
+     Table("fix_outcomes", {
+         "id": int, "created_at": str, "cause_key": str, "rule": str, "verdict": str, "run_id": int,
+         "doc": str}, "id"),
+     Index("fix_outcomes", ("cause_key",))),
+    # 3: the package version a rule applies from
+    (Column("rules", "since", str),),
+    # 4: runs kb started itself (`kb run`, `kb isolate`): the command, its status, what went wrong; and the
+    # orchestrator's verdicts per test (flaky with its rate, order-dependent with polluters)
+    (Column("runs", "command", str), Column("runs", "exit_status", int), Column("runs", "problem", str),
+     Column("runs", "seconds", float),
+     Table("verdicts", {"id": int, "run_id": int, "test": str, "verdict": str, "failed": int, "runs": int,
+                        "doc": str}, "id", (("run_id", "runs", "id"),)),
+     Index("verdicts", ("test",))),
+    # 5: knowledge in layers (DESIGN §10): which layer a pack — and so each of its rows — belongs to
+    (Column("packs", "layer", str, default="curated"),
+     Column("api_changes", "layer", str, default="curated"),
+     Column("api_changes", "change", str, default=""),
+     Index("api_changes", ("tail",)),
+     Index("api_changes", ("name",))),
+    # 6: the order a recorded run executed its tests in (for `kb isolate --run`), where it ran, the
+    # pytest-randomly seed and, under xdist, each test's worker
+    (Table("run_orders", {"run_id": int, "root": str, "seed": int, "tests": str, "workers": str}, "run_id",
+           (("run_id", "runs", "id"),)),
+     Index("failures", ("test",))),
+    # 7: a unique id for every run, fix outcome and verdict, so `kb db copy` can merge several projects'
+    # histories into one shared database (and copy again) without duplicating or confusing rows
+    (Column("runs", "uid", str, fill_uid=True), Column("fix_outcomes", "uid", str, fill_uid=True),
+     Column("verdicts", "uid", str, fill_uid=True),
+     Index("runs", ("uid",), unique=True), Index("fix_outcomes", ("uid",), unique=True),
+     Index("verdicts", ("uid",), unique=True)),
+]
 SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _tables() -> dict[str, Table]:
+    return {step.name: step for steps in MIGRATIONS for step in steps if isinstance(step, Table)}
+
+
+def _columns(table: str) -> list[str]:
+    """A table's columns in the order the migrations give them."""
+    columns = list(_tables()[table].columns)
+    columns += [s.name for steps in MIGRATIONS for s in steps if isinstance(s, Column) and s.table == table]
+    return columns
+
+
+def _schema_tables() -> tuple[str, ...]:
+    """The tables every migration together creates."""
+    return tuple(sorted(_tables()))
+
+
+def new_uid() -> str:
+    return uuid.uuid4().hex
 
 
 # ---------------------------------------------------------------- conversions
@@ -231,86 +299,102 @@ def _now() -> str:
 
 # ---------------------------------------------------------------- the store
 
-class Store:
-    """An open knowledge base. Implements the engine's ``Knowledge`` protocol."""
+class Store(ABC):
+    """An open knowledge base. Implements the engine's ``Knowledge`` protocol.
 
-    def __init__(self, path: str | Path, *, seed: bool = True, strict: bool = True) -> None:
-        """Open (create, migrate, seed) the KB at ``path``. ``strict``: refuse a KB whose tables are not all
-        there (``kb db check`` opens with ``strict=False`` to list what is wrong instead)."""
-        self.path = Path(path)
-        OPENED.append(self.path)
-        try:
-            if self.path.parent.name == KB_DIR and not self.path.exists():
-                make_kb_dir(self.path.parent)
-            else:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S)
-        except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"{self.path}: cannot open the knowledge base: {exc}") from None
-        self.db = sqlite_utils.Database(conn)
-        try:
-            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-            conn.execute("PRAGMA foreign_keys = ON")
-            self._enable_wal()
-            self.migrate()
-            missing = self.missing_tables()
-            if missing and strict:
-                raise StoreError(f"{self.path}: the knowledge base is damaged: table(s) {', '.join(missing)} are "
-                                 f"missing (kb db check lists what is wrong; delete the file to start afresh)")
-            if seed and not missing:
-                self.seed_builtin()
-        except sqlite3.DatabaseError as exc:
-            conn.close()
-            raise StoreError(f"{self.path}: not a usable kb database: {exc}") from None
+    The queries below are written once for both databases: ``?`` placeholders (an implementation
+    translates them), no SQLite- or PostgreSQL-only functions. An implementation provides the
+    connection and the primitives marked abstract.
+    """
 
-    # -- set-up
+    #: how the database is named in messages (a URL without its password)
+    location: str
+    #: the project's .kb folder: user packs (``rules/``) and caches live here, whichever database is used
+    home: Path
+    #: exceptions meaning "the database is damaged or unreadable" (``kb db check`` lists them as problems)
+    damage: tuple[type[BaseException], ...] = ()
 
-    def _enable_wal(self) -> None:
-        mode = self.db.execute("PRAGMA journal_mode").fetchone()[0]
-        if mode.lower() == "wal":
-            return
-        deadline = time.monotonic() + BUSY_TIMEOUT_S
-        while True:
-            try:
-                self.db.enable_wal()
-                return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+    def _open(self, *, seed: bool, strict: bool) -> None:
+        """Migrate, check the tables, seed: the common part of opening (called by an implementation's
+        ``__init__`` once it is connected)."""
+        self.migrate()
+        missing = self.missing_tables()
+        if missing and strict:
+            raise StoreError(f"{self.location}: the knowledge base is damaged: table(s) {', '.join(missing)} are "
+                             f"missing (kb db check lists what is wrong; delete the file to start afresh)")
+        if seed and not missing:
+            self.seed_builtin()
 
+    # -- what an implementation provides
+
+    @abstractmethod
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one statement (``?`` placeholders) and return its rows as tuples."""
+
+    @abstractmethod
+    def query_dicts(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Run one statement and return its rows as dicts by column name."""
+
+    @abstractmethod
+    def _executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
+
+    @abstractmethod
+    def _insert(self, table: str, row: dict[str, Any]) -> int:
+        """Insert one row into a table keyed by an integer ``id`` the database assigns; return that id."""
+
+    @abstractmethod
+    def _insert_rows(self, table: str, rows: Iterable[dict[str, Any]], *, replace: bool = False) -> None:
+        """Insert rows (``replace``: a row whose key exists replaces it)."""
+
+    @abstractmethod
     @contextmanager
-    def write(self) -> Iterator[sqlite_utils.Database]:
-        """One all-or-nothing write; ``BEGIN IMMEDIATE`` takes the write lock up front."""
-        conn = self.db.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.db
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        else:
-            conn.execute("COMMIT")
+    def write(self) -> Iterator[None]:
+        """One all-or-nothing write holding the database's write lock from its start."""
 
     @property
+    @abstractmethod
     def user_version(self) -> int:
-        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+        """The schema version this database is at (0: empty)."""
+
+    @abstractmethod
+    def _set_user_version(self, version: int) -> None: ...
+
+    @abstractmethod
+    def _apply(self, step: Step) -> None:
+        """Run one migration step."""
+
+    @abstractmethod
+    def table_names(self) -> list[str]: ...
+
+    def _integrity_problems(self) -> list[str]:
+        """The database's own consistency checks (SQLite: integrity and foreign keys)."""
+        return []
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    # -- set-up
 
     def migrate(self) -> None:
         if self.user_version == SCHEMA_VERSION:
             return
-        with self.write() as db:
+        with self.write():
             current = self.user_version  # re-read under the lock: another process may have migrated
             if current > SCHEMA_VERSION:
-                raise StoreError(f"{self.path}: made by a newer kb (schema {current} > {SCHEMA_VERSION})")
-            for step in MIGRATIONS[current:]:
-                step(db)
-            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                raise StoreError(f"{self.location}: made by a newer kb (schema {current} > {SCHEMA_VERSION})")
+            for steps in MIGRATIONS[current:]:
+                for step in steps:
+                    self._apply(step)
+            self._set_user_version(SCHEMA_VERSION)
 
     @property
     def rules_dir(self) -> Path:
-        """Where user packs live: ``rules/`` beside the knowledge base (``.kb/rules/``)."""
-        return self.path.parent / "rules"
+        """Where user packs live: ``rules/`` in the project's .kb folder (``.kb/rules/``)."""
+        return self.home / "rules"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home / "cache"
 
     def seed_builtin(self) -> None:
         """Load the built-in packs, then the user packs of :attr:`rules_dir`, when any of them is new,
@@ -330,14 +414,12 @@ class Store:
             if pack.name in names:
                 raise RuleError(f"{pack.origin}: /pack: the name {pack.name!r} is taken by {names[pack.name]}")
             names[pack.name] = pack.origin
-        with self.write() as db:
+        with self.write():
             if self._loaded() == signature:  # another process loaded them meanwhile
                 return
-            managed = [row["name"] for row in db["packs"].rows if self._managed(row["origin"])]
-            for name in managed:
-                for table in ("rules", "api_changes", "distributions"):
-                    db.execute(f"DELETE FROM {table} WHERE pack = ?", [name])
-                db.execute("DELETE FROM packs WHERE name = ?", [name])
+            for (name, origin) in self.query("SELECT name, origin FROM packs"):
+                if self._managed(origin):
+                    self._drop_pack(name)
             for pack in packs:
                 self._load(pack)
 
@@ -347,11 +429,18 @@ class Store:
         return origin.startswith("builtin:") or Path(origin).parent == self.rules_dir
 
     def _loaded(self) -> dict[str, str]:
-        return {row["origin"]: row["sha256"] for row in self.db["packs"].rows if self._managed(row["origin"])}
+        return {origin: sha for origin, sha in self.query("SELECT origin, sha256 FROM packs")
+                if self._managed(origin)}
+
+    def _drop_pack(self, name: str) -> None:
+        for table in ("rules", "api_changes", "distributions"):
+            self.query(f"DELETE FROM {table} WHERE pack = ?", [name])
+        self.query("DELETE FROM packs WHERE name = ?", [name])
 
     def pack_rows(self, pack: str) -> list[dict[str, Any]]:
         """The API-change rows a pack holds, as pack documents (to merge newly learned rows into)."""
-        return [_api_doc(row) for row in self.db["api_changes"].rows_where("pack = ?", [pack], order_by="id")]
+        return [_api_doc(row) for row in self.query_dicts("SELECT * FROM api_changes WHERE pack = ? ORDER BY id",
+                                                          [pack])]
 
     def load_pack(self, pack: Pack) -> None:
         """Replace whatever a pack of that name held with ``pack`` (one transaction)."""
@@ -359,27 +448,35 @@ class Store:
             self._load(pack)
 
     def _load(self, pack: Pack) -> None:
-        db = self.db
         for table in ("rules", "api_changes", "distributions"):
-            db.execute(f"DELETE FROM {table} WHERE pack = ?", [pack.name])
+            self.query(f"DELETE FROM {table} WHERE pack = ?", [pack.name])
         layer = str(pack.doc.get("layer", "curated"))
-        db["packs"].upsert({"name": pack.name, "version": pack.version, "origin": pack.origin,
-                            "sha256": pack.sha256, "loaded_at": _now(), "layer": layer}, pk="name")
+        self._insert_rows("packs", [{"name": pack.name, "version": pack.version, "origin": pack.origin,
+                                     "sha256": pack.sha256, "loaded_at": _now(), "layer": layer}], replace=True)
         # a Pack comes from parse_pack, which validated the whole document (kb's own generated packs:
         # when they were built, and by kb rules test)
         rules = pack.doc.get("rules") or []
-        db["rules"].insert_all((rule_row(pack.name, d) for d in rules), pk="id", replace=True)
+        self._insert_rows("rules", (rule_row(pack.name, d) for d in rules), replace=True)
         changes = pack.doc.get("api_changes") or []
-        db["api_changes"].insert_all((_api_row(pack.name, d, layer) for d in changes), pk="id", replace=True)
-        db["distributions"].insert_all(({
+        self._insert_rows("api_changes", (_api_row(pack.name, d, layer) for d in changes), replace=True)
+        self._insert_rows("distributions", ({
             "import_name": d["import"], "pack": pack.name, "distribution": d["distribution"],
             "source": d.get("source", ""), "note": d.get("note", ""),
-        } for d in pack.doc.get("distributions") or []), pk="import_name", replace=True)
+        } for d in pack.doc.get("distributions") or []), replace=True)
 
     # -- knowledge (the engine's Knowledge protocol)
 
     def rules(self) -> list[Rule]:
-        return [rule_from_row(row) for row in self.db["rules"].rows_where(order_by="id")]
+        return [rule_from_row(row) for row in self.query_dicts("SELECT * FROM rules ORDER BY id")]
+
+    def rule_list(self) -> list[tuple[str, str, str]]:
+        """(pack, id, title) of every loaded rule."""
+        return [(p, i, t) for p, i, t in self.query("SELECT pack, id, title FROM rules ORDER BY pack, id")]
+
+    def rule_doc(self, rule_id: str) -> tuple[str, dict[str, Any]] | None:
+        """(pack, the rule as a pack document) of a loaded rule, or None."""
+        rows = self.query_dicts("SELECT * FROM rules WHERE id = ?", [rule_id])
+        return (rows[0]["pack"], _rule_doc(rows[0])) if rows else None
 
     def api_rows(self, symptoms: Sequence[Symptom]) -> list[list[ApiRow]]:
         """Candidate rows for each symptom (aligned with ``symptoms``), by exact keys only.
@@ -408,24 +505,22 @@ class Store:
                 wanted[kind].add((a, b))
             keys.append(mine)
         queries = {
-            "name": ("module, name", "module", "name", ""),
-            "call": ("tail, param", "tail", "param", ""),
-            "module": ("module, name", "module", "name", ""),
-            "tail": ("tail, change", "tail", "change", ""),
-            "attr": ("name, ''", "name", "name", ""),
+            "name": ("module, name", "module", "name"),
+            "call": ("tail, param", "tail", "param"),
+            "module": ("module, name", "module", "name"),
+            "tail": ("tail, change", "tail", "change"),
+            "attr": ("name, ''", "name", "name"),
         }
         for kind, pairs in wanted.items():
-            columns, first, second, _ = queries[kind]
+            columns, first, second = queries[kind]
             pairs_list = sorted((a, "param-keyword-only" if kind == "tail" else "" if kind == "module" else b)
                                 for a, b in pairs)
             for start in range(0, len(pairs_list), 250):
                 chunk = pairs_list[start:start + 250]
                 values = ",".join("(?, ?)" for _ in chunk)
                 params = [v for pair in chunk for v in pair]
-                cursor = self.db.execute(f"SELECT * FROM api_changes WHERE ({columns}) IN (VALUES {values})", params)
-                names = [d[0] for d in cursor.description]
-                for raw in cursor.fetchall():
-                    row = dict(zip(names, raw, strict=True))
+                for row in self.query_dicts(f"SELECT * FROM api_changes WHERE ({columns}) IN (VALUES {values})",
+                                            params):
                     key = (kind, row[first], "" if kind in ("module", "tail", "attr") else row[second])
                     by_key.setdefault(key, []).append(_api_from_row(row))
         return [[row for key in mine for row in by_key.get(key, [])] for mine in keys]
@@ -435,33 +530,33 @@ class Store:
         if not names:
             return []
         marks = ",".join("?" * len(names))
-        rows = self.db["distributions"].rows_where(f"import_name IN ({marks})", names)
-        return [Distribution(r["import_name"], r["distribution"], r["source"], r["note"]) for r in rows]
+        rows = self.query(f"SELECT import_name, distribution, source, note FROM distributions "
+                          f"WHERE import_name IN ({marks}) ORDER BY import_name", names)
+        return [Distribution(*row) for row in rows]
+
+    _LEARNED = ("SUM(CASE WHEN verdict = 'verified' THEN 1 ELSE 0 END), "
+                "SUM(CASE WHEN verdict IN ('failed', 'rolled back') THEN 1 ELSE 0 END)")
 
     def learned(self, owner: str) -> tuple[int, int]:
-        row = self.db.execute(
-            "SELECT SUM(verdict = 'verified'), SUM(verdict IN ('failed', 'rolled back')) "
-            "FROM fix_outcomes WHERE cause_key = ?", [owner]).fetchone()
+        """(verified, failed) fix outcomes recorded for a cause — on a shared database, everyone's."""
+        row = self.query(f"SELECT {self._LEARNED} FROM fix_outcomes WHERE cause_key = ?", [owner])[0]
         return int(row[0] or 0), int(row[1] or 0)
 
     def all_api_rows(self) -> list[ApiRow]:
         """Every API-change row (for a read-only snapshot of the knowledge, ``kb batch``)."""
-        return [_api_from_row(row) for row in self.db["api_changes"].rows_where(order_by="id")]
+        return [_api_from_row(row) for row in self.query_dicts("SELECT * FROM api_changes ORDER BY id")]
 
     def all_distributions(self) -> list[Distribution]:
-        return [Distribution(r["import_name"], r["distribution"], r["source"], r["note"])
-                for r in self.db["distributions"].rows_where(order_by="import_name")]
+        return [Distribution(*row) for row in self.query(
+            "SELECT import_name, distribution, source, note FROM distributions ORDER BY import_name")]
 
     def all_learned(self) -> dict[str, tuple[int, int]]:
         """``learned(owner)`` for every owner with a recorded outcome."""
-        rows = self.db.execute(
-            "SELECT cause_key, SUM(CASE WHEN verdict = 'verified' THEN 1 ELSE 0 END), "
-            "SUM(CASE WHEN verdict IN ('failed', 'rolled back') THEN 1 ELSE 0 END) "
-            "FROM fix_outcomes GROUP BY cause_key").fetchall()
+        rows = self.query(f"SELECT cause_key, {self._LEARNED} FROM fix_outcomes GROUP BY cause_key")
         return {key: (int(v or 0), int(f or 0)) for key, v, f in rows}
 
     def counts(self) -> dict[str, int]:
-        return {t: self.db[t].count for t in
+        return {t: int(self.query(f"SELECT COUNT(*) FROM {t}")[0][0]) for t in
                 ("packs", "rules", "api_changes", "distributions", "runs", "failures", "frames", "diagnoses",
                  "fix_outcomes")}
 
@@ -474,7 +569,7 @@ class Store:
         ``failures`` are dicts with test, phase, exception, message, file, line, source and
         ``frames`` (a list of (file, line, function)). One transaction: all of it or nothing.
         """
-        run_row = {"created_at": _now(), "kb_version": __version__, **run_doc}
+        run_row = {"created_at": _now(), "kb_version": __version__, "uid": new_uid(), **run_doc}
         validate({"sources": run_row.get("sources", []), "environment": run_row.get("environment", {})},
                  "run", what="run", error=StoreError)
         for i, cause in enumerate(diagnoses):
@@ -483,45 +578,51 @@ class Store:
         run_row["environment"] = _j(run_row.get("environment", {}))
         if "command" in run_row:
             run_row["command"] = _j(run_row["command"])
-        with self.write() as db:
-            run_id = int(db["runs"].insert(run_row).last_pk)
-            first = int(db.execute("SELECT COALESCE(MAX(id), 0) FROM failures").fetchone()[0]) + 1
-            db.conn.executemany(
-                "INSERT INTO failures (id, run_id, seq, test, phase, exception, message, file, line, source) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                ((first + seq, run_id, seq, f["test"], f["phase"], f["exception"], f["message"], f.get("file"),
-                  f.get("line"), f.get("source", "")) for seq, f in enumerate(failures)))
-            db.conn.executemany(
-                "INSERT INTO frames (failure_id, seq, file, line, function) VALUES (?, ?, ?, ?, ?)",
-                ((first + seq, n, file, line, function)
-                 for seq, f in enumerate(failures) for n, (file, line, function) in enumerate(f.get("frames", []))))
-            db["diagnoses"].insert_all(({
+        with self.write():
+            run_id = self._insert("runs", run_row)
+            self._record_failures(run_id, failures)
+            self._insert_rows("diagnoses", ({
                 "run_id": run_id, "rank": rank, "cause_key": cause.get("key", ""), "rule": cause["rule"],
                 "api_change": cause.get("api_change"), "category": cause["category"], "title": cause["title"],
                 "confidence": cause["confidence"], "tests": len(cause["tests"]), "doc": _j(cause),
             } for rank, cause in enumerate(diagnoses)))
         return run_id
 
+    def _record_failures(self, run_id: int, failures: Sequence[dict[str, Any]]) -> None:
+        """The failures of a run, numbered on from the highest id (safe: the caller holds the write lock),
+        so their frames can name them without a round trip per failure."""
+        first = int(self.query("SELECT COALESCE(MAX(id), 0) FROM failures")[0][0]) + 1
+        self._executemany(
+            "INSERT INTO failures (id, run_id, seq, test, phase, exception, message, file, line, source) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(first + seq, run_id, seq, f["test"], f["phase"], f["exception"], f["message"], f.get("file"),
+              f.get("line"), f.get("source", "")) for seq, f in enumerate(failures)])
+        self._executemany(
+            "INSERT INTO frames (failure_id, seq, file, line, function) VALUES (?, ?, ?, ?, ?)",
+            [(first + seq, n, file, line, function)
+             for seq, f in enumerate(failures) for n, (file, line, function) in enumerate(f.get("frames", []))])
+
     def record_verdicts(self, run_id: int | None, verdicts: Sequence[dict[str, Any]]) -> None:
         """Record the orchestrator's verdicts (``{"test", "verdict", "failed", "runs", ...}``)."""
-        with self.write() as db:
-            db["verdicts"].insert_all(({
+        with self.write():
+            self._insert_rows("verdicts", ({
                 "run_id": run_id, "test": v["test"], "verdict": v["verdict"], "failed": v.get("failed", 0),
-                "runs": v.get("runs", 0), "doc": _j(v)} for v in verdicts))
+                "runs": v.get("runs", 0), "doc": _j(v), "uid": new_uid()} for v in verdicts))
 
     def record_order(self, run_id: int, root: str, tests: Sequence[str], seed: int | None = None,
                      workers: dict[str, str] | None = None) -> None:
         """Record the order run ``run_id`` executed its tests in (``root``: the folder it ran in)."""
-        with self.write() as db:
-            db["run_orders"].insert({"run_id": run_id, "root": root, "seed": seed, "tests": _j(list(tests)),
-                                     "workers": _j(workers or {})}, replace=True)
+        with self.write():
+            self._insert_rows("run_orders", [{"run_id": run_id, "root": root, "seed": seed,
+                                              "tests": _j(list(tests)), "workers": _j(workers or {})}],
+                              replace=True)
 
     def run_order(self, run_id: int) -> dict[str, Any] | None:
         """``{"run_id", "root", "seed", "tests", "workers"}`` of a recorded run, or None when kb has no order."""
-        row = self.db.execute("SELECT run_id, root, seed, tests, workers FROM run_orders WHERE run_id = ?",
-                              [run_id]).fetchone()
-        if row is None:
+        rows = self.query("SELECT run_id, root, seed, tests, workers FROM run_orders WHERE run_id = ?", [run_id])
+        if not rows:
             return None
+        row = rows[0]
         return {"run_id": row[0], "root": row[1], "seed": row[2], "tests": json.loads(row[3]),
                 "workers": json.loads(row[4] or "{}")}
 
@@ -529,34 +630,68 @@ class Store:
         """The last recorded run in ``root`` in which ``test`` failed and whose order kb knows (``test`` may be
         the end of a node id, as ``kb isolate`` takes it)."""
         suffix = ("/" if "::" in test else "::") + test
-        row = self.db.execute(
+        rows = self.query(
             "SELECT o.run_id FROM run_orders o JOIN failures f ON f.run_id = o.run_id "
-            "WHERE (f.test = ? OR substr(f.test, -length(?)) = ?) AND o.root = ? ORDER BY o.run_id DESC LIMIT 1",
-            [test, suffix, suffix, root]).fetchone()
-        return None if row is None else int(row[0])
+            "WHERE (f.test = ? OR substr(f.test, length(f.test) - length(?) + 1) = ?) AND o.root = ? "
+            "ORDER BY o.run_id DESC LIMIT 1", [test, suffix, suffix, root])
+        return int(rows[0][0]) if rows else None
 
     def record_outcome(self, cause_key: str, rule: str, verdict: str, doc: dict[str, Any]) -> int:
         """Record what happened to a fix (verified / plausible / failed / rolled back / undone)."""
-        with self.write() as db:
-            return int(db["fix_outcomes"].insert({
+        with self.write():
+            return self._insert("fix_outcomes", {
                 "created_at": _now(), "cause_key": cause_key, "rule": rule, "verdict": verdict,
-                "run_id": None, "doc": _j(doc)}).last_pk)
+                "run_id": None, "doc": _j(doc), "uid": new_uid()})
 
     def last_report(self) -> dict[str, Any]:
         """The root causes of the most recent recorded run, in the report's shape (for ``kb fix --last``)."""
-        row = self.db.execute("SELECT id, sources FROM runs ORDER BY id DESC LIMIT 1").fetchone()
-        if row is None:
-            raise StoreError(f"{self.path}: no recorded run yet (run kb diagnose first)")
-        docs = [json.loads(r[0]) for r in self.db.execute(
-            "SELECT doc FROM diagnoses WHERE run_id = ? ORDER BY rank", [row[0]]).fetchall()]
-        return {"run_id": row[0], "sources": json.loads(row[1]), "root_causes": docs}
+        rows = self.query("SELECT id, sources FROM runs ORDER BY id DESC LIMIT 1")
+        if not rows:
+            raise StoreError(f"{self.location}: no recorded run yet (run kb diagnose first)")
+        run_id, sources = rows[0]
+        docs = [json.loads(r[0]) for r in self.query("SELECT doc FROM diagnoses WHERE run_id = ? ORDER BY rank",
+                                                     [run_id])]
+        return {"run_id": run_id, "sources": json.loads(sources), "root_causes": docs}
+
+    def failure(self, failure_id: int) -> tuple[str, str] | None:
+        """(exception, message) of a recorded failure, or None."""
+        rows = self.query("SELECT exception, message FROM failures WHERE id = ?", [failure_id])
+        return (rows[0][0] or "", rows[0][1] or "") if rows else None
+
+    def failure_history(self) -> list[dict[str, Any]]:
+        """Every recorded failure (id, run_id, test, exception, message, phase), oldest first."""
+        return [{"id": i, "run_id": r, "test": t, "exception": e or "", "message": m or "", "phase": p or "call"}
+                for i, r, t, e, m, p in self.query(
+                    "SELECT id, run_id, test, exception, message, phase FROM failures ORDER BY id")]
+
+    def explained_tests(self) -> dict[int, set[str]]:
+        """Per run, the tests its recorded diagnoses explain."""
+        explained: dict[int, set[str]] = {}
+        for run_id, doc in self.query("SELECT run_id, doc FROM diagnoses"):
+            explained.setdefault(run_id, set()).update(json.loads(doc).get("tests", []))
+        return explained
+
+    def rule_history(self) -> tuple[list[tuple[str, float]], list[tuple[str, str]]]:
+        """(rule, confidence) of every recorded diagnosis and (rule, verdict) of every fix outcome, oldest first."""
+        return ([(r, c) for r, c in self.query("SELECT rule, confidence FROM diagnoses ORDER BY id")],
+                [(r, v) for r, v in self.query("SELECT rule, verdict FROM fix_outcomes ORDER BY id")])
+
+    def table_rows(self, table: str, columns: Sequence[str]) -> list[tuple[Any, ...]]:
+        """``columns`` of every row of one of the schema's tables, in key order (exports, copies)."""
+        known = set(_columns(table)) if table in _tables() else set()
+        unknown = [c for c in columns if c not in known]
+        if not known or unknown:
+            raise StoreError(f"no table {table} with column(s) {', '.join(unknown or columns)} in the schema")
+        order = _tables()[table].pk
+        order_by = ", ".join(order) if isinstance(order, tuple) else order
+        return self.query(f"SELECT {', '.join(columns)} FROM {table} ORDER BY {order_by}")
 
     def missing_tables(self) -> list[str]:
-        """Tables the schema has that this file lacks (a table dropped by hand would otherwise be re-created
-        by the first insert, without its keys)."""
+        """Tables the schema has that this database lacks (a table dropped by hand would otherwise be
+        re-created by the first insert, without its keys)."""
         if self.user_version != SCHEMA_VERSION:
             return []
-        have = set(self.db.table_names())
+        have = set(self.table_names())
         return [name for name in _schema_tables() if name not in have]
 
     def check(self) -> list[str]:
@@ -564,35 +699,31 @@ class Store:
         A damaged file gives its problems as a list, not an exception."""
         try:
             return self._check()
-        except sqlite3.DatabaseError as exc:
-            return [f"the file cannot be read to the end: {exc}"]
+        except self.damage as exc:
+            return [f"the database cannot be read to the end: {exc}"]
 
     def _check(self) -> list[str]:
         problems: list[str] = [f"table {name} is missing" for name in self.missing_tables()]
         if problems:
             return problems
-        result = self.db.execute("PRAGMA integrity_check").fetchone()[0]
-        if result != "ok":
-            problems.append(f"integrity_check: {result}")
-        for row in self.db.execute("PRAGMA foreign_key_check").fetchall():
-            problems.append(f"foreign key violation in {row[0]} rowid {row[1]} → {row[2]}")
+        problems += self._integrity_problems()
         if self.user_version != SCHEMA_VERSION:
             problems.append(f"schema version {self.user_version}, expected {SCHEMA_VERSION}")
-        for row in self.db["rules"].rows:
+        for row in self.query_dicts("SELECT * FROM rules ORDER BY id"):
             doc = _rule_doc(row)
             try:
                 validate(doc, "rule-pack", "rule", what=f"rule {row['id']}", error=StoreError)
             except KbError as exc:
                 problems.append(str(exc))
-        for row in self.db["runs"].rows:
+        for run_id, sources, environment in self.query("SELECT id, sources, environment FROM runs ORDER BY id"):
             try:
-                validate({"sources": json.loads(row["sources"]), "environment": json.loads(row["environment"])},
-                         "run", what=f"run {row['id']}", error=StoreError)
+                validate({"sources": json.loads(sources), "environment": json.loads(environment)},
+                         "run", what=f"run {run_id}", error=StoreError)
             except (KbError, ValueError) as exc:
                 problems.append(str(exc))
-        for row in self.db["diagnoses"].rows:
+        for diagnosis_id, doc in self.query("SELECT id, doc FROM diagnoses ORDER BY id"):
             try:
-                validate(json.loads(row["doc"]), "diagnosis", "root_cause", what=f"diagnosis {row['id']}",
+                validate(json.loads(doc), "diagnosis", "root_cause", what=f"diagnosis {diagnosis_id}",
                          error=StoreError)
             except (KbError, ValueError) as exc:
                 problems.append(str(exc))
@@ -603,6 +734,116 @@ class Store:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def apply_sqlite(db: sqlite_utils.Database, step: Step) -> None:
+    """One migration step on a SQLite database, through sqlite-utils."""
+    if isinstance(step, Table):
+        db[step.name].create(step.columns, pk=step.pk,  # type: ignore[union-attr]
+                             foreign_keys=list(step.foreign_keys))
+    elif isinstance(step, Column):
+        db[step.table].add_column(step.name, step.type, not_null_default=step.default)  # type: ignore[union-attr]
+        if step.fill_uid:
+            db.execute(f"UPDATE {step.table} SET {step.name} = lower(hex(randomblob(16)))")
+    else:
+        db[step.table].create_index(list(step.columns), index_name=step.name,  # type: ignore[union-attr]
+                                    unique=step.unique, if_not_exists=True)
+
+
+class SqliteStore(Store):
+    """The embedded default: one SQLite file (WAL, busy timeout, foreign keys on)."""
+
+    damage = (sqlite3.DatabaseError,)
+
+    def __init__(self, path: str | Path, *, seed: bool = True, strict: bool = True, home: Path | None = None) -> None:
+        """Open (create, migrate, seed) the KB at ``path``. ``strict``: refuse a KB whose tables are not all
+        there (``kb db check`` opens with ``strict=False`` to list what is wrong instead). ``home``: the
+        project's .kb folder (default: the file's folder)."""
+        self.path = Path(path)
+        self.location = str(self.path)
+        self.home = home or self.path.parent
+        OPENED.append(self.location)
+        try:
+            if self.path.parent.name == KB_DIR and not self.path.exists():
+                make_kb_dir(self.path.parent)
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"{self.path}: cannot open the knowledge base: {exc}") from None
+        self.db = sqlite_utils.Database(conn)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            conn.execute("PRAGMA foreign_keys = ON")
+            self._enable_wal()
+            self._open(seed=seed, strict=strict)
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise StoreError(f"{self.path}: not a usable kb database: {exc}") from None
+
+    def _enable_wal(self) -> None:
+        mode = self.db.execute("PRAGMA journal_mode").fetchone()[0]
+        if mode.lower() == "wal":
+            return
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:
+            try:
+                self.db.enable_wal()
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self.db.execute(sql, list(params)).fetchall()
+
+    def query_dicts(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        return list(self.db.query(sql, list(params)))
+
+    def _executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self.db.conn.executemany(sql, rows)
+
+    def _insert(self, table: str, row: dict[str, Any]) -> int:
+        return int(self.db[table].insert(row).last_pk)  # type: ignore[union-attr]
+
+    def _insert_rows(self, table: str, rows: Iterable[dict[str, Any]], *, replace: bool = False) -> None:
+        self.db[table].insert_all(rows, pk=_tables()[table].pk, replace=replace)  # type: ignore[union-attr]
+
+    @contextmanager
+    def write(self) -> Iterator[None]:
+        """``BEGIN IMMEDIATE`` takes the write lock up front."""
+        conn = self.db.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        else:
+            conn.execute("COMMIT")
+
+    @property
+    def user_version(self) -> int:
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+
+    def _set_user_version(self, version: int) -> None:
+        self.db.execute(f"PRAGMA user_version = {int(version)}")
+
+    def _apply(self, step: Step) -> None:
+        apply_sqlite(self.db, step)
+
+    def table_names(self) -> list[str]:
+        return self.db.table_names()
+
+    def _integrity_problems(self) -> list[str]:
+        problems = []
+        result = self.db.execute("PRAGMA integrity_check").fetchone()[0]
+        if result != "ok":
+            problems.append(f"integrity_check: {result}")
+        for row in self.db.execute("PRAGMA foreign_key_check").fetchall():
+            problems.append(f"foreign key violation in {row[0]} rowid {row[1]} → {row[2]}")
+        return problems
 
     def close(self) -> None:
         self.db.close()
@@ -663,18 +904,98 @@ def user_packs(folder: Path) -> list[tuple[str, bytes]]:
     return found
 
 
-def open_store(db: str | Path | None = None, *, strict: bool = True) -> Store:
-    return Store(Path(db) if db else find_db(), strict=strict)
+def copy_store(src: Store, dst: Store, *, history: bool = True, builtin: bool = False) -> dict[str, int]:
+    """Copy ``src``'s knowledge and history into ``dst`` in one transaction of ``dst``; returns what was
+    copied per table. Idempotent and safe for merging several projects into one shared database:
+
+    - knowledge: every pack that is not built in (user, learned and mined packs; ``builtin``: those too —
+      otherwise ``dst`` has its own), with its rules, API-change rows and distributions, unless ``dst``
+      already holds that pack at the same sha256. A pack of the same name is replaced (pack names are
+      keys in one knowledge base, shared or not).
+    - history: runs, fix outcomes and verdicts are matched by their uid; what ``dst`` lacks is added with
+      new ids (ids are per database), and the rows that hang off a run (failures, frames, diagnoses,
+      verdicts, its recorded order) follow it, re-keyed.
+    """
+    copied: dict[str, int] = {}
+
+    def add(table: str, rows: list[dict[str, Any]], *, replace: bool = False) -> None:
+        if rows:
+            dst._insert_rows(table, rows, replace=replace)
+            copied[table] = copied.get(table, 0) + len(rows)
+
+    with dst.write():
+        have = {name: sha for name, sha in dst.query("SELECT name, sha256 FROM packs")}
+        for pack in src.query_dicts("SELECT * FROM packs ORDER BY name"):
+            if (pack["origin"].startswith("builtin:") and not builtin) or have.get(pack["name"]) == pack["sha256"]:
+                continue
+            dst._drop_pack(pack["name"])
+            add("packs", [pack])
+            for table in ("rules", "api_changes", "distributions"):
+                add(table, src.query_dicts(f"SELECT * FROM {table} WHERE pack = ?", [pack["name"]]))
+        if not history:
+            return copied
+        runs: dict[int, int] = {}  # src run id -> dst run id, for every src run dst holds afterwards
+        known = {uid: run_id for uid, run_id in dst.query("SELECT uid, id FROM runs")}
+        new: list[int] = []
+        for run in src.query_dicts("SELECT * FROM runs ORDER BY id"):
+            old = run.pop("id")
+            if run["uid"] in known:
+                runs[old] = known[run["uid"]]
+                continue
+            runs[old] = dst._insert("runs", run)
+            new.append(old)
+        copied["runs"] = len(new)
+        fresh = set(new)
+        failures = [f for f in src.query_dicts("SELECT * FROM failures ORDER BY id") if f["run_id"] in fresh]
+        first = int(dst.query("SELECT COALESCE(MAX(id), 0) FROM failures")[0][0]) + 1
+        renumber = {f["id"]: first + n for n, f in enumerate(failures)}
+        add("failures", [{**f, "id": renumber[f["id"]], "run_id": runs[f["run_id"]]} for f in failures])
+        add("frames", [{**fr, "failure_id": renumber[fr["failure_id"]]}
+                       for fr in src.query_dicts("SELECT * FROM frames ORDER BY failure_id, seq")
+                       if fr["failure_id"] in renumber])
+        add("diagnoses", [{**d, "run_id": runs[d["run_id"]]} for d in _without_id(
+            src.query_dicts("SELECT * FROM diagnoses ORDER BY id")) if d["run_id"] in fresh])
+        add("run_orders", [{**o, "run_id": runs[o["run_id"]]} for o in
+                           src.query_dicts("SELECT * FROM run_orders ORDER BY run_id") if o["run_id"] in fresh])
+        for table in ("verdicts", "fix_outcomes"):
+            there = {uid for (uid,) in dst.query(f"SELECT uid FROM {table}")}
+            add(table, [{**row, "run_id": runs.get(row["run_id"]) if row["run_id"] is not None else None}
+                        for row in _without_id(src.query_dicts(f"SELECT * FROM {table} ORDER BY id"))
+                        if row["uid"] not in there])
+    return copied
 
 
-#: every KB file opened in this process (an unreadable page may surface later: the CLI names the file)
-OPENED: list[Path] = []
+def _without_id(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    for row in rows:
+        row.pop("id", None)
+    return rows
 
 
-@lru_cache(maxsize=1)
-def _schema_tables() -> tuple[str, ...]:
-    """The tables every migration together creates (read from a scratch in-memory database)."""
-    scratch = sqlite_utils.Database(memory=True)
-    for migration in MIGRATIONS:
-        migration(scratch)
-    return tuple(sorted(scratch.table_names()))
+def open_store(db: str | Path | None = None, *, strict: bool = True, seed: bool = True) -> Store:
+    """Open the knowledge base at ``db`` (a path or a ``postgresql://`` URL), else :func:`find_db`'s."""
+    location = db if db else find_db()
+    if isinstance(location, str) and is_url(location):
+        scheme = location.split("://", 1)[0].lower()
+        if scheme not in PG_SCHEMES:
+            raise StoreError(f"{location.split('://', 1)[0]}://…: kb cannot serve this database URL (a knowledge "
+                             f"base is a SQLite file path or a postgresql:// URL)")
+        from .pgstore import PgStore
+
+        return PgStore(location, home=find_home(), strict=strict, seed=seed)
+    return SqliteStore(Path(location), strict=strict, seed=seed)
+
+
+def kb_home(db: str | Path | None = None) -> Path:
+    """The project's .kb folder for the KB ``db`` would open (where user packs and caches live)."""
+    location = db if db else find_db()
+    if isinstance(location, str) and is_url(location):
+        return find_home()
+    return Path(location).parent
+
+
+#: the errors that mean a database is damaged or unreachable, for every backend loaded (kb.pgstore adds its own)
+DAMAGE: list[type[BaseException]] = [sqlite3.DatabaseError]
+
+#: every KB opened in this process, as named in messages (an unreadable page may surface later: the CLI
+#: names the file)
+OPENED: list[str] = []

@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from kb.diagnose import diagnose  # noqa: E402
 from kb.rulepack import parse_pack  # noqa: E402
-from kb.store import Store  # noqa: E402
+from kb.store import SqliteStore  # noqa: E402
 
 PACK = ROOT / "kb" / "packs" / "mined-python.json.gz"
 _PUBLIC = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
@@ -73,11 +73,11 @@ def draw(by_lib: dict[str, list[dict]], rng: random.Random) -> list[dict]:
 def kb_for(tmp: Path, keep_mined: bool) -> Path:
     db = tmp / ("mined.sqlite" if keep_mined else "generic.sqlite")
     if not db.exists():
-        with Store(db) as store:
-            with store.write() as con:
-                con.execute("DELETE FROM api_changes WHERE layer = 'curated'")
+        with SqliteStore(db) as store:
+            with store.write():
+                store.query("DELETE FROM api_changes WHERE layer = 'curated'")
                 if not keep_mined:
-                    con.execute("DELETE FROM api_changes WHERE layer = 'mined'")
+                    store.query("DELETE FROM api_changes WHERE layer = 'mined'")
     return db
 
 

@@ -15,9 +15,11 @@ import pytest
 from kb.authoring import clusters, template
 from kb.diagnose import diagnose
 from kb.rulepack import dump_pack, load_document
-from kb.store import Store
+from kb.store import open_store
 
 from .test_readme import ROOT, _block
+
+pytestmark = pytest.mark.backends  # the history and the fixes on SQLite and on PostgreSQL (conftest)
 
 CONFIGARGPARSE = ROOT / "tests/corpus/real/configargparse-1.2.3/report.xml"
 
@@ -73,8 +75,8 @@ def _configargparse_tests() -> list[str]:
         "TestMisc::test_FormatHelp")]
 
 
-def test_impact_warns_about_an_over_broad_rule(tmp_path: Path) -> None:
-    db = tmp_path / "kb.sqlite"
+def test_impact_warns_about_an_over_broad_rule(tmp_path: Path, kb_db: str) -> None:
+    db = kb_db
     reports = sorted((ROOT / "tests/corpus/reports").rglob("*.xml"))[:40]
     for report in [CONFIGARGPARSE, *reports]:
         _kb("diagnose", str(report), db=db)
@@ -91,8 +93,8 @@ def test_impact_warns_about_an_over_broad_rule(tmp_path: Path) -> None:
                      r"shapes, but its examples show 1: it is probably over-broad", done.stdout), done.stdout
 
 
-def test_lint_warnings_and_errors(tmp_path: Path) -> None:
-    db = tmp_path / "kb.sqlite"
+def test_lint_warnings_and_errors(tmp_path: Path, kb_db: str) -> None:
+    db = kb_db
     draft = tmp_path / "draft.yaml"
     assert _kb("rules", "new", "--id", "my-rule", "-o", str(draft), db=db).returncode == 0
     assert _kb("rules", "new", "-o", str(draft), db=db).returncode == 1  # never overwrites
@@ -113,12 +115,12 @@ def test_lint_warnings_and_errors(tmp_path: Path) -> None:
     assert bad.returncode == 1 and "backtrack" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
 
 
-def test_user_packs_load_beside_the_kb_and_win_over_builtins(tmp_path: Path) -> None:
-    db = tmp_path / ".kb" / "kb.sqlite"
-    rules = db.parent / "rules"
+def test_user_packs_load_beside_the_kb_and_win_over_builtins(kb_db: str) -> None:
+    db = kb_db
+    store = open_store(db)
+    rules = store.rules_dir
     rules.mkdir(parents=True)
-    store = Store(db)
-    builtin = next(iter(store.db["rules"].rows_where("id = ?", ["py-no-module-named"])))
+    [builtin] = store.query_dicts("SELECT * FROM rules WHERE id = ?", ["py-no-module-named"])
     store.close()
     doc = {"pack": "mine", "version": "1", "rules": [{
         "id": "py-no-module-named", "title": "My own take on {module}", "explanation": "x",
@@ -126,13 +128,13 @@ def test_user_packs_load_beside_the_kb_and_win_over_builtins(tmp_path: Path) -> 
         "symptom": "missing_module", "examples": {"match": ["ModuleNotFoundError: No module named 'x'"],
                                                   "no_match": ["ValueError: x"]}}]}
     (rules / "mine.yaml").write_text(dump_pack(doc))
-    store = Store(db)
-    row = next(iter(store.db["rules"].rows_where("id = ?", ["py-no-module-named"])))
+    store = open_store(db)
+    [row] = store.query_dicts("SELECT * FROM rules WHERE id = ?", ["py-no-module-named"])
     assert row["pack"] == "mine" and row["prior"] == 0.9
     store.close()
     (rules / "mine.yaml").unlink()  # gone: the built-in rule is back
-    store = Store(db)
-    assert next(iter(store.db["rules"].rows_where("id = ?", ["py-no-module-named"])))["pack"] == "python-core"
+    store = open_store(db)
+    assert store.query("SELECT pack FROM rules WHERE id = ?", ["py-no-module-named"]) == [("python-core",)]
     store.close()
     (rules / "broken.yaml").write_text("pack: broken\nversion: 1\nrules: [")
     bad = _kb("diagnose", str(CONFIGARGPARSE), db=db)
@@ -146,11 +148,11 @@ def test_templates_mask_what_varies() -> None:
     assert template("didn't match: \"a\nb\" here") == "didn't match: <Q> here"
 
 
-def test_suggest_clusters_and_stats(tmp_path: Path) -> None:
-    db = tmp_path / "kb.sqlite"
+def test_suggest_clusters_and_stats(tmp_path: Path, kb_db: str) -> None:
+    db = kb_db
     _kb("diagnose", str(CONFIGARGPARSE), db=db)
     _kb("diagnose", str(ROOT / "tests/corpus/real/pyjwt-1.5.3/report.xml"), db=db)
-    store = Store(db)
+    store = open_store(db)
     found = clusters(store)
     store.close()
     assert [(len(c.failures), c.exception) for c in found] == [(5, "AssertionError")]  # pyjwt is diagnosed
@@ -160,11 +162,11 @@ def test_suggest_clusters_and_stats(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("verdicts", "direction"), [(["verified"] * 3, 1), (["rolled back"] * 3, -1)])
 def test_recorded_outcomes_move_confidence_with_the_evidence(tmp_path: Path, verdicts: list[str],
-                                                             direction: int) -> None:
-    db = tmp_path / "kb.sqlite"
+                                                             direction: int, kb_db: str) -> None:
+    db = kb_db
     report = ROOT / "tests/corpus/real/pyjwt-1.5.3/report.xml"
     before = diagnose([report], db=db)["root_causes"][0]
-    store = Store(db)
+    store = open_store(db)
     for verdict in verdicts:
         store.record_outcome(before["key"], before["rule"], verdict, {"fix": "x"})
     store.close()

@@ -13,6 +13,8 @@ from kb.validate import errors as schema_errors
 
 from .conftest import CORPUS, REAL
 
+pytestmark = pytest.mark.backends  # the history and the fixes on SQLite and on PostgreSQL (conftest)
+
 JANUS = REAL / "janus-0.4.0" / "report.xml"
 
 
@@ -94,6 +96,7 @@ def test_usage_errors_exit_2() -> None:
     assert kb("no-such-command").returncode == 2
 
 
+@pytest.mark.sqlite_only
 def test_db_check_fails_on_a_broken_kb(tmp_path: Path) -> None:
     bad = tmp_path / "bad.sqlite"
     bad.write_bytes(b"not a database at all" * 50)

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from kb.cli import cli
 from kb.config import Config, load_config
 from kb.errors import KbError
-from kb.store import GITIGNORE, Store, find_db
+from kb.store import GITIGNORE, SqliteStore, find_db
 
 
 @pytest.fixture()
@@ -33,7 +33,7 @@ def _git_status(repo: Path) -> list[str]:
 
 def test_the_kb_is_created_at_the_repository_root_from_a_subfolder(repo: Path) -> None:
     assert find_db(repo / "pkg" / "sub") == repo / ".kb" / "kb.sqlite"
-    with Store(find_db(repo / "pkg" / "sub"), seed=False):
+    with SqliteStore(find_db(repo / "pkg" / "sub"), seed=False):
         pass
     assert (repo / ".kb" / "kb.sqlite").is_file() and not (repo / "pkg" / "sub" / ".kb").exists()
 
@@ -50,7 +50,7 @@ def test_a_kb_above_the_repository_is_not_used_but_one_inside_it_is(repo: Path) 
 
 
 def test_a_new_kb_folder_is_git_ignored_but_config_and_rule_packs_stay_committable(repo: Path) -> None:
-    with Store(find_db(repo / "pkg"), seed=False):
+    with SqliteStore(find_db(repo / "pkg"), seed=False):
         pass
     assert (repo / ".kb" / ".gitignore").read_text() == GITIGNORE
     assert _git_status(repo) == []  # kb.sqlite, its WAL files and the .gitignore itself: nothing shows
@@ -66,13 +66,13 @@ def test_a_new_kb_folder_is_git_ignored_but_config_and_rule_packs_stay_committab
 def test_a_gitignore_someone_wrote_is_left_alone(repo: Path) -> None:
     (repo / ".kb").mkdir()
     (repo / ".kb" / ".gitignore").write_text("kb.sqlite\n")
-    with Store(repo / ".kb" / "kb.sqlite", seed=False):
+    with SqliteStore(repo / ".kb" / "kb.sqlite", seed=False):
         pass
     assert (repo / ".kb" / ".gitignore").read_text() == "kb.sqlite\n"
 
 
 def test_a_kb_outside_a_kb_folder_gets_no_gitignore(tmp_path: Path) -> None:
-    with Store(tmp_path / "elsewhere" / "kb.sqlite", seed=False):
+    with SqliteStore(tmp_path / "elsewhere" / "kb.sqlite", seed=False):
         pass
     assert sorted(p.name for p in (tmp_path / "elsewhere").iterdir() if p.name.startswith(".")) == []
 

@@ -84,9 +84,9 @@ def test_ruleset_size_does_not_grow_with_the_knowledge_base() -> None:
 
 def test_one_fact_per_distinct_symptom_and_only_candidates(tmp_path) -> None:
     from kb.engine import Engine, FailureFact
-    from kb.store import Store
+    from kb.store import SqliteStore
 
-    store = Store(tmp_path / "kb.sqlite")
+    store = SqliteStore(tmp_path / "kb.sqlite")
     facts = [FailureFact(i, "ImportError", "collection", "cannot import name 'Mapping' from 'collections'")
              for i in range(500)]
     facts += [FailureFact(1000 + i, "ImportError", "collection", f"cannot import name 'X{i}' from 'nowhere'")
@@ -100,9 +100,9 @@ def test_one_fact_per_distinct_symptom_and_only_candidates(tmp_path) -> None:
 
 def test_environment_versions_match_package_names_case_insensitively(tmp_path) -> None:
     from kb.engine import Engine, FailureFact
-    from kb.store import Store
+    from kb.store import SqliteStore
 
-    store = Store(tmp_path / "kb.sqlite")
+    store = SqliteStore(tmp_path / "kb.sqlite")
     fact = FailureFact(1, "TypeError", "call", "load() missing 1 required positional argument: 'Loader'",
                        "data = yaml.load(stream)")
     [cause] = Engine(store.rules()).run([fact], store, {"pyyaml": "6.0.1"}).causes

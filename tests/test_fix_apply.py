@@ -13,9 +13,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from kb.journal import Journal
-from kb.store import Store
+from kb.store import open_store
 
 from .projects import write_project
+
+pytestmark = pytest.mark.backends  # the history and the fixes on SQLite and on PostgreSQL (conftest)
 
 
 def _pytest_report(root: Path) -> Path:
@@ -39,9 +41,9 @@ LAYERED = {
 }
 
 
-def test_layered_causes_heal_in_two_rounds_and_outcomes_are_recorded(tmp_path: Path) -> None:
+def test_layered_causes_heal_in_two_rounds_and_outcomes_are_recorded(tmp_path: Path, kb_db: str) -> None:
     root = write_project(tmp_path / "proj", LAYERED)
-    db = tmp_path / "kb.sqlite"
+    db = kb_db
     out = _kb("fix", str(_pytest_report(root)), "--root", str(root), "--apply", "--yes", db=db)
     assert out.returncode == 0, out.stderr
     assert ("verified: the targeted tests now fail only with the next known cause: collections.Sequence"
@@ -52,14 +54,14 @@ def test_layered_causes_heal_in_two_rounds_and_outcomes_are_recorded(tmp_path: P
         "from collections.abc import Mapping\nfrom collections.abc import Sequence\n")
     states = [e.state for e in Journal(root).entries()]
     assert states == ["verified", "verified"]
-    verdicts = [r["verdict"] for r in Store(db).db["fix_outcomes"].rows]
+    verdicts = [r["verdict"] for r in open_store(db).query_dicts("SELECT * FROM fix_outcomes ORDER BY 1")]
     assert verdicts == ["verified", "verified"]
     history = _kb("history", "--root", str(root), db=db)
     entries = [line for line in history.stdout.splitlines() if not line.startswith(" ")]
     assert [line.split()[1] for line in entries] == ["verified", "verified"]
 
 
-def test_a_fix_that_does_not_hold_is_rolled_back_byte_for_byte(tmp_path: Path) -> None:
+def test_a_fix_that_does_not_hold_is_rolled_back_byte_for_byte(tmp_path: Path, kb_db: str) -> None:
     files = {
         "pkg/__init__.py": "",
         "pkg/core.py": "import sys, os\nsys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', 'venv'))\n"
@@ -69,7 +71,7 @@ def test_a_fix_that_does_not_hold_is_rolled_back_byte_for_byte(tmp_path: Path) -
     }
     root = write_project(tmp_path / "proj", files)
     before = (root / "pkg/core.py").read_bytes()
-    db = tmp_path / "kb.sqlite"
+    db = kb_db
     out = _kb("fix", str(_pytest_report(root)), "--root", str(root), "--apply", "--yes", db=db)
     assert "rolled back: the targeted failures remain" in out.stdout, out.stdout + out.stderr
     assert (root / "pkg/core.py").read_bytes() == before
@@ -81,10 +83,10 @@ def test_a_fix_that_does_not_hold_is_rolled_back_byte_for_byte(tmp_path: Path) -
     assert cause["confidence"] < cause["confidence_breakdown"]["evidence"]
 
 
-def test_undo_restores_every_byte(tmp_path: Path) -> None:
+def test_undo_restores_every_byte(tmp_path: Path, kb_db: str) -> None:
     root = write_project(tmp_path / "proj", LAYERED)
     original = (root / "pkg/core.py").read_bytes()
-    db = tmp_path / "kb.sqlite"
+    db = kb_db
     _kb("fix", str(_pytest_report(root)), "--root", str(root), "--apply", "--yes", "--no-verify", db=db)
     assert (root / "pkg/core.py").read_bytes() != original
     undone = _kb("undo", "--root", str(root), db=db)
@@ -93,9 +95,9 @@ def test_undo_restores_every_byte(tmp_path: Path) -> None:
     assert _kb("undo", "--root", str(root), db=db).returncode == 1  # nothing left to undo
 
 
-def test_gate_without_a_terminal_or_for_risky_fixes(tmp_path: Path) -> None:
+def test_gate_without_a_terminal_or_for_risky_fixes(tmp_path: Path, kb_db: str) -> None:
     root = write_project(tmp_path / "proj", LAYERED)
-    db = tmp_path / "kb.sqlite"
+    db = kb_db
     report = str(_pytest_report(root))
     asked = _kb("fix", report, "--root", str(root), "--apply", db=db)
     assert "not applied: needs approval at a terminal" in asked.stdout
@@ -139,7 +141,7 @@ def test_apply_then_undo_restores_bytes(tmp_path: Path, text: str, newline: str,
     assert (root / "f.py").read_bytes() == old
 
 
-def test_a_fix_that_breaks_a_neighbouring_test_is_rolled_back(tmp_path: Path) -> None:
+def test_a_fix_that_breaks_a_neighbouring_test_is_rolled_back(tmp_path: Path, kb_db: str) -> None:
     files = {
         "pkg/__init__.py": "",
         "pkg/core.py": "def raw(a):\n    return a.tostring()\n",
@@ -150,7 +152,7 @@ def test_a_fix_that_breaks_a_neighbouring_test_is_rolled_back(tmp_path: Path) ->
     }
     root = write_project(tmp_path / "proj", files)
     before = (root / "pkg/core.py").read_bytes()
-    db = tmp_path / "kb.sqlite"
+    db = kb_db
     report = _pytest_report(root)
     doc = json.loads(_kb("diagnose", str(report), "--format", "json", "--no-record", db=db).stdout)
     assert doc["root_causes"][0]["neighbours"] == ["tests/test_core.py::test_source_unchanged"]
@@ -182,12 +184,12 @@ def test_journal_refuses_paths_and_ids_that_escape_the_project(tmp_path: Path) -
     ("pyproject.toml", '[project]\nname = "p"\n\n[tool.pytest.ini_options]\naddopts = "--strict-markers"\n'),
     ("setup.cfg", "[metadata]\nname = p\n\n[tool:pytest]\naddopts = --strict-markers\nmarkers =\n    network: net\n"),
 ])
-def test_an_unregistered_marker_is_registered_and_verified(tmp_path: Path, config: str, text: str) -> None:
+def test_an_unregistered_marker_is_registered_and_verified(tmp_path: Path, config: str, text: str, kb_db: str) -> None:
     root = write_project(tmp_path / "proj", {
         config: text,
         "tests/test_m.py": "import pytest\n\n\n@pytest.mark.slow\ndef test_slow():\n    assert True\n",
     })
-    db = tmp_path / "kb.sqlite"
+    db = kb_db
     out = _kb("fix", str(_pytest_report(root)), "--root", str(root), "--apply", "--yes", "--min-confidence", "0.5", db=db)
     assert "verified:" in out.stdout, out.stdout + out.stderr
     assert "slow: registered by kb" in (root / config).read_text()

@@ -17,7 +17,7 @@ from kb.diagnose import diagnose
 from kb.fix import FixOptions, fix_rounds, restore_environment
 from kb.journal import Journal
 from kb.rulepack import parse_pack
-from kb.store import Store
+from kb.store import SqliteStore
 from kb.testenv import installed_version
 
 DIST = "kbpindemo"
@@ -85,7 +85,7 @@ def test_a_medium_risk_pin_is_applied_with_max_risk_medium_verified_and_undone(t
     subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", f"--junitxml={report}"],
                    cwd=root, capture_output=True)
     db = tmp_path / "kb.sqlite"
-    store = Store(db)
+    store = SqliteStore(db)
     store.load_pack(parse_pack(PACK, "pin-demo.yaml"))
     doc = diagnose([report], db=db, record=False)
     assert doc["root_causes"][0]["api_change"] == "kbpindemo-old-api"

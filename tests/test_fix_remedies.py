@@ -16,10 +16,12 @@ from kb.diagnose import diagnose
 from kb.fix import FixOptions, fix_rounds, plan_fix
 from kb.fix.quarantine import plan_quarantine
 from kb.fix.registry import Context
-from kb.store import Store
+from kb.store import open_store
 
 from .projects import write_project
 from .test_fix_apply import _kb, _pytest_report
+
+pytestmark = pytest.mark.backends  # the history and the fixes on SQLite and on PostgreSQL (conftest)
 
 
 def _cause(remedy: dict, tests: list[str] | None = None) -> dict:
@@ -41,13 +43,13 @@ WARNS = ("import warnings\n\n\ndef old_api():\n    warnings.warn('old_api() is d
     ("pytest.ini", "[pytest]\nfilterwarnings =\n    error\n"),
     ("pyproject.toml", '[project]\nname = "p"\n\n[tool.pytest.ini_options]\nfilterwarnings = ["error"]\n'),
 ])
-def test_a_warning_turned_error_is_ignored_by_message_after_approval(tmp_path: Path, config: str, text: str) -> None:
+def test_a_warning_turned_error_is_ignored_by_message_after_approval(tmp_path: Path, config: str, text: str, kb_db: str) -> None:
     root = write_project(tmp_path / "proj", {config: text, "tests/test_w.py": WARNS})
-    db = tmp_path / "kb.sqlite"
+    db = kb_db
     report = diagnose([_pytest_report(root)], db=db)
     cause = report["root_causes"][0]
     assert cause["rule"] == "py-deprecation-as-error" and cause["tests"] == ["tests/test_w.py::test_old"]
-    store = Store(db)
+    store = open_store(db)
     # medium risk: --yes leaves it alone ...
     events = list(fix_rounds(report, root, store, FixOptions(apply=True, yes=True, min_confidence=0.0)))
     assert [e.note for e in events if e.kind == "refused"] == [
@@ -100,14 +102,14 @@ NOSE = ("import unittest\n\n\nclass TestPlain:\n    def setUp(self):\n        se
         "    def test_value(self):\n        assert self.value == 2\n")
 
 
-def test_nose_setup_is_renamed_on_plain_classes_only_and_verified(tmp_path: Path) -> None:
+def test_nose_setup_is_renamed_on_plain_classes_only_and_verified(tmp_path: Path, kb_db: str) -> None:
     root = write_project(tmp_path / "proj", {"tests/test_n.py": NOSE})
-    db = tmp_path / "kb.sqlite"
+    db = kb_db
     # one failing test is thin evidence (0.69 with the installed pytest's version): a lower bar here
     out = _kb("fix", str(_pytest_report(root)), "--root", str(root), "--apply", "--yes", "--min-confidence", "0.6",
               db=db)
     assert "verified:" in out.stdout, out.stdout + out.stderr
-    assert "environment: pytest" in "".join(Store(db).last_report()["root_causes"][0]["evidence"])
+    assert "environment: pytest" in "".join(open_store(db).last_report()["root_causes"][0]["evidence"])
     text = (root / "tests/test_n.py").read_text()
     assert text == NOSE.replace("    def setUp(self):\n        self.value = 1", "    def setup_method(self):\n"
                                 "        self.value = 1")  # the unittest.TestCase's setUp is left alone
@@ -149,22 +151,22 @@ def test_an_undeclared_dependency_is_constrained_in_the_test_dependencies(tmp_pa
 @pytest.mark.parametrize(("pytest_version", "verdict"), [("9.2.0", "satisfied"), ("7.4.0", "contradicted"),
                                                          (None, "n/a")])
 def test_a_rule_that_starts_with_a_release_weighs_the_installed_version(
-        tmp_path: Path, pytest_version: str | None, verdict: str) -> None:
+        tmp_path: Path, pytest_version: str | None, verdict: str, kb_db: str) -> None:
     report = Path(__file__).parent / "corpus/real/emcee-2.2.1/report.xml"
     env = {"pytest": pytest_version} if pytest_version else {}
-    cause = diagnose([report], db=tmp_path / "kb.sqlite", record=False, environment=env)["root_causes"][0]
+    cause = diagnose([report], db=kb_db, record=False, environment=env)["root_causes"][0]
     assert cause["rule"] == "pytest-nose-setup-not-called"
     expected = "unknown" if verdict == "n/a" else verdict
     assert cause["confidence_breakdown"]["version"] == expected
 
 
-def test_two_causes_fixed_in_the_same_file_in_one_round(tmp_path: Path) -> None:
+def test_two_causes_fixed_in_the_same_file_in_one_round(tmp_path: Path, kb_db: str) -> None:
     text = ("import array\nimport collections\n\n\n"
             "def test_bytes():\n    assert array.array('b', [1]).tostring() == b'\\x01'\n\n\n"
             "def test_mapping():\n    assert isinstance({}, collections.Mapping)\n")  # both gone in 3.10+
     root = write_project(tmp_path / "proj", {"tests/test_two.py": text})
     out = _kb("fix", str(_pytest_report(root)), "--root", str(root), "--apply", "--yes", "--min-confidence", "0.5",
-              db=tmp_path / "kb.sqlite")
+              db=kb_db)
     assert out.returncode == 0 and out.stdout.count("verified:") == 2, out.stdout + out.stderr
     fixed = (root / "tests/test_two.py").read_text()
     assert ".tobytes()" in fixed and "collections.abc.Mapping)" in fixed

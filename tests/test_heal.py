@@ -16,7 +16,8 @@ from kb.store import open_store
 
 from .projects import write_project
 
-pytestmark = pytest.mark.skipif(sys.version_info < (3, 11), reason="inspect.getargspec exists before 3.11")
+pytestmark = [pytest.mark.skipif(sys.version_info < (3, 11), reason="inspect.getargspec exists before 3.11"),
+              pytest.mark.backends]  # the history and the fixes on SQLite and on PostgreSQL (conftest)
 
 PROJECT = {
     "pkg/__init__.py": "",
@@ -52,7 +53,7 @@ def test_heal_runs_fixes_and_reruns_until_green(tmp_path: Path) -> None:
                                            "0 cause(s) without a fix kb can apply")
 
 
-def test_a_rename_that_breaks_the_unpacking_is_rolled_back(tmp_path: Path) -> None:
+def test_a_rename_that_breaks_the_unpacking_is_rolled_back(tmp_path: Path, kb_db: str) -> None:
     """getargspec → getfullargspec without keeping four names: the targeted test fails with
     "too many values to unpack" — a new, unknown failure, so the edit is wrong."""
     root = write_project(tmp_path / "proj", PROJECT)
@@ -63,7 +64,7 @@ def test_a_rename_that_breaks_the_unpacking_is_rolled_back(tmp_path: Path) -> No
                            "params": {"old": "getargspec", "new": "getfullargspec"}}]}
     [item] = plan_fix({"root_causes": [cause]}, root).plans
     assert "getfullargspec(func)" in item.diff and "[:4]" not in item.diff
-    store = open_store(tmp_path / "kb.sqlite")
+    store = open_store(kb_db)
     try:
         outcome = apply_fix(item, root, store, FixOptions(test_command=[sys.executable, "-m", "pytest"]))
     finally:

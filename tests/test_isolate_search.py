@@ -132,11 +132,11 @@ def test_several_polluters_are_all_named_in_the_cause(tmp_path) -> None:
     from kb.diagnose import diagnose_run
     from kb.models import Run
     from kb.run.isolate import Verdict, with_verdicts
-    from kb.store import Store
+    from kb.store import SqliteStore
 
     polluters = ["tests/test_a.py::test_x[1-2]", "tests/test_b.py::test_y", "tests/test_c.py::TestZ::test_z"]
     verdict = Verdict("tests/test_v.py::test_v", "order-dependent", 1, 1, polluters=polluters)
-    with Store(tmp_path / "kb.sqlite") as store:
+    with SqliteStore(tmp_path / "kb.sqlite") as store:
         report = diagnose_run(with_verdicts(Run(sources=["kb isolate"], format="kb-isolate"), [verdict]), store,
                               record=False)
     cause = report["root_causes"][0]

@@ -377,11 +377,11 @@ def test_an_index_file_name_that_escapes_the_cache_is_refused(tmp_path: Path, mo
 
 def test_learn_says_so_when_the_installed_version_is_not_pep_440(tmp_path: Path) -> None:
     from kb.knowledge.learn import learn
-    from kb.store import Store
+    from kb.store import SqliteStore
 
     report = {"root_causes": [{"layer": "generic", "owner": {"kind": "distribution", "distribution": "foolib",
                                                              "version": "2.0-custom"}}]}
-    with Store(tmp_path / "kb.sqlite") as store:
+    with SqliteStore(tmp_path / "kb.sqlite") as store:
         result = learn(report, store)
     assert result.rows == 0 and result.problems == [
         "foolib: the installed version '2.0-custom' is not a PEP 440 version: there is no release range to compare"]

@@ -15,9 +15,11 @@ import pytest
 
 from kb.fix import FixOptions, fix_rounds
 from kb.run.isolate import run_bound
-from kb.store import Store
+from kb.store import open_store
 
 from .faults import make_project
+
+pytestmark = pytest.mark.backends  # the history and the fixes on SQLite and on PostgreSQL (conftest)
 
 PYTEST = [sys.executable, "-m", "pytest"]
 
@@ -33,9 +35,9 @@ def _isolate(root: Path, db: Path, test: str, repeat: int = 1) -> dict:
     return json.loads(out.stdout)
 
 
-def test_one_polluter_is_found_within_the_bound_and_reproduced(tmp_path: Path) -> None:
+def test_one_polluter_is_found_within_the_bound_and_reproduced(tmp_path: Path, kb_db: str) -> None:
     info = make_project(tmp_path / "p", tests=30, faults=("polluter",))
-    found = _isolate(tmp_path / "p", tmp_path / "kb.sqlite", info["victim"])
+    found = _isolate(tmp_path / "p", kb_db, info["victim"])
     assert found["verdict"] == "order-dependent" and found["polluters"] == info["polluters"]
     n = found["tests_before"]
     assert found["by_step"]["polluters"] <= run_bound(n), found  # step (b) within ceil(log2 n) + 2
@@ -46,34 +48,34 @@ def test_one_polluter_is_found_within_the_bound_and_reproduced(tmp_path: Path) -
     done = subprocess.run([*PYTEST, "-q", "-p", "no:cacheprovider", *found["reproducer"]], cwd=tmp_path / "p",
                           capture_output=True, text=True)
     assert "1 failed, 1 passed" in done.stdout
-    verdicts = list(Store(tmp_path / "kb.sqlite").db["verdicts"].rows)
+    verdicts = list(open_store(kb_db).query_dicts("SELECT * FROM verdicts ORDER BY 1"))
     assert [(v["test"], v["verdict"]) for v in verdicts] == [(info["victim"], "order-dependent")]
 
 
-def test_two_polluters_are_both_found(tmp_path: Path) -> None:
+def test_two_polluters_are_both_found(tmp_path: Path, kb_db: str) -> None:
     info = make_project(tmp_path / "p", tests=16, faults=("two-polluters",))
-    found = _isolate(tmp_path / "p", tmp_path / "kb.sqlite", info["victim"])
+    found = _isolate(tmp_path / "p", kb_db, info["victim"])
     assert sorted(found["polluters"]) == sorted(info["polluters"])
 
 
-def test_polluters_that_only_pollute_together_are_minimised(tmp_path: Path) -> None:
+def test_polluters_that_only_pollute_together_are_minimised(tmp_path: Path, kb_db: str) -> None:
     info = make_project(tmp_path / "p", tests=12, faults=("group-polluter",))
-    found = _isolate(tmp_path / "p", tmp_path / "kb.sqlite", info["victim"])
+    found = _isolate(tmp_path / "p", kb_db, info["victim"])
     assert found["verdict"] == "order-dependent"
     assert sorted(found["polluters"]) == sorted(info["polluters"])
     assert found["reproducer"][-1] == info["victim"] and len(found["reproducer"]) == 3
 
 
-def test_a_test_that_needs_another_ones_side_effect(tmp_path: Path) -> None:
+def test_a_test_that_needs_another_ones_side_effect(tmp_path: Path, kb_db: str) -> None:
     info = make_project(tmp_path / "p", tests=20, faults=("needs-setup",))
-    found = _isolate(tmp_path / "p", tmp_path / "kb.sqlite", info["dependent"])
+    found = _isolate(tmp_path / "p", kb_db, info["dependent"])
     assert found["verdict"] == "needs-setup" and found["providers"] == [info["provider"]]
     assert found["root_causes"][0]["rule"] == "verdict-needs-setup"
 
 
-def test_a_seeded_flaky_test_is_flaky_in_run_and_isolate(tmp_path: Path) -> None:
+def test_a_seeded_flaky_test_is_flaky_in_run_and_isolate(tmp_path: Path, kb_db: str) -> None:
     info = make_project(tmp_path / "p", tests=10, faults=("flaky",), flaky_rate=0.5, seed=3)
-    db = tmp_path / "kb.sqlite"
+    db = kb_db
     out = _kb("run", "--quiet", "--repeat", "3", "--format", "json", "--", *PYTEST, db=db, cwd=tmp_path / "p")
     doc = json.loads(out.stdout)
     assert out.returncode == doc["command"]["exit_status"]  # the command's own status
@@ -85,7 +87,7 @@ def test_a_seeded_flaky_test_is_flaky_in_run_and_isolate(tmp_path: Path) -> None
     found = _isolate(tmp_path / "p", db, info["flaky"], repeat=6)
     assert found["verdict"] == "flaky" and 0 < found["failed"] < 6 and found["runs"] == 6
     # the verdict's remedy: quarantine, approved by a person, verified, and it holds while it lasts
-    store = Store(db)
+    store = open_store(db)
     events = list(fix_rounds(store.last_report(), tmp_path / "p", store, FixOptions(apply=True, interactive=True),
                              approve=lambda item: True))
     outcome = next(e.outcome for e in events if e.kind == "outcome")
@@ -93,12 +95,12 @@ def test_a_seeded_flaky_test_is_flaky_in_run_and_isolate(tmp_path: Path) -> None
     assert "reason='kb quarantine until " in (tmp_path / "p" / info["flaky"].split("::")[0]).read_text()
 
 
-def test_a_removed_api_is_deterministic_and_explained(tmp_path: Path) -> None:
+def test_a_removed_api_is_deterministic_and_explained(tmp_path: Path, kb_db: str) -> None:
     root = tmp_path / "p"
     make_project(root, tests=5, faults=())
     (root / "tests" / "test_api.py").write_text(
         "import collections\n\n\ndef test_mapping():\n    assert isinstance({}, collections.Mapping)\n")
-    db = tmp_path / "kb.sqlite"
+    db = kb_db
     out = _kb("run", "--quiet", "--format", "json", "--", *PYTEST, db=db, cwd=root)
     assert out.returncode == 1, out.stderr  # pytest's status: tests failed
     doc = json.loads(out.stdout)
@@ -109,8 +111,8 @@ def test_a_removed_api_is_deterministic_and_explained(tmp_path: Path) -> None:
     assert "collections.Mapping" in found["root_causes"][0]["title"]
 
 
-def test_collection_and_conftest_errors_are_diagnosed(tmp_path: Path) -> None:
-    db = tmp_path / "kb.sqlite"
+def test_collection_and_conftest_errors_are_diagnosed(tmp_path: Path, kb_db: str) -> None:
+    db = kb_db
     make_project(tmp_path / "c", tests=5, faults=("collection-error",))
     out = _kb("run", "--quiet", "--format", "json", "--", *PYTEST, db=db, cwd=tmp_path / "c")
     doc = json.loads(out.stdout)
@@ -122,20 +124,20 @@ def test_collection_and_conftest_errors_are_diagnosed(tmp_path: Path) -> None:
     assert "cv2" in doc["root_causes"][0]["title"]
 
 
-def test_fail_on_decides_the_exit_status(tmp_path: Path) -> None:
+def test_fail_on_decides_the_exit_status(tmp_path: Path, kb_db: str) -> None:
     info = make_project(tmp_path / "p", tests=10, faults=("polluter",))
-    db = tmp_path / "kb.sqlite"
+    db = kb_db
     assert info["victim"]
     codes = {mode: _kb("run", "--quiet", "--fail-on", mode, "--", *PYTEST, db=db, cwd=tmp_path / "p").returncode
              for mode in ("status", "any", "undiagnosed", "never")}
     assert codes == {"status": 1, "any": 1, "undiagnosed": 1, "never": 0}  # an assertion failure: undiagnosed
 
 
-def test_commands_that_hang_are_missing_or_write_no_report(tmp_path: Path) -> None:
+def test_commands_that_hang_are_missing_or_write_no_report(tmp_path: Path, kb_db: str) -> None:
     root = tmp_path / "p"
     make_project(root, tests=2)
     (root / "tests" / "test_slow.py").write_text("import time\n\n\ndef test_slow():\n    time.sleep(60)\n")
-    db = tmp_path / "kb.sqlite"
+    db = kb_db
     hang = _kb("run", "--quiet", "--timeout", "3", "--", *PYTEST, db=db, cwd=root)
     missing = _kb("run", "--", "no-such-test-command-kb", db=db, cwd=root)
     silent = _kb("run", "--", sys.executable, "-c", "print('all good')", db=db, cwd=root)
@@ -150,15 +152,15 @@ def test_commands_that_hang_are_missing_or_write_no_report(tmp_path: Path) -> No
         assert out.returncode == 1, out.stderr
         last = out.stderr.strip().splitlines()[-1]  # the command's own output comes first (on stderr)
         assert last.startswith("kb: error: ") and words in last and "Traceback" not in out.stderr, out.stderr
-    problems = [r["problem"] for r in Store(db).db["runs"].rows]
+    problems = [r["problem"] for r in open_store(db).query_dicts("SELECT * FROM runs ORDER BY 1")]
     assert len(problems) == 5 and all(problems)  # every one recorded
 
 
-def test_a_non_pytest_command_names_its_report(tmp_path: Path) -> None:
+def test_a_non_pytest_command_names_its_report(tmp_path: Path, kb_db: str) -> None:
     source = Path(__file__).parent / "corpus/real/pyjwt-1.5.3/report.xml"
     out = _kb("run", "--report", "out.xml", "--format", "json", "--", sys.executable, "-c",
               f"import shutil; shutil.copy({str(source)!r}, 'out.xml'); raise SystemExit(3)",
-              db=tmp_path / "kb.sqlite", cwd=tmp_path)
+              db=kb_db, cwd=tmp_path)
     assert out.returncode == 3, out.stderr
     assert "collections.Mapping" in json.loads(out.stdout)["root_causes"][0]["title"]
 

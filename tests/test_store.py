@@ -1,8 +1,8 @@
-"""The knowledge base: migrations, whole-pack refusal, validation on write, kb db check."""
+"""The knowledge base: migrations, whole-pack refusal, validation on write, kb db check — on SQLite and
+on a real PostgreSQL server (the module is marked ``backends``: KB_DB / ``kb_db`` is each in turn)."""
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from pathlib import Path
 
@@ -11,7 +11,9 @@ import sqlite_utils
 
 from kb.errors import RuleError, StoreError
 from kb.rulepack import parse_pack
-from kb.store import MIGRATIONS, SCHEMA_VERSION, Store, find_db
+from kb.store import MIGRATIONS, SCHEMA_VERSION, SqliteStore, Store, apply_sqlite, find_db, open_store
+
+pytestmark = pytest.mark.backends
 
 PACK = b"""
 pack: mini
@@ -43,8 +45,17 @@ distributions:
 """
 
 
-def test_pack_loads(tmp_path: Path) -> None:
-    store = Store(tmp_path / "kb.sqlite", seed=False)
+def _empty(kb_db: str) -> Store:
+    """The test's KB with no packs at all (the PostgreSQL test databases start seeded)."""
+    store = open_store(kb_db, seed=False)
+    with store.write():
+        for (name,) in store.query("SELECT name FROM packs"):
+            store._drop_pack(name)
+    return store
+
+
+def test_pack_loads(kb_db: str) -> None:
+    store = _empty(kb_db)
     store.load_pack(parse_pack(PACK, "mini.yaml"))
     counts = store.counts()
     assert (counts["rules"], counts["api_changes"], counts["distributions"]) == (1, 1, 1)
@@ -61,8 +72,8 @@ def test_pack_loads(tmp_path: Path) -> None:
      "/distributions/1/import"),
     (lambda t: t + b"  - : [\n", "line"),
 ])
-def test_invalid_pack_is_refused_whole(tmp_path: Path, mutate, where: str) -> None:
-    store = Store(tmp_path / "kb.sqlite", seed=False)
+def test_invalid_pack_is_refused_whole(kb_db: str, mutate, where: str) -> None:
+    store = _empty(kb_db)
     with pytest.raises(RuleError) as info:
         store.load_pack(parse_pack(mutate(PACK), "bad.yaml"))
     message = str(info.value)
@@ -70,52 +81,88 @@ def test_invalid_pack_is_refused_whole(tmp_path: Path, mutate, where: str) -> No
     assert store.counts()["rules"] == 0 and store.counts()["packs"] == 0
 
 
+@pytest.mark.sqlite_only
 def test_migration_upgrades_an_old_db_and_keeps_its_data(tmp_path: Path) -> None:
     path = tmp_path / "old.sqlite"
     db = sqlite_utils.Database(path)
-    MIGRATIONS[0](db)
+    for step in MIGRATIONS[0]:
+        apply_sqlite(db, step)
     db["packs"].insert({"name": "old", "version": "0", "origin": "x", "sha256": "y", "loaded_at": "z"})
     db.execute("PRAGMA user_version = 1")
     db.close()
-    store = Store(path, seed=False)
+    store = SqliteStore(path, seed=False)
     assert store.user_version == SCHEMA_VERSION
-    assert [r["name"] for r in store.db["packs"].rows] == ["old"]
-    assert "runs" in store.db.table_names() and "fix_outcomes" in store.db.table_names()
+    assert store.query("SELECT name FROM packs") == [("old",)]
+    assert "runs" in store.table_names() and "fix_outcomes" in store.table_names()
+    assert store.check() == []
 
 
+def test_a_history_from_before_uids_gets_one_per_row(tmp_path: Path) -> None:
+    """Migration 7 gives the runs, fix outcomes and verdicts an old KB already holds their uids."""
+    path = tmp_path / "v6.sqlite"
+    db = sqlite_utils.Database(path)
+    for steps in MIGRATIONS[:6]:
+        for step in steps:
+            apply_sqlite(db, step)
+    for _ in range(3):
+        db["runs"].insert({"created_at": "t", "sources": "[]", "environment": "{}"})
+        db["fix_outcomes"].insert({"created_at": "t", "cause_key": "k", "rule": "r", "verdict": "verified",
+                                   "doc": "{}"})
+    db.execute("PRAGMA user_version = 6")
+    db.close()
+    with SqliteStore(path, seed=False) as store:
+        for table in ("runs", "fix_outcomes"):
+            uids = [uid for (uid,) in store.query(f"SELECT uid FROM {table}")]
+            assert len(set(uids)) == 3 and all(len(uid) == 32 for uid in uids)
+
+
+def test_an_empty_database_is_migrated_to_the_whole_schema(kb_db: str, kb_backend: str,
+                                                           request: pytest.FixtureRequest) -> None:
+    location = kb_db
+    if kb_backend == "postgresql":  # a database nobody has migrated: kb creates every table itself
+        server = request.getfixturevalue("pg_server")
+        server.admin("CREATE DATABASE kb_blank")
+        location = server.url("kb_blank")
+    with open_store(location, seed=False) as store:
+        assert store.user_version == SCHEMA_VERSION and store.missing_tables() == [] and store.check() == []
+
+
+@pytest.mark.sqlite_only
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "new.sqlite"
     conn = sqlite3.connect(path)
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     conn.close()
     with pytest.raises(StoreError, match="newer kb"):
-        Store(path, seed=False)
+        SqliteStore(path, seed=False)
 
 
+@pytest.mark.sqlite_only
 def test_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "junk.sqlite"
     path.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(StoreError, match="junk.sqlite"):
-        Store(path, seed=False)
+        SqliteStore(path, seed=False)
 
 
-def test_invalid_diagnosis_is_not_written(tmp_path: Path) -> None:
-    store = Store(tmp_path / "kb.sqlite", seed=False)
+def test_invalid_diagnosis_is_not_written(kb_db: str) -> None:
+    store = open_store(kb_db, seed=False)
     with pytest.raises(StoreError, match="diagnosis 0"):
         store.record_run({"format": "junit", "tests": 1, "passed": 0, "failures": 1, "errors": 0, "skipped": 0},
                          [], [{"rule": "r", "title": "t"}])
     assert store.counts()["runs"] == 0
 
 
-def test_db_check_reports_a_corrupted_document(tmp_path: Path) -> None:
-    store = Store(tmp_path / "kb.sqlite", seed=False)
+def test_db_check_reports_a_corrupted_document(kb_db: str) -> None:
+    store = _empty(kb_db)
     store.load_pack(parse_pack(PACK, "mini.yaml"))
-    store.db.execute("UPDATE rules SET prior = 7")
-    store.db.conn.commit()
+    with store.write():
+        store.query("UPDATE rules SET prior = 7")
     problems = store.check()
     assert problems and "rule mini-import" in problems[0] and "/prior" in problems[0]
 
 
+@pytest.mark.sqlite_only  # where the file is: the same code path whatever KB_DB says
 def test_find_db_walks_up_like_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("KB_DB", raising=False)
     (tmp_path / ".kb").mkdir()
@@ -124,14 +171,27 @@ def test_find_db_walks_up_like_git(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert find_db(deep) == tmp_path / ".kb" / "kb.sqlite"
     monkeypatch.setenv("KB_DB", str(tmp_path / "x.sqlite"))
     assert find_db(deep) == tmp_path / "x.sqlite"
+    monkeypatch.setenv("KB_DB", "postgresql://kb@db.example/kb")
+    assert find_db(deep) == "postgresql://kb@db.example/kb"
 
 
-def test_learned_counts_outcomes(tmp_path: Path) -> None:
-    store = Store(tmp_path / "kb.sqlite", seed=False)
-    store.db["fix_outcomes"].insert_all([
-        {"created_at": "t", "cause_key": "api:x", "rule": "r", "verdict": v, "run_id": None, "doc": json.dumps({})}
-        for v in ("verified", "verified", "failed", "rolled back", "plausible")])
+@pytest.mark.sqlite_only
+@pytest.mark.parametrize("url", ["mysql://kb:secret@db.example/kb", "sqlite:///tmp/kb.sqlite", "https://x/y"])
+def test_a_url_kb_cannot_serve_is_an_error_not_a_file(url: str, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(StoreError, match="cannot serve this database URL") as info:
+        open_store(url)
+    assert "secret" not in str(info.value)
+    assert list(tmp_path.rglob("*")) == []  # no file made under the URL's name
+
+
+def test_learned_counts_outcomes(kb_db: str) -> None:
+    store = open_store(kb_db, seed=False)
+    for verdict in ("verified", "verified", "failed", "rolled back", "plausible"):
+        store.record_outcome("api:x", "r", verdict, {})
     assert store.learned("api:x") == (2, 2)
+    assert store.all_learned() == {"api:x": (2, 2)}
     assert store.learned("api:y") == (0, 0)
 
 
@@ -153,25 +213,25 @@ def test_rules_test_reports_a_failing_example(tmp_path: Path) -> None:
     assert "✖ mini-import" in text and "no_match example 1 matched" in text and "1 rule(s) failed" in text
 
 
-def test_a_recorded_run_keeps_failures_frames_and_diagnoses(tmp_path: Path) -> None:
+def test_a_recorded_run_keeps_failures_frames_and_diagnoses(kb_db: str) -> None:
     from kb.diagnose import diagnose
 
     from .conftest import REAL
 
-    doc = diagnose([REAL / "pyjwt-1.5.3" / "report.xml"], db=tmp_path / "kb.sqlite")
-    store = Store(tmp_path / "kb.sqlite")
-    rows = list(store.db.query(
+    doc = diagnose([REAL / "pyjwt-1.5.3" / "report.xml"], db=kb_db)
+    store = open_store(kb_db)
+    rows = store.query_dicts(
         "SELECT f.test, fr.file, fr.line FROM failures f JOIN frames fr ON fr.failure_id = f.id "
-        "WHERE f.run_id = ? ORDER BY f.seq, fr.seq", [doc["run_id"]]))
+        "WHERE f.run_id = ? ORDER BY f.seq, fr.seq", [doc["run_id"]])
     assert len({r["test"] for r in rows}) == 9
     assert ("jwt/api_jwt.py", 5) in {(r["file"], r["line"]) for r in rows}
-    [diagnosis] = store.db["diagnoses"].rows_where("run_id = ?", [doc["run_id"]])
+    [diagnosis] = store.query_dicts("SELECT * FROM diagnoses WHERE run_id = ?", [doc["run_id"]])
     assert diagnosis["api_change"] == "collections-mapping" and diagnosis["tests"] == 9
     assert store.check() == []
 
 
-def test_a_run_order_is_found_by_the_test_that_failed_in_it(tmp_path: Path) -> None:
-    store = Store(tmp_path / "kb.sqlite")
+def test_a_run_order_is_found_by_the_test_that_failed_in_it(kb_db: str) -> None:
+    store = open_store(kb_db)
     failure = {"test": "tests/test_b.py::test_victim", "phase": "call", "exception": "AssertionError",
                "message": "assert [1] == []"}
     older = store.record_run({"sources": ["a"], "environment": {}}, [failure], [])
