@@ -1,5 +1,6 @@
 """The datasette export: a clean database plus metadata, served by datasette itself on 127.0.0.1,
-and every canned query returns the rows the recorded history implies."""
+and every canned query returns the rows the recorded history implies — exported from a SQLite KB and
+from a PostgreSQL one."""
 
 from __future__ import annotations
 
@@ -16,22 +17,23 @@ import pytest
 
 from kb.diagnose import diagnose
 from kb.export import QUERIES, export_datasette
-from kb.store import Store
+from kb.store import open_store
 
+from .conftest import BACKENDS
 from .test_readme import ROOT
 
 REAL = ROOT / "tests/corpus/real"
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+@pytest.fixture(scope="module", params=BACKENDS)
+def exported(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> tuple[Path, Path]:
     tmp = tmp_path_factory.mktemp("export")
-    db = tmp / "kb.sqlite"
+    db = request.getfixturevalue("pg_server").new_database() if request.param == "postgresql" else str(tmp / "kb.sqlite")
     for case in ("pyjwt-1.5.3", "configargparse-1.2.3", "janus-0.4.0"):
         diagnose([REAL / case / "report.xml"], db=db)
-    store = Store(db)
-    jwt = next(iter(store.db["diagnoses"].rows_where("rule = ?", ["py-cannot-import-name"])))
-    janus = next(iter(store.db["diagnoses"].rows_where("run_id = 3 and rank = 0")))
+    store = open_store(db)
+    [jwt] = store.query_dicts("SELECT * FROM diagnoses WHERE rule = ?", ["py-cannot-import-name"])
+    [janus] = store.query_dicts("SELECT * FROM diagnoses WHERE run_id = 3 AND rank = 0")
     # what kb fix records (kb.fix.apply_fix / undo_fix call exactly this)
     store.record_outcome(jwt["cause_key"], jwt["rule"], "verified", {"fix": "f1", "title": jwt["title"], "diff": "d1",
                                                                      "tests_before": 9, "tests_after": {"failures": 0}})
