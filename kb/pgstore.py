@@ -5,16 +5,16 @@ the standard ``PG*`` variables and ``~/.pgpass``, as libpq reads them. The schem
 document checks are :class:`kb.store.Store`'s, so a shared database behaves like a project's SQLite file:
 this module supplies the connection, the DDL and the write lock.
 
-Concurrency: reads run in autocommit; every write runs in one transaction that first takes a
-transaction-scoped advisory lock (:data:`WRITE_LOCK`), so many runners writing at once queue exactly as
-SQLite's ``BEGIN IMMEDIATE`` makes them queue — no run, verdict or fix outcome is lost, and ids taken
+Concurrency: reads run in autocommit; every write runs in one transaction inside kb's advisory lock
+(:data:`WRITE_LOCK`, held by the session around the transaction), so many runners writing at once queue
+exactly as SQLite's ``BEGIN IMMEDIATE`` makes them queue — no run, verdict or fix outcome is lost, and ids taken
 from ``MAX(id)`` under the lock cannot collide. Writers hold the lock for milliseconds (one run's rows).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -120,14 +120,20 @@ class PgStore(Store):
 
     @contextmanager
     def write(self) -> Iterator[None]:
-        """One transaction holding kb's advisory write lock from its start (released at commit/rollback).
-        Nested calls join the outer transaction."""
+        """One transaction, begun once kb's advisory write lock is held and committed before it is released.
+        The lock is taken outside the transaction so that the transaction starts after the previous writer's
+        commit: a transaction begun earlier could keep a stale view of the catalogue (a table another
+        writer's migration just created would look missing). Nested calls join the outer transaction."""
         if self.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             yield
             return
-        with self.conn.transaction():
-            self.conn.execute("SELECT pg_advisory_xact_lock(%s)", [WRITE_LOCK])
-            yield
+        self.conn.execute("SELECT pg_advisory_lock(%s)", [WRITE_LOCK])
+        try:
+            with self.conn.transaction():
+                yield
+        finally:
+            with suppress(psycopg.OperationalError):  # a lost connection: the server released the lock itself
+                self.conn.execute("SELECT pg_advisory_unlock(%s)", [WRITE_LOCK])
 
     @property
     def user_version(self) -> int:

@@ -1,22 +1,31 @@
-"""Eight kb processes writing one fresh KB at once: no lost row, no "database is locked"."""
+"""Eight kb processes writing one fresh KB at once: no lost row, no "database is locked" — a SQLite file
+nobody has created yet, and a PostgreSQL database nobody has migrated yet (the writers race to create,
+migrate and seed it)."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 import sys
-from pathlib import Path
+
+import pytest
+
+from kb.store import open_store
 
 from .conftest import REAL
 
 WRITERS = 8
 
 
-def test_eight_writers_one_kb(tmp_path: Path) -> None:
-    db = tmp_path / "shared.sqlite"  # not created yet: the writers also race to create and seed it
+@pytest.mark.backends
+def test_eight_writers_one_kb(kb_backend: str, tmp_path_factory: pytest.TempPathFactory,
+                              request: pytest.FixtureRequest) -> None:
+    if kb_backend == "postgresql":
+        db = request.getfixturevalue("pg_server").new_database(template=None)
+    else:
+        db = str(tmp_path_factory.mktemp("shared") / "shared.sqlite")
     report = REAL / "janus-0.4.0" / "report.xml"
-    procs = [subprocess.Popen([sys.executable, "-m", "kb", "diagnose", str(report), "--db", str(db),
+    procs = [subprocess.Popen([sys.executable, "-m", "kb", "diagnose", str(report), "--db", db,
                                "--format", "json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(WRITERS)]
     results = [(p.wait(timeout=120), p.stdout.read(), p.stderr.read()) for p in procs]
@@ -28,18 +37,13 @@ def test_eight_writers_one_kb(tmp_path: Path) -> None:
         assert code == 0, err
     run_ids = sorted(json.loads(out)["run_id"] for _code, out, _err in results)
     assert len(set(run_ids)) == WRITERS
-    conn = sqlite3.connect(db)
-    try:
-        runs = conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
-        failures = conn.execute("SELECT COUNT(*) FROM failures").fetchone()[0]
-        diagnoses = conn.execute("SELECT COUNT(*) FROM diagnoses").fetchone()[0]
-        packs = conn.execute("SELECT COUNT(*) FROM packs").fetchone()[0]
-        mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
-    finally:
-        conn.close()
+    with open_store(db) as store:
+        counts = store.counts()
+        assert store.check() == []
+        if kb_backend == "sqlite":
+            assert store.query("PRAGMA journal_mode") == [("wal",)]
     per_run = json.loads(results[0][1])
-    assert runs == WRITERS
-    assert failures == WRITERS * (per_run["summary"]["failures"] + per_run["summary"]["errors"])
-    assert diagnoses == WRITERS * len(per_run["root_causes"])
-    assert packs >= 1
-    assert mode == "wal"
+    assert counts["runs"] == WRITERS
+    assert counts["failures"] == WRITERS * (per_run["summary"]["failures"] + per_run["summary"]["errors"])
+    assert counts["diagnoses"] == WRITERS * len(per_run["root_causes"])
+    assert counts["packs"] >= 1

@@ -120,9 +120,7 @@ def test_an_empty_database_is_migrated_to_the_whole_schema(kb_db: str, kb_backen
                                                            request: pytest.FixtureRequest) -> None:
     location = kb_db
     if kb_backend == "postgresql":  # a database nobody has migrated: kb creates every table itself
-        server = request.getfixturevalue("pg_server")
-        server.admin("CREATE DATABASE kb_blank")
-        location = server.url("kb_blank")
+        location = request.getfixturevalue("pg_server").new_database(template=None)
     with open_store(location, seed=False) as store:
         assert store.user_version == SCHEMA_VERSION and store.missing_tables() == [] and store.check() == []
 
