@@ -18,7 +18,7 @@ from __future__ import annotations
 from .confidence import Evidence, confidence
 from .core import Engine, EngineResult
 from .matcher import Matcher, regex_hazard, required_literal
-from .types import ApiRow, Cause, Distribution, FailureFact, Owner, Remedy, Rule, Symptom
+from .types import ApiRow, Cause, Distribution, FailureFact, FailureLike, Owner, Remedy, Rule, Symptom
 
 __all__ = [
     "ApiRow",
@@ -28,6 +28,7 @@ __all__ = [
     "EngineResult",
     "Evidence",
     "FailureFact",
+    "FailureLike",
     "Matcher",
     "Owner",
     "Remedy",

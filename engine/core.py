@@ -10,7 +10,7 @@ from typing import Any, Protocol
 from . import generic, runner
 from .confidence import Evidence, confidence
 from .matcher import Matcher
-from .types import GENERIC_KINDS, LAYERS, ApiRow, Cause, Distribution, FailureFact, Owner, Remedy, Rule, Symptom
+from .types import GENERIC_KINDS, LAYERS, ApiRow, Cause, Distribution, FailureLike, Owner, Remedy, Rule, Symptom
 
 __all__ = ["Engine", "EngineResult", "Knowledge", "OwnerResolver", "GENERIC_KINDS"]
 
@@ -102,7 +102,7 @@ class Engine:
 
     def run(
         self,
-        facts: Sequence[FailureFact],
+        facts: Sequence[FailureLike],
         knowledge: Knowledge,
         environment: dict[str, str] | None = None,
         owners: OwnerResolver | None = None,
@@ -233,7 +233,7 @@ class Engine:
         rows: dict[str, ApiRow],
         dists: dict[str, Distribution],
         options: dict[str, list[Remedy]],
-        by_id: dict[int, FailureFact],
+        by_id: dict[int, FailureLike],
         knowledge: Knowledge,
         environment: dict[str, str],
         sym_owner: dict[str, Owner],
@@ -379,9 +379,18 @@ def _owner_evidence(causes: list[Cause], symptoms: Sequence[Symptom], owned: dic
     """Every cause shows the owner facts of its failures, also those a different wording resolved (the
     nose rule's failures name the project's own class) and, for a rule tied to a release (``since``),
     the distribution it is tied to."""
-    for cause in causes:
-        mine = set(cause.failures)
-        lines = [owner.describe() for i, owner in owned.items() if mine & set(symptoms[i].failures)]
+    holders: dict[int, list[int]] = {}  # failure id → the causes that hold it
+    for n, cause in enumerate(causes):
+        for fid in cause.failures:
+            holders.setdefault(fid, []).append(n)
+    found: list[list[str]] = [[] for _ in causes]
+    for i, owner in owned.items():  # in symptom order, as each cause lists them
+        touched = {n for fid in symptoms[i].failures for n in holders.get(fid, ())}
+        if touched:
+            line = owner.describe()
+            for n in touched:
+                found[n].append(line)
+    for cause, lines in zip(causes, found, strict=True):
         if cause.rule.since and not any(f"owner of {cause.rule.since[0]}" in line for line in lines):
             dist = cause.rule.since[0]
             version = environment.get(dist.lower(), "")
@@ -396,7 +405,7 @@ def _owner_evidence(causes: list[Cause], symptoms: Sequence[Symptom], owned: dic
 _MIN_WRAPPER = 24
 
 
-def _same_wrapper(causes: list[Cause], by_id: dict[int, FailureFact], undiagnosed: list[int]) -> list[int]:
+def _same_wrapper(causes: list[Cause], by_id: dict[int, FailureLike], undiagnosed: list[int]) -> list[int]:
     """Give an undiagnosed failure to a cause when it shows the same wrapper error.
 
     Libraries often catch an exception and raise their own (``CoreError: Unable to load ...``).

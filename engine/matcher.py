@@ -22,7 +22,7 @@ import ahocorasick
 
 from . import regex as rx
 from .regex import sre_parse
-from .types import SYMPTOM_FIELDS, FailureFact, Rule, Symptom
+from .types import SYMPTOM_FIELDS, FailureFact, FailureLike, Rule, Symptom
 
 __all__ = ["Matcher", "required_literal", "regex_hazard", "normalise", "compile_rule_regex", "check_fields",
            "SCAN_LIMIT"]
@@ -246,6 +246,7 @@ class Matcher:
             else:
                 self._buckets[key] = _Bucket(None, always)
         self._fields = sorted({rule.field for rule in self.rules})
+        self._plans: dict[tuple[str, str], tuple[_Bucket, ...]] = {}
 
     def _regex(self, index: int) -> rx.Pattern:
         compiled = self._compiled.get(index)
@@ -257,31 +258,34 @@ class Matcher:
     def candidate_indexes(self, text: str, exception: str = "", field: str = "message") -> list[int]:
         """Indexes into :attr:`rules` of the rules whose regex may match ``text`` (their required
         literal occurs in it), in rule order: the index alone, without running any regex."""
-        fact = FailureFact(0, exception, "call", text[:SCAN_LIMIT], "")
-        return self._candidates(fact, field, text[:SCAN_LIMIT].lower())
+        return self._candidates(exception, field, text[:SCAN_LIMIT].lower())
 
     def search(self, rule_index: int, text: str) -> rx.Match | None:
         """Rule ``rule_index``'s regex over the first ``SCAN_LIMIT`` characters of ``text``."""
         return self._regex(rule_index).search(text[:SCAN_LIMIT])
 
-    def _candidates(self, fact: FailureFact, field: str, lowered: str) -> list[int]:
-        keys = [fact.exception, fact.exception.rsplit(".", 1)[-1], _ANY]
+    def _plan(self, exception: str, field: str) -> tuple[_Bucket, ...]:
+        """The buckets a failure of type ``exception`` is looked up in for ``field``: its exact type, the
+        type's last dotted part and the rules for any type. Memoised: a run shows few distinct types."""
+        plan = self._plans.get((exception, field))
+        if plan is None:
+            if len(self._plans) >= _MAX_PLANS:  # a long-lived matcher (kb batch) sees many runs
+                self._plans.clear()
+            names = dict.fromkeys((exception, exception.rsplit(".", 1)[-1], _ANY))
+            plan = self._plans[(exception, field)] = tuple(
+                bucket for name in names if (bucket := self._buckets.get((name, field))) is not None)
+        return plan
+
+    def _candidates(self, exception: str, field: str, lowered: str) -> list[int]:
         found: set[int] = set()
-        seen_keys: set[str] = set()
-        for exc in keys:
-            if exc in seen_keys:
-                continue
-            seen_keys.add(exc)
-            bucket = self._buckets.get((exc, field))
-            if bucket is None:
-                continue
+        for bucket in self._plan(exception, field):
             found.update(bucket.always)
             if bucket.automaton is not None:
                 for _end, indexes in bucket.automaton.iter(lowered):
                     found.update(indexes)
         return sorted(found)
 
-    def match(self, fact: FailureFact, fields: tuple[str, ...] = ("message", "text")
+    def match(self, fact: FailureLike, fields: tuple[str, ...] = ("message", "text")
               ) -> Iterator[tuple[Rule, dict[str, str]]]:
         """Yield (rule, normalised fields) for every rule the failure matches.
 
@@ -293,32 +297,47 @@ class Matcher:
             for exception, message in reversed(fact.chain):
                 yield from self._match_one(FailureFact(fact.id, exception, fact.phase, message, ""), ("message",))
 
-    def _match_one(self, fact: FailureFact, fields: tuple[str, ...]) -> Iterator[tuple[Rule, dict[str, str]]]:
+    def _match_one(self, fact: FailureLike, fields: tuple[str, ...]) -> Iterator[tuple[Rule, dict[str, str]]]:
         for field in self._fields:
             if field not in fields:
                 continue
             text = (fact.message if field == "message" else fact.text)[:SCAN_LIMIT]
-            if not text:
+            if not text or not self._plan(fact.exception, field):
                 continue
-            for index in self._candidates(fact, field, text.lower()):
-                rule = self.rules[index]
-                if rule.phases and fact.phase not in rule.phases:
-                    continue
-                self.regexes_tried += 1
-                found = self._regex(index).search(text)
-                if found is None:
-                    continue
-                captures = {k: v for k, v in found.groupdict().items() if v is not None}
-                captures.update(dict(rule.set))
-                normalised = normalise(rule.symptom, captures)
-                if normalised is None:
-                    continue
-                yield rule, normalised
+            yield from self._run(fact.phase, self._candidates(fact.exception, field, text.lower()), text)
 
-    def _has_text_rules(self, exception: str) -> bool:
-        return any((key, "text") in self._buckets for key in (exception, exception.rsplit(".", 1)[-1], _ANY))
+    def _run(self, phase: str, indexes: list[int], text: str) -> Iterator[tuple[Rule, dict[str, str]]]:
+        """The candidate rules' regexes over ``text``: (rule, normalised fields) of each that matches."""
+        for index in indexes:
+            rule = self.rules[index]
+            if rule.phases and phase not in rule.phases:
+                continue
+            self.regexes_tried += 1
+            found = self._regex(index).search(text)
+            if found is None:
+                continue
+            captures = {k: v for k, v in found.groupdict().items() if v is not None}
+            captures.update(dict(rule.set))
+            normalised = normalise(rule.symptom, captures)
+            if normalised is None:
+                continue
+            yield rule, normalised
 
-    def symptoms(self, facts: Iterable[FailureFact]) -> tuple[list[Symptom], list[int]]:
+    def _text_keys(self, fact: FailureLike, plan: tuple[_Bucket, ...]) -> list[_Key]:
+        """The symptoms of the rules that read the whole traceback (``in: text``), for one failure."""
+        text = fact.text[:SCAN_LIMIT]
+        lowered = text.lower()
+        found: set[int] = set()
+        for bucket in plan:
+            found.update(bucket.always)
+            if bucket.automaton is not None:
+                for _end, indexes in bucket.automaton.iter(lowered):
+                    found.update(indexes)
+        if not found:  # the usual case: no text rule's literal occurs in the traceback
+            return []
+        return [_key(r, f) for r, f in self._run(fact.phase, sorted(found), text)]
+
+    def symptoms(self, facts: Iterable[FailureLike]) -> tuple[list[Symptom], list[int]]:
         """Group matches into one Symptom per distinct (rule, kind, fields); return unmatched ids too.
 
         Failures with one cause usually print the same message, so message matching is
@@ -326,31 +345,46 @@ class Matcher:
         once. Rules that read the whole traceback (``in: text``) run per failure, and only
         for exception types that have such rules.
         """
-        grouped: dict[tuple[str, str, tuple[tuple[str, str], ...]], list[int]] = {}
+        grouped: dict[_Key, list[int]] = {}
         unmatched: list[int] = []
-        memo: dict[tuple[object, ...], list[tuple[str, str, tuple[tuple[str, str], ...]]]] = {}
-        text_buckets: dict[str, bool] = {}
+        memo: dict[tuple[object, ...], list[_Key]] = {}
         for fact in facts:
-            memo_key = (fact.exception, fact.phase, fact.message[:SCAN_LIMIT], fact.chain)
+            message = fact.message
+            memo_key = (fact.exception, fact.phase, message if len(message) <= SCAN_LIMIT else message[:SCAN_LIMIT],
+                        fact.chain)
             keys = memo.get(memo_key)
-            if keys is None:
-                keys = [(r.id, r.symptom, tuple(sorted(f.items()))) for r, f in self.match(fact, ("message",))]
-                memo[memo_key] = keys
-            has_text = text_buckets.get(fact.exception)
-            if has_text is None:
-                has_text = text_buckets[fact.exception] = self._has_text_rules(fact.exception)
-            if has_text and fact.text:
-                keys = keys + [(r.id, r.symptom, tuple(sorted(f.items()))) for r, f in self.match(fact, ("text",))]
-            keys = list(dict.fromkeys(keys))  # a rule matching message and chain counts once
+            if keys is None:  # a rule matching message and chain counts once
+                keys = memo[memo_key] = list(dict.fromkeys(_key(r, f) for r, f in self.match(fact, ("message",))))
+            if fact.text:
+                plan = self._plan(fact.exception, "text")
+                if plan:
+                    more = self._text_keys(fact, plan)
+                    if more:
+                        keys = list(dict.fromkeys(keys + more))
             if not keys:
                 unmatched.append(fact.id)
+                continue
             for key in keys:
-                grouped.setdefault(key, []).append(fact.id)
+                found = grouped.get(key)
+                if found is None:
+                    grouped[key] = [fact.id]
+                else:
+                    found.append(fact.id)
         symptoms = [
             Symptom(rule=rule_id, kind=kind, fields=fields, failures=tuple(ids))
             for (rule_id, kind, fields), ids in grouped.items()
         ]
         return symptoms, unmatched
+
+
+#: a symptom's grouping key: (rule id, symptom kind, sorted normalised fields)
+_Key = tuple[str, str, tuple[tuple[str, str], ...]]
+#: at most this many (exception type, field) lookup plans are kept
+_MAX_PLANS = 4096
+
+
+def _key(rule: Rule, fields: dict[str, str]) -> _Key:
+    return rule.id, rule.symptom, tuple(sorted(fields.items()))
 
 
 def compile_rule_regex(regex: str, ignore_case: bool = False) -> rx.Pattern:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-__all__ = ["Rule", "FailureFact", "Symptom", "ApiRow", "Distribution", "Owner", "Remedy", "Cause", "SYMPTOM_FIELDS",
+__all__ = ["Rule", "FailureFact", "FailureLike", "Symptom", "ApiRow", "Distribution", "Owner", "Remedy", "Cause", "SYMPTOM_FIELDS",
            "OWNER_KINDS", "LAYERS", "GENERIC_KINDS"]
 
 #: the named captures (after normalisation) each symptom kind needs
@@ -82,6 +82,29 @@ class FailureFact:
     #: earlier exceptions of a chained traceback, (type, message), oldest first: a wrapper
     #: exception (``ValueError: object has no __init__ method``) often hides the real cause
     chain: tuple[tuple[str, str], ...] = ()
+
+
+class FailureLike(Protocol):
+    """What the engine reads of a failure: a :class:`FailureFact`, or any object with these attributes
+    (the app passes its own failure objects, rather than copy every failure of a large run)."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def exception(self) -> str: ...
+
+    @property
+    def phase(self) -> str: ...
+
+    @property
+    def message(self) -> str: ...
+
+    @property
+    def text(self) -> str: ...
+
+    @property
+    def chain(self) -> tuple[tuple[str, str], ...]: ...
 
 
 @dataclass(frozen=True)

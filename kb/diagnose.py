@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from . import __version__
-from .engine import Engine, FailureFact, Owner
+from .engine import Engine, Owner
 from .facts import Failure, failures_from_run
 from .ingest import read_reports
 from .knowledge.snapshot import Snapshot
@@ -46,15 +46,22 @@ def _short(text: str, limit: int = MESSAGE_LIMIT) -> str:
 NEIGHBOURS = 10
 
 
-def _neighbours(tests: list[str], order: list[str], failing: set[str]) -> list[str]:
-    files = {t.split("::", 1)[0] for t in tests}
-    found: list[str] = []
-    for test in order:
-        if test.split("::", 1)[0] in files and test not in failing and "::" in test:
-            found.append(test)
-            if len(found) == NEIGHBOURS:
-                break
-    return found
+def _neighbour_index(order: list[str], failing: set[str]) -> dict[str, list[tuple[int, str]]]:
+    """The first ``NEIGHBOURS`` passing tests of each file, with their place in the run's order: one pass
+    over the order for the whole report, not one per root cause."""
+    index: dict[str, list[tuple[int, str]]] = {}
+    for place, test in enumerate(order):
+        if "::" in test and test not in failing:
+            found = index.setdefault(test.split("::", 1)[0], [])
+            if len(found) < NEIGHBOURS:
+                found.append((place, test))
+    return index
+
+
+def _neighbours(tests: list[str], index: dict[str, list[tuple[int, str]]]) -> list[str]:
+    """The first ``NEIGHBOURS`` passing tests, in the run's order, from the files of ``tests``."""
+    found = sorted(item for file in {t.split("::", 1)[0] for t in tests} for item in index.get(file, ()))
+    return [test for _place, test in found[:NEIGHBOURS]]
 
 
 def _owner_doc(owner: Owner) -> dict[str, Any]:
@@ -66,6 +73,7 @@ def build_report(run: Run, failures: Sequence[Failure], result: Any, run_id: int
     """The report document for a run and its engine result."""
     by_id = {f.id: f for f in failures}
     failing = {f.test for f in failures}
+    neighbours = _neighbour_index(run.order, failing) if result.causes else {}
     root_causes = []
     for cause in result.causes:
         mine = [by_id[i] for i in cause.failures]
@@ -88,7 +96,7 @@ def build_report(run: Run, failures: Sequence[Failure], result: Any, run_id: int
                           for (file, line, func), n in where.most_common(MAX_LOCATIONS)],
             "remedies": [r.to_dict() for r in cause.remedies],
             "also_considered": cause.also_considered,
-            "neighbours": _neighbours([f.test for f in mine], run.order, failing),
+            "neighbours": _neighbours([f.test for f in mine], neighbours),
         })
     undiagnosed = [{
         "test": by_id[i].test,
@@ -124,17 +132,16 @@ def owner_resolver(failures: Sequence[Failure], run: Run, store: Store | Snapsho
         return {d.import_name: d.distribution for d in store.distributions(names)}
 
     return OwnerResolver(failures, run, python=python, root=Path(root) if root else None, import_map=import_map,
-                         cache_dir=store.path.parent / "cache" if isinstance(store, Store) else None, local=local)
+                         cache_dir=store.cache_dir if isinstance(store, Store) else None, local=local)
 
 
 def analyse_run(run: Run, knowledge: Store | Snapshot, *, engine: Engine | None = None, python: str | None = None,
                 root: str | Path | None = None, local: bool = True) -> tuple[dict[str, Any], list[Failure]]:
     """The report document for ``run`` (not recorded, ``run_id`` None) and the failures it was built from."""
     failures = failures_from_run(run)
-    facts = [FailureFact(f.id, f.exception, f.phase, f.message, f.text, f.chain) for f in failures]
     engine = engine or Engine(knowledge.rules())
     environment = {k.lower(): v for k, v in run.environment.items()}
-    result = engine.run(facts, knowledge, environment,
+    result = engine.run(failures, knowledge, environment,
                         owners=owner_resolver(failures, run, knowledge, python=python, root=root, local=local))
     return build_report(run, failures, result, None), failures
 

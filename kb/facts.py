@@ -69,13 +69,70 @@ def _e_blocks(window: str) -> list[list[str]]:
 
 def _typed(lines: list[str], expected: str = "") -> tuple[str, str] | None:
     """(type, message) from the first ``Type: message`` line of an E block (of type ``expected`` if given)."""
+    dotted = "." + expected
     for i, line in enumerate(lines):
         typed = _TYPED.match(line.strip())
-        if typed and _is_type(typed.group(1)) and (not expected or typed.group(1) == expected
-                                                    or typed.group(1).endswith("." + expected)):
-            message = "\n".join([typed.group(2), *(rest.strip() for rest in lines[i + 1:])]).strip()
-            return typed.group(1), message[:MESSAGE_LIMIT]
+        if typed is None:
+            continue
+        name, first = typed.groups()
+        if _is_type(name) and (not expected or name == expected or name.endswith(dotted)):
+            if i + 1 == len(lines):  # the usual one-line message
+                return name, first.strip()[:MESSAGE_LIMIT]
+            message = "\n".join([first, *(rest.strip() for rest in lines[i + 1:])]).strip()
+            return name, message[:MESSAGE_LIMIT]
     return None
+
+
+#: frames are values and a report repeats the same few files and lines: one Frame object each
+_INTERNED: dict[tuple[str, str, str | None], Frame] = {}
+MAX_INTERNED = 65_536
+
+
+def _frame(path: str, line: str, function: str | None) -> Frame:
+    key = (path, line, function)
+    frame = _INTERNED.get(key)
+    if frame is None:
+        if len(_INTERNED) >= MAX_INTERNED:
+            _INTERNED.clear()
+        frame = _INTERNED[key] = Frame(path, int(line), function)
+    return frame
+
+
+def _last_e_block(window: str) -> list[str]:
+    """``_e_blocks(window)[-1]`` (or ``[]``), found from the end: only the last block's lines are matched.
+
+    Every ``\\nE `` starts an ``E`` line (a match never spans a line break), and two lines are in one
+    block when the earlier one's match ends where the later one starts (a line cut at its 2,000
+    characters ends its block)."""
+    at = window.rfind("\nE ")
+    if at < 0:
+        return []
+    found = _E_LINE.match(window, at)
+    if found is None:  # pragma: no cover - "\nE " always starts a match
+        return []
+    lines = [found.group(1)]
+    while True:
+        before = window.rfind("\n", 0, at)
+        if before < 0 or not window.startswith("\nE ", before):
+            break
+        earlier = _E_LINE.match(window, before)
+        if earlier is None or earlier.end() != at:
+            break
+        lines.append(earlier.group(1))
+        at = before
+    lines.reverse()
+    return lines
+
+
+def _tail_lines(text: str, count: int) -> list[str]:
+    """``text.splitlines()[-count:]`` without splitting all of ``text``: the suffix after the
+    (count + 1)-th ``\\n`` from the end starts a line and holds at least ``count`` lines."""
+    at = len(text)
+    for _ in range(count + 1):
+        at = text.rfind("\n", 0, at)
+        if at < 0:
+            return text.splitlines()[-count:]
+    return text[at + 1:].splitlines()[-count:]
 
 
 def parse_traceback(text: str) -> tuple[str, str, list[Frame]]:
@@ -83,31 +140,35 @@ def parse_traceback(text: str) -> tuple[str, str, list[Frame]]:
     window = "\n" + _scan_window(text)
     frames: list[Frame] = []
     final_type = ""
+    line_start = window.rfind
     for found in _PYTEST_FRAME.finditer(window):
-        start = window.rfind("\n", 0, found.start()) + 1
-        path = window[start:found.start()]
+        at = found.start()
+        start = line_start("\n", 0, at) + 1
+        path = window[start:at]
         if not path or path[0].isspace() or ":" in path or len(path) > 500:
             continue
-        func = found.group(2)
-        rest = found.group(3).strip()
-        if func is None and rest and not _is_type(rest):
-            continue  # "path:12: something else" is not a frame line
-        frames.append(Frame(path, int(found.group(1)), func))
-        if func is None and rest:
-            final_type = rest
+        line, func, rest = found.groups()
+        if func is None:
+            rest = rest.strip()
+            if rest:
+                if not _is_type(rest):
+                    continue  # "path:12: something else" is not a frame line
+                final_type = rest
+        frames.append(_frame(path, line, func))
     if not frames:
-        frames = [Frame(f.group(1), int(f.group(2)), f.group(3)) for f in _NATIVE_FRAME.finditer(window)]
+        frames = [_frame(f.group(1), f.group(2), f.group(3)) for f in _NATIVE_FRAME.finditer(window)]
     exception, message = "", ""
-    blocks = _e_blocks(window)
-    if blocks:
-        typed = _typed(blocks[-1], final_type)
+    block = _last_e_block(window)
+    if block:
+        typed = _typed(block, final_type)
         if typed:
             exception, message = typed
         else:
             exception = final_type
-            message = "\n".join(line.strip() for line in blocks[-1]).strip()
-    elif text.strip():
-        for line in reversed(window.strip().splitlines()[-20:]):
+            message = "\n".join(line.strip() for line in block).strip()
+    elif text and not text.isspace():
+        stripped = window.strip()
+        for line in reversed(_tail_lines(stripped, 20)):
             native = _NATIVE_LAST.match(line.strip())
             if native:
                 exception, message = native.group(1), (native.group(2) or "")
@@ -159,26 +220,24 @@ def _failure(fid: int, result: TestResult) -> Failure:
                        message=message[:MESSAGE_LIMIT], frames=tuple(frames[-MAX_FRAMES:]),
                        location=_project_frame(frames), text=result.text or result.message, source=result.source,
                        chain=result.chain[-MAX_CHAIN:])
-    exception, message, frames = parse_traceback(result.text) if result.text else ("", "", [])
+    text = result.text
+    exception, message, frames = parse_traceback(text) if text else ("", "", [])
     if not exception or not message:  # the attributes only fill what the traceback did not say
         attr_type, attr_message = _from_attributes(result)
         if not exception:
             exception, message = attr_type, message or attr_message
         else:
             message = attr_message
-    if not exception and message.lower() in ("", "collection failure") and result.text.strip():
+    if not exception and message.lower() in ("", "collection failure") and text and not text.isspace():
         # e.g. pytest collection errors that print a bare sentence instead of an exception
-        message = result.text.strip().splitlines()[0]
+        message = text.strip().splitlines()[0]
     if result.file:
         location: Frame | None = Frame(result.file, result.line, None)
     else:
         location = _project_frame(frames)
-    return Failure(
-        id=fid, test=result.test_id, phase=result.phase, exception=exception,
-        message=message[:MESSAGE_LIMIT], frames=tuple(frames), location=location,
-        text=result.text or result.message, source=result.source,
-        chain=tuple(parse_chain(result.text)) if result.text else (),
-    )
+    # positional: a frozen dataclass's keyword call costs twice as much, and a report has thousands
+    return Failure(fid, result.test_id, result.phase, exception, message[:MESSAGE_LIMIT], tuple(frames), location,
+                   text or result.message, result.source, tuple(parse_chain(text)) if text else ())
 
 
 def failures_from_run(run: Run) -> list[Failure]:

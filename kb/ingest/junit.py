@@ -41,6 +41,8 @@ _FAIL_STATUS = {"failed", "fail", "failure"}
 _ERROR_STATUS = {"error", "errored"}
 #: the Python version is looked for in the first failures' tracebacks only
 _ENV_SCAN_RESULTS = 50
+#: node-id prefixes remembered per report (one per test class)
+_MAX_PREFIXES = 65_536
 _PY_VERSION = re.compile(r"[/\\]python(3\.\d{1,2})[/\\]")
 _DECL_ENCODING = re.compile(rb"^(\s*<\?xml[^>]*?)\s+encoding\s*=\s*(['\"])[^'\"]*\2", re.S)
 
@@ -55,6 +57,21 @@ def _local(tag: object) -> str:
     if not isinstance(tag, str):
         return ""  # comments, processing instructions
     return tag.rsplit("}", 1)[-1] if tag.startswith("{") else tag
+
+
+#: local names of the tags seen, by tag (a report uses a handful; past the cap, names are not remembered)
+_LOCALS: dict[object, str] = {}
+_MAX_LOCALS = 1024
+
+
+def _local_name(tag: object) -> str:
+    """``_local(tag)``, remembered: it is asked for every element of the report."""
+    name = _LOCALS.get(tag)
+    if name is None:
+        name = _local(tag)
+        if len(_LOCALS) < _MAX_LOCALS:
+            _LOCALS[tag] = name
+    return name
 
 
 def _source(data: BinaryIO, name: str) -> BinaryIO | bytes:
@@ -75,12 +92,17 @@ def _pytest_id(classname: str, name: str) -> str:
     if not classname:
         # collection errors: name is the dotted module ("tests.test_x")
         return name.replace(".", "/") + ".py" if name and "/" not in name and " " not in name else name
+    return _pytest_prefix(classname) + "::" + name
+
+
+def _pytest_prefix(classname: str) -> str:
+    """``tests/test_x.py::Class`` for ``tests.test_x.Class``: a module path, then the classes."""
     parts = classname.split(".")
     split = len(parts)
     while split > 1 and parts[split - 1][:1].isupper():
         split -= 1
     module = "/".join(parts[:split]) + ".py"
-    return "::".join([module, *parts[split:], name])
+    return "::".join([module, *parts[split:]])
 
 
 class _Reader:
@@ -89,18 +111,29 @@ class _Reader:
         self.run = Run(format="junit")
         self.pytest = False
         self.budget = Budget(name)
+        self._prefixes: dict[str, str] = {}
 
     def testcase(self, el: etree._Element) -> None:
         run = self.run
         classname = el.get("classname") or el.get("class") or ""
         name = el.get("name") or ""
-        test_id = _pytest_id(classname, name) if self.pytest else (f"{classname}::{name}" if classname else name)
+        if not self.pytest:
+            test_id = f"{classname}::{name}" if classname else name
+        elif classname:  # a report repeats each class many times: its node-id prefix is worked out once
+            prefix = self._prefixes.get(classname)
+            if prefix is None:
+                prefix = _pytest_prefix(classname)
+                if len(self._prefixes) < _MAX_PREFIXES:
+                    self._prefixes[classname] = prefix
+            test_id = prefix + "::" + name
+        else:
+            test_id = _pytest_id(classname, name)
         self.budget.test(test_id)
         run.tests += 1
         run.order.append(test_id)
         children: dict[str, etree._Element] = {}
         for child in el:
-            tag = _local(child.tag)
+            tag = _local_name(child.tag)
             if tag and tag not in children:
                 children[tag] = child
         primary = None
@@ -143,7 +176,7 @@ class _Reader:
             message = primary.get("message") or ""
             type_ = primary.get("type") or ""
             text = primary.text or ""
-            if not text.strip():
+            if not text or text.isspace():
                 trace = next((c for c in primary if _local(c.tag) == "stackTrace"), None)
                 text = (trace.text or "") if trace is not None else ""
         phase = "call"
@@ -170,12 +203,10 @@ class _Reader:
                 self.run.environment["python"] = found.group(1)
         message, type_, text = bounded(message), bounded(type_, 1024), bounded(text)
         self.budget.result(message, type_, text)
-        return TestResult(
-            test_id=test_id, outcome=outcome, phase=phase, classname=classname, name=name,
-            message=message, type=type_, text=text,
-            file=owner.get("file") if owner is not None else None,
-            line=int(line) if line and line.isdigit() else None, time=time, source=self.name,
-        )
+        # positional: a frozen dataclass's keyword call costs twice as much, and a report has thousands
+        return TestResult(test_id, outcome, phase, classname, name, message, type_, text,
+                          owner.get("file") if owner is not None else None,
+                          int(line) if line and line.isdigit() else None, time, self.name)
 
     def suite_level(self, el: etree._Element, suite: etree._Element) -> None:
         suite_name = suite.get("name") or ""
@@ -215,7 +246,7 @@ def read_junit(data: BinaryIO, name: str) -> Run:
                 root = el.getroottree().getroot()
                 _check_root(root, name)
                 state.pytest = (root.get("name") or "") in ("pytest tests", "pytest")
-            tag = _local(el.tag)
+            tag = _local_name(el.tag)
             if event == "start":
                 if not state.pytest and tag == "testsuite" and el.get("name") == "pytest":
                     state.pytest = True
@@ -229,7 +260,7 @@ def read_junit(data: BinaryIO, name: str) -> Run:
                 _release(el)
             elif tag not in _ROOTS_AND_CASES:
                 parent = el.getparent()
-                above = _local(parent.tag) if parent is not None else ""
+                above = _local_name(parent.tag) if parent is not None else ""
                 if above == "testsuite" and tag in ("error", "failure"):
                     state.suite_level(el, parent)
                     _release(el)
@@ -257,7 +288,8 @@ def _wanted(el: etree._Element, tag: str, above: str, parent: etree._Element | N
     # the parser runs ahead of the events: later siblings may be in the tree already, earlier ones
     # were decided on when they ended
     if above == "testcase":
-        return tag in _KEPT_CHILDREN and not any(_local(c.tag) == tag for c in el.itersiblings(preceding=True))
+        return tag in _KEPT_CHILDREN and (el.getprevious() is None or not any(
+            _local(c.tag) == tag for c in el.itersiblings(preceding=True)))
     if tag == "stackTrace" and above in _KEPT_CHILDREN:
         grand = parent.getparent()
         return grand is not None and _local(grand.tag) == "testcase" and not any(
