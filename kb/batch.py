@@ -30,6 +30,7 @@ file's modification time; ISO 8601 in UTC either way, so first/last seen compare
 
 from __future__ import annotations
 
+import gc
 import glob
 import json
 import math
@@ -39,6 +40,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -51,7 +53,8 @@ from .ingest import read_report
 from .knowledge.snapshot import Snapshot
 from .store import Store, open_store
 
-__all__ = ["diagnose_batch", "diagnose_files", "expand", "repository", "BatchResult", "aggregate_path"]
+__all__ = ["diagnose_batch", "diagnose_files", "diagnose_file", "expand", "repository", "aggregate_path", "read_table",
+           "local_cluster", "BatchResult", "LOCAL"]
 
 #: what ``--scheduler`` takes for a cluster started on this machine
 LOCAL = "local"
@@ -128,6 +131,19 @@ def aggregate_path(out: str | Path) -> Path:
     out = Path(out)
     suffix = out.suffix or ".jsonl"
     return out.with_name(f"{out.stem if out.suffix else out.name}.causes{suffix}")
+
+
+def read_table(path: str | Path) -> list[dict[str, Any]]:
+    """The rows of a batch output (or of its causes table), JSON lines or Parquet, as dicts."""
+    path = Path(path)
+    try:
+        if path.suffix.lower() == ".parquet":
+            pa = _pyarrow()
+            return list(pa.parquet.read_table(path).to_pylist())
+        with open(path, encoding="utf-8") as handle:
+            return [json.loads(line) for line in handle if line.strip()]
+    except OSError as exc:
+        raise KbError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
 
 # ---------------------------------------------------------------- one file, one partition (on a worker)
@@ -415,29 +431,57 @@ def _partitions(items: Sequence[tuple[str, str]], size: int) -> list[list[tuple[
     return [list(items[i:i + size]) for i in range(0, len(items), size)]
 
 
-def _connect(scheduler: str, workers: int | None) -> tuple[Any, Any]:
-    """(client, the local cluster it runs on or None)."""
-    import logging
-
+def _distributed() -> Any:
     try:
         import distributed
     except ImportError:
         raise KbError("kb batch needs dask's distributed scheduler, which is not installed: "
                       "pip install 'kb-selfheal[batch]'") from None
+    return distributed
+
+
+def _local_cluster(workers: int | None) -> Any:
+    import logging
+
+    # one thread per worker process: diagnosis is CPU-bound Python (the GIL), parallel only across processes;
+    # on this machine only, no dashboard, and the scheduler's own HTTP endpoints on a free port (not 8787)
+    return _distributed().LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
+                                       processes=True, host="127.0.0.1", dashboard_address=None,
+                                       scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+                                       silence_logs=logging.ERROR)
+
+
+@contextmanager
+def local_cluster(workers: int | None = None) -> Iterator[str]:
+    """A Dask cluster of ``workers`` processes on this machine for several batches (tests, benchmarks):
+    yields its scheduler's address, for ``diagnose_batch(scheduler=...)``."""
+    cluster = _local_cluster(workers)
+    try:
+        yield str(cluster.scheduler_address)
+    finally:
+        cluster.close()
+
+
+def _connect(scheduler: str, workers: int | None) -> tuple[Any, Any]:
+    """(client, the local cluster it runs on or None)."""
+    distributed = _distributed()
     if scheduler == LOCAL:
-        n = workers or os.cpu_count() or 1
-        # one thread per worker process: diagnosis is CPU-bound Python (the GIL), parallel only across processes
-        cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                           dashboard_address=None, silence_logs=logging.ERROR)
+        cluster = _local_cluster(workers)
         try:
             return distributed.Client(cluster), cluster
         except BaseException:
             cluster.close()
             raise
+    failed = ""
     try:
         client = distributed.Client(scheduler, timeout=CONNECT_TIMEOUT_S)
     except (OSError, TimeoutError, ValueError) as exc:
-        raise KbError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+        failed = f"cannot reach the Dask scheduler at {scheduler}: {exc}"
+    if failed:
+        # the half-made Client sits in a reference cycle with the traceback: collected later, its __del__ would
+        # close it inside the next Client's start, under the loop lock distributed takes there (a deadlock, seen)
+        gc.collect()
+        raise KbError(failed)
     try:
         client.wait_for_workers(workers or 1, timeout=CONNECT_TIMEOUT_S)
     except (OSError, TimeoutError) as exc:
@@ -465,8 +509,7 @@ def _run(client: Any, parts: list[list[tuple[str, str]]], snapshot: Snapshot, re
     """Each partition's rows, in partition order, while at most a few partitions per worker thread wait.
     A partition whose task fails (its worker died) is retried file by file; a file that fails alone
     is an error row."""
-    import distributed
-
+    distributed = _distributed()
     shared = client.scatter(snapshot, broadcast=True, hash=False)
     threads = max(sum(client.nthreads().values()), 1)
     in_flight = 3 * threads
@@ -539,19 +582,18 @@ def diagnose_batch(
     items = [(path, repository(path, base, repo_depth)) for path in files]
     outputs = _outputs(Path(output))  # an unwritable OUT, or Parquet without pyarrow, fails before any work
     try:
-        with open_store(db) as store:
-            snapshot = Snapshot.of(store)
-            client, cluster = _connect(scheduler, workers)
-            try:
-                threads = max(sum(client.nthreads().values()), 1)
-                size = partition_size or max(1, min(32, math.ceil(len(items) / (4 * threads))))
-                result = _write(client, _partitions(items, size), snapshot, outputs, store if record else None,
-                                progress, len(items))
-                result.workers = len(client.nthreads())
-            finally:
-                client.close()
-                if cluster is not None:
-                    cluster.close()
+        client, cluster = _connect(scheduler, workers)  # first: a scheduler that cannot be reached fails fast
+        try:
+            threads = max(sum(client.nthreads().values()), 1)
+            size = partition_size or max(1, min(32, math.ceil(len(items) / (4 * threads))))
+            with open_store(db) as store:
+                result = _write(client, _partitions(items, size), Snapshot.of(store), outputs,
+                                store if record else None, progress, len(items))
+            result.workers = len(client.nthreads())
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
     except BaseException:
         for out in outputs:
             out.abort()
