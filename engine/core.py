@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
@@ -12,7 +14,7 @@ from .confidence import Evidence, confidence
 from .matcher import Matcher
 from .types import GENERIC_KINDS, LAYERS, ApiRow, Cause, Distribution, FailureLike, Owner, Remedy, Rule, Symptom
 
-__all__ = ["Engine", "EngineResult", "Knowledge", "OwnerResolver", "GENERIC_KINDS"]
+__all__ = ["Engine", "EngineResult", "Knowledge", "OwnerResolver", "GENERIC_KINDS", "MAX_CACHED"]
 
 _VIA_ORDER = ["pattern", "owner", "name-only-row", "distribution", "exact-row"]
 #: the owner kinds a generic cause can be built on (never the project's own code, never unknown)
@@ -93,12 +95,40 @@ def _fill(remedy: Remedy, fields: dict[str, str]) -> Remedy:
                    params=tuple((k, _fill_text(v, fields)) for k, v in remedy.params))
 
 
+#: compiled engines kept per process, by the digest of their rules (least recently used dropped first)
+MAX_CACHED = 4
+_CACHED: OrderedDict[str, Engine] = OrderedDict()
+_CACHED_LOCK = threading.Lock()
+
+
 class Engine:
     """Holds the stage-1 index for a set of rules; ``run`` diagnoses one set of failures."""
 
     def __init__(self, rules: Iterable[Rule]) -> None:
         self.matcher = Matcher(rules)
         self.rules = {rule.id: rule for rule in self.matcher.rules}
+
+    @classmethod
+    def cached(cls, digest: str, rules: Callable[[], Iterable[Rule]]) -> Engine:
+        """The engine for the rules ``digest`` names, built from ``rules()`` once per process.
+
+        A process that diagnoses many runs (kb batch, heal rounds, a test session) then neither reads
+        the rules nor rebuilds the index for each, and keeps the regexes it compiled. ``digest`` must
+        change whenever the rules do (a hash of their content); the engine itself keeps no state of a
+        run. The ``MAX_CACHED`` most recently used engines are kept.
+        """
+        with _CACHED_LOCK:
+            engine = _CACHED.get(digest)
+            if engine is not None:
+                _CACHED.move_to_end(digest)
+                return engine
+        engine = cls(rules())
+        with _CACHED_LOCK:
+            _CACHED[digest] = engine
+            _CACHED.move_to_end(digest)
+            while len(_CACHED) > MAX_CACHED:
+                _CACHED.popitem(last=False)
+        return engine
 
     def run(
         self,

@@ -214,6 +214,23 @@ def normalise(kind: str, captures: dict[str, str]) -> dict[str, str] | None:
 class _Bucket:
     automaton: ahocorasick.Automaton | None
     always: list[int]  # rules with no literal: candidates for every failure in the bucket
+    #: with a few literals, each is looked for on its own (``str.find`` beats an automaton pass up to ~10)
+    few: tuple[tuple[str, list[int]], ...] | None = None
+
+    def hits(self, lowered: str, found: set[int]) -> None:
+        """Add to ``found`` the rules whose literal occurs in ``lowered`` and those without one."""
+        found.update(self.always)
+        if self.few is not None:
+            for literal, indexes in self.few:
+                if literal in lowered:
+                    found.update(indexes)
+        elif self.automaton is not None:
+            for _end, indexes in self.automaton.iter(lowered):
+                found.update(indexes)
+
+
+#: a bucket with at most this many distinct literals looks for each with ``in``, not an automaton
+_FEW_LITERALS = 8
 
 
 class Matcher:
@@ -242,7 +259,9 @@ class Matcher:
                     automaton.add_word(literal, [index])
             if len(automaton):
                 automaton.make_automaton()
-                self._buckets[key] = _Bucket(automaton, always)
+                few = tuple((word, automaton.get(word)) for word in automaton.keys()) \
+                    if len(automaton) <= _FEW_LITERALS else None
+                self._buckets[key] = _Bucket(automaton, always, few)
             else:
                 self._buckets[key] = _Bucket(None, always)
         self._fields = sorted({rule.field for rule in self.rules})
@@ -279,10 +298,7 @@ class Matcher:
     def _candidates(self, exception: str, field: str, lowered: str) -> list[int]:
         found: set[int] = set()
         for bucket in self._plan(exception, field):
-            found.update(bucket.always)
-            if bucket.automaton is not None:
-                for _end, indexes in bucket.automaton.iter(lowered):
-                    found.update(indexes)
+            bucket.hits(lowered, found)
         return sorted(found)
 
     def match(self, fact: FailureLike, fields: tuple[str, ...] = ("message", "text")
@@ -313,10 +329,9 @@ class Matcher:
             if rule.phases and phase not in rule.phases:
                 continue
             self.regexes_tried += 1
-            found = self._regex(index).search(text)
-            if found is None:
+            captures = self._regex(index).captures(text)
+            if captures is None:
                 continue
-            captures = {k: v for k, v in found.groupdict().items() if v is not None}
             captures.update(dict(rule.set))
             normalised = normalise(rule.symptom, captures)
             if normalised is None:
@@ -329,10 +344,7 @@ class Matcher:
         lowered = text.lower()
         found: set[int] = set()
         for bucket in plan:
-            found.update(bucket.always)
-            if bucket.automaton is not None:
-                for _end, indexes in bucket.automaton.iter(lowered):
-                    found.update(indexes)
+            bucket.hits(lowered, found)
         if not found:  # the usual case: no text rule's literal occurs in the traceback
             return []
         return [_key(r, f) for r, f in self._run(fact.phase, sorted(found), text)]

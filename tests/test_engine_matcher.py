@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kb.engine import FailureFact, Matcher, Rule, regex_hazard, required_literal
+from kb.engine.core import MAX_CACHED, Engine
 from kb.engine.matcher import SCAN_LIMIT, normalise
 
 IMPORT = r"cannot import name '(?P<name>[\w.]+)' from '(?P<module>[\w.]+)'"
@@ -94,9 +95,10 @@ def test_symptoms_group_failures() -> None:
 def test_rule_regexes_run_on_re2() -> None:
     """A polynomial shape Python's re would backtrack on for hours returns at once."""
     from kb.engine.matcher import compile_rule_regex
+    from kb.engine.regex import _Linear
 
     compiled = compile_rule_regex("boom" + ".*" * 8 + "!")
-    assert type(compiled).__module__.startswith("re2")
+    assert isinstance(compiled, _Linear)
     assert compiled.search("boom" + "a" * SCAN_LIMIT) is None
     matcher = Matcher([rule("poly", "boom" + ".*" * 8 + "(?P<end>!)", exceptions=())])
     assert list(matcher.match(FailureFact(1, "E", "call", "boom" + "a" * 50_000 + "!"))) == []  # past SCAN_LIMIT
@@ -124,3 +126,90 @@ def test_candidate_indexes_are_the_index_alone() -> None:
     matcher = Matcher(rules)
     assert matcher.candidate_indexes("xx cond042 here", "ImportError") == [42]
     assert matcher.regexes_tried == 0
+
+
+def _builtin_examples() -> list[tuple[str, str, bool]]:
+    from kb.rulepack import builtin_packs, parse_pack
+
+    found = []
+    for origin, data in builtin_packs():
+        if origin.endswith(".yaml"):
+            for item in parse_pack(data, origin).doc.get("rules") or []:
+                examples = item.get("examples") or {}
+                for text in [*examples.get("match", []), *examples.get("no_match", [])]:
+                    found.append((item["match"]["regex"], text, bool(item["match"].get("ignore_case"))))
+    return found
+
+
+def test_captures_are_what_a_search_gives() -> None:
+    """The matcher's fast path (RE2's binding over UTF-8 bytes) returns exactly the wrapper's groupdict
+    without its Nones, on every built-in rule's examples, as written and with non-ASCII text around them."""
+    from kb.engine.matcher import compile_rule_regex
+
+    cases = _builtin_examples()
+    assert len(cases) > 100
+    for regex, text, ignore_case in cases:
+        compiled = compile_rule_regex(regex, ignore_case)
+        for variant in (text, "é… " + text + " ✓", text.replace("'", "’", 1)):
+            found = compiled.search(variant)
+            expected = None if found is None else {k: v for k, v in found.groupdict().items() if v is not None}
+            assert compiled.captures(variant) == expected, (regex, variant)
+
+
+def test_engines_are_kept_per_rules_digest() -> None:
+    built: list[str] = []
+
+    def rules(name: str):  # noqa: ANN202 - a factory of rule loaders
+        def load() -> list[Rule]:
+            built.append(name)
+            return [rule(name, IMPORT)]
+        return load
+
+    first = Engine.cached("test-digest-a", rules("a"))
+    assert Engine.cached("test-digest-a", rules("a-again")) is first and built == ["a"]  # not read again
+    assert Engine.cached("test-digest-b", rules("b")) is not first and built == ["a", "b"]
+    for i in range(MAX_CACHED):
+        Engine.cached(f"test-digest-other-{i}", rules("other"))
+    assert Engine.cached("test-digest-a", rules("a-rebuilt")) is not first  # the least recently used went
+    assert built[-1] == "a-rebuilt"
+
+
+DIRECT_PACK = b"""
+pack: frobnication
+version: "1"
+rules:
+  - id: frobnicator-zone
+    title: The frobnicator exploded
+    explanation: A made-up failure only this pack knows.
+    source: https://example.org/frobnicator
+    prior: 0.6
+    match:
+      exception: [RuntimeError]
+      regex: "frobnicator exploded in zone (?P<zone>\\\\d+)"
+    symptom: direct
+    remedies:
+      - {kind: manual, description: Cool the frobnicator, risk: medium}
+    examples:
+      match: ["RuntimeError: frobnicator exploded in zone 7"]
+      no_match: ["RuntimeError: other"]
+"""
+
+
+def test_a_run_sees_rules_loaded_since_the_last_one(tmp_path) -> None:  # noqa: ANN001
+    """The compiled index is kept between runs of a process, keyed by the KB's packs: loading a pack
+    into the same KB gives the next run an index with its rules."""
+    from kb.diagnose import diagnose
+    from kb.rulepack import parse_pack
+    from kb.store import SqliteStore
+
+    report = tmp_path / "report.xml"
+    report.write_text('<testsuites><testsuite name="s"><testcase classname="t" name="x">'
+                      '<failure message="RuntimeError: frobnicator exploded in zone 7">boom</failure>'
+                      '</testcase></testsuite></testsuites>')
+    db = tmp_path / "kb.sqlite"
+    before = diagnose([report], db=db, record=False)
+    assert [c["rule"] for c in before["root_causes"]] == [] and len(before["undiagnosed"]) == 1
+    with SqliteStore(db) as store:
+        store.load_pack(parse_pack(DIRECT_PACK, "frobnication.yaml"))
+    after = diagnose([report], db=db, record=False)
+    assert [c["rule"] for c in after["root_causes"]] == ["frobnicator-zone"]
