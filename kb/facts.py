@@ -10,7 +10,7 @@ Every regex here is anchored and linear; texts are scanned only up to ``SCAN_BYT
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .models import Frame, Run, TestResult
 
@@ -29,8 +29,10 @@ _TYPED = re.compile(r"^([A-Za-z_][\w.]{0,200}): ?(.*)$", re.S)
 _NATIVE_LAST = re.compile(r"^([A-Za-z_][\w.]{0,200}(?:Error|Exception|Warning|Exit|Interrupt|Iteration))(?:: (.*))?$")
 
 
-@dataclass(frozen=True)
-class Failure:
+class Failure(NamedTuple):
+    """One failing test's facts. An immutable value, as a frozen dataclass would be, but a report has one
+    per failing test (tens of thousands): a NamedTuple is built four times faster."""
+
     id: int
     test: str
     phase: str
@@ -124,6 +126,18 @@ def _last_e_block(window: str) -> list[str]:
     return lines
 
 
+#: (exception, message) by E block and final frame type: failures of one cause print the same lines
+_BLOCKS: dict[tuple[tuple[str, ...], str], tuple[str, str]] = {}
+
+
+def _block_facts(block: list[str], final_type: str) -> tuple[str, str]:
+    """(exception, message) of the last E block: its ``Type: message`` line, else the final frame's type."""
+    typed = _typed(block, final_type)
+    if typed:
+        return typed
+    return final_type, "\n".join(line.strip() for line in block).strip()
+
+
 def _tail_lines(text: str, count: int) -> list[str]:
     """``text.splitlines()[-count:]`` without splitting all of ``text``: the suffix after the
     (count + 1)-th ``\\n`` from the end starts a line and holds at least ``count`` lines."""
@@ -160,12 +174,13 @@ def parse_traceback(text: str) -> tuple[str, str, list[Frame]]:
     exception, message = "", ""
     block = _last_e_block(window)
     if block:
-        typed = _typed(block, final_type)
-        if typed:
-            exception, message = typed
-        else:
-            exception = final_type
-            message = "\n".join(line.strip() for line in block).strip()
+        key = (tuple(block), final_type)
+        said = _BLOCKS.get(key)
+        if said is None:
+            if len(_BLOCKS) >= MAX_INTERNED:
+                _BLOCKS.clear()
+            said = _BLOCKS[key] = _block_facts(block, final_type)
+        exception, message = said
     elif text and not text.isspace():
         stripped = window.strip()
         for line in reversed(_tail_lines(stripped, 20)):
@@ -184,7 +199,7 @@ MAX_CHAIN = 5
 
 def parse_chain(text: str) -> list[tuple[str, str]]:
     """The earlier exceptions of a chained traceback, oldest first (the last one is not included)."""
-    if not any(marker in text for marker in _CHAIN_MARKERS):
+    if _CHAIN_MARKERS[0] not in text and _CHAIN_MARKERS[1] not in text:
         return []
     chain = [typed for typed in (_typed(lines) for lines in _e_blocks("\n" + _scan_window(text))[:-1]) if typed]
     return chain[-MAX_CHAIN:]

@@ -26,7 +26,7 @@ from lxml import etree
 
 from ..errors import ReportError
 from ..models import Run, TestResult
-from . import Budget, bounded, one_line, reader
+from . import TEXT_LIMIT, Budget, bounded, one_line, reader
 
 __all__ = ["read_junit"]
 
@@ -112,6 +112,8 @@ class _Reader:
         self.pytest = False
         self.budget = Budget(name)
         self._prefixes: dict[str, str] = {}
+        #: the Python version is still looked for in failure texts (the first ones only)
+        self._env_scan = True
 
     def testcase(self, el: etree._Element) -> None:
         run = self.run
@@ -133,7 +135,9 @@ class _Reader:
         run.order.append(test_id)
         children: dict[str, etree._Element] = {}
         for child in el:
-            tag = _local_name(child.tag)
+            tag = _LOCALS.get(child.tag)
+            if tag is None:
+                tag = _local_name(child.tag)
             if tag and tag not in children:
                 children[tag] = child
         primary = None
@@ -167,10 +171,11 @@ class _Reader:
             run.failures += 1
         else:
             run.errors += 1
-        run.results.append(self._result(test_id, outcome, classname, name, primary, el))
+        run.results.append(self._result(test_id, outcome, classname, name, primary, el, False))
 
     def _result(self, test_id: str, outcome: str, classname: str, name: str,
-                primary: etree._Element | None, owner: etree._Element) -> TestResult:
+                primary: etree._Element | None, owner: etree._Element, suite: bool) -> TestResult:
+        """The result of a testcase (``owner``) or, ``suite``, of a testsuite's own error/failure element."""
         message = type_ = text = ""
         if primary is not None:
             message = primary.get("message") or ""
@@ -180,7 +185,7 @@ class _Reader:
                 trace = next((c for c in primary if _local(c.tag) == "stackTrace"), None)
                 text = (trace.text or "") if trace is not None else ""
         phase = "call"
-        if owner is not None and _local(owner.tag) == "testsuite":
+        if suite:
             phase = "suite"
         elif self.pytest and outcome == "error":
             lowered = message.lower()
@@ -197,11 +202,15 @@ class _Reader:
             time = float(raw_time) if raw_time else None
         except ValueError:
             time = None
-        if "python" not in self.run.environment and text and len(self.run.results) < _ENV_SCAN_RESULTS:
-            found = _PY_VERSION.search(text)
-            if found:
-                self.run.environment["python"] = found.group(1)
-        message, type_, text = bounded(message), bounded(type_, 1024), bounded(text)
+        if self._env_scan and text:
+            if len(self.run.results) >= _ENV_SCAN_RESULTS or "python" in self.run.environment:
+                self._env_scan = False
+            else:
+                found = _PY_VERSION.search(text)
+                if found:
+                    self.run.environment["python"] = found.group(1)
+        if len(message) > TEXT_LIMIT or len(type_) > 1024 or len(text) > TEXT_LIMIT:
+            message, type_, text = bounded(message), bounded(type_, 1024), bounded(text)
         self.budget.result(message, type_, text)
         # positional: a frozen dataclass's keyword call costs twice as much, and a report has thousands
         return TestResult(test_id, outcome, phase, classname, name, message, type_, text,
@@ -212,7 +221,7 @@ class _Reader:
         suite_name = suite.get("name") or ""
         outcome = "error" if _local(el.tag) == "error" else "failed"
         test_id = f"{suite_name} (suite)" if suite_name else "(suite)"
-        self.run.results.append(self._result(test_id, outcome, suite_name, "", el, suite))
+        self.run.results.append(self._result(test_id, outcome, suite_name, "", el, suite, True))
 
 
 def _check_root(root: etree._Element, name: str) -> None:
@@ -239,6 +248,7 @@ def read_junit(data: BinaryIO, name: str) -> Run:
         remove_comments=True, remove_pis=True,
     )
     checked = False
+    known = _LOCALS  # local names by tag, looked up inline: this loop sees every element twice
     try:
         for event, el in events:
             if not checked:
@@ -246,12 +256,15 @@ def read_junit(data: BinaryIO, name: str) -> Run:
                 root = el.getroottree().getroot()
                 _check_root(root, name)
                 state.pytest = (root.get("name") or "") in ("pytest tests", "pytest")
-            tag = _local_name(el.tag)
+            tag = known.get(el.tag)
+            if tag is None:
+                tag = _local_name(el.tag)
             if event == "start":
-                if not state.pytest and tag == "testsuite" and el.get("name") == "pytest":
-                    state.pytest = True
-                if not state.run.timestamp and tag in JUNIT_ROOTS:  # the first one the report gives
-                    state.run.timestamp = one_line(el.get("timestamp") or "", 64)
+                if tag in JUNIT_ROOTS:
+                    if not state.pytest and tag == "testsuite" and el.get("name") == "pytest":
+                        state.pytest = True
+                    if not state.run.timestamp:  # the first one the report gives
+                        state.run.timestamp = one_line(el.get("timestamp") or "", 64)
                 continue
             if tag == "testcase":
                 state.testcase(el)
@@ -261,6 +274,8 @@ def read_junit(data: BinaryIO, name: str) -> Run:
             elif tag not in _ROOTS_AND_CASES:
                 parent = el.getparent()
                 above = _local_name(parent.tag) if parent is not None else ""
+                if above == "testcase" and tag in _KEPT_CHILDREN and el.getprevious() is None:
+                    continue  # a testcase's first child: kept (the usual <failure>), as _wanted says
                 if above == "testsuite" and tag in ("error", "failure"):
                     state.suite_level(el, parent)
                     _release(el)

@@ -14,7 +14,6 @@ last line (the writer was killed), a repeated ``test`` record for the same test 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from datetime import datetime, timezone
@@ -238,7 +237,7 @@ class _State:
         if not self.outcomes and not run.results and not self.envs:
             raise ReportError(self.name, "a kb run file with no tests, no collection errors and no environment")
         if run.rootdir:  # an env record after the tests (out of order) still makes their frames relative
-            run.results = [dataclasses.replace(r, frames=tuple(
+            run.results = [r._replace(frames=tuple(
                 Frame(_relative(f.file, run.rootdir), f.line, f.function) for f in r.frames)) for r in run.results]
         counts = list(self.outcomes.values())
         run.tests = len(counts)
