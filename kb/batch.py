@@ -36,6 +36,7 @@ import json
 import math
 import os
 import stat
+import sys
 import tempfile
 import threading
 import time
@@ -54,7 +55,7 @@ from .knowledge.snapshot import Snapshot
 from .store import Store, open_store
 
 __all__ = ["diagnose_batch", "diagnose_files", "diagnose_file", "expand", "repository", "aggregate_path", "read_table",
-           "local_cluster", "BatchResult", "LOCAL"]
+           "local_cluster", "peak_rss", "BatchResult", "LOCAL"]
 
 #: what ``--scheduler`` takes for a cluster started on this machine
 LOCAL = "local"
@@ -417,6 +418,8 @@ class BatchResult:
     #: (path, reason) of the first bad files (all of them are in the output's rows)
     bad: list[tuple[str, str]]
     recorded: int = 0
+    #: worker address → the peak resident memory of its process so far, in bytes (where the OS tells)
+    worker_peak_rss: dict[str, int] = field(default_factory=dict)
 
     @property
     def files_per_second(self) -> float:
@@ -489,6 +492,23 @@ def _connect(scheduler: str, workers: int | None) -> tuple[Any, Any]:
         raise KbError(f"the Dask scheduler at {scheduler} has fewer than {workers or 1} worker(s) "
                       f"after {CONNECT_TIMEOUT_S} s: {exc or 'timed out'}") from None
     return client, None
+
+
+def peak_rss() -> int:
+    """This process's peak resident memory in bytes (0 where the OS does not say: no ``resource`` module)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return 0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)  # macOS counts bytes, Linux KiB
+
+
+def _worker_peak_rss(client: Any) -> dict[str, int]:
+    try:
+        return {str(k): int(v) for k, v in client.run(peak_rss).items()}
+    except Exception:  # noqa: BLE001 - a figure to show, never a reason to fail a finished batch
+        return {}
 
 
 def _failed_rows(files: Sequence[tuple[str, str]], reason: str) -> list[dict[str, Any]]:
@@ -590,6 +610,7 @@ def diagnose_batch(
                 result = _write(client, _partitions(items, size), Snapshot.of(store), outputs,
                                 store if record else None, progress, len(items))
             result.workers = len(client.nthreads())
+            result.worker_peak_rss = _worker_peak_rss(client)
         finally:
             client.close()
             if cluster is not None:

@@ -1126,6 +1126,8 @@ def batch_diagnose(globs: tuple[str, ...], scheduler: str, workers: int | None, 
                f"({result.files_per_second:.1f} files/s): {result.ok} diagnosed{bad}")
     click.echo(f"wrote {one_line(str(result.output))} (one row per file) and "
                f"{one_line(str(result.aggregate_output))} ({len(result.causes)} cause(s))")
+    if result.worker_peak_rss:
+        click.echo(f"peak memory of a worker process: {max(result.worker_peak_rss.values()) / 2**20:.0f} MiB")
     if record:
         click.echo(f"recorded {result.recorded} run(s) in the knowledge base")
     if result.causes:

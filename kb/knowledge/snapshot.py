@@ -6,15 +6,13 @@ rows and the learned fix outcomes — and ships this object to every worker. It 
 engine's ``Knowledge`` protocol with dict indexes that mirror :meth:`kb.store.Store.api_rows` key for
 key, so a report diagnosed against a snapshot gets exactly the causes it gets against the store.
 
-``digest`` names the knowledge's content (sha256 over a canonical JSON form): a worker keeps one
+``digest`` names the knowledge's content (sha256 over the values' reprs): a worker keeps one
 compiled engine per digest and builds a new one only when the knowledge changed.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
-import json
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
@@ -74,10 +72,6 @@ def _row_keys(row: ApiRow) -> list[Key]:
     return keys
 
 
-def _canonical(value: Any) -> Any:
-    return dataclasses.asdict(value) if dataclasses.is_dataclass(value) and not isinstance(value, type) else value
-
-
 class Snapshot:
     """The knowledge, frozen in memory. Build it with :meth:`of`; it never changes afterwards."""
 
@@ -96,11 +90,13 @@ class Snapshot:
         return cls(store.rules(), store.all_api_rows(), store.all_distributions(), store.all_learned())
 
     def _digest(self) -> str:
-        doc = {"rules": [_canonical(r) for r in self._rules], "api_rows": [_canonical(r) for r in self._api_rows],
-               "distributions": [_canonical(d) for d in self._distributions],
-               "learned": sorted([k, list(v)] for k, v in self._learned.items())}
-        text = json.dumps(doc, sort_keys=True, ensure_ascii=False, default=repr, separators=(",", ":"))
-        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+        """sha256 over the reprs of every value (frozen dataclasses of strings, numbers and tuples: their repr
+        names every field, in order), learned outcomes sorted; JSON of the same costs ~5× the time."""
+        digest = hashlib.sha256()
+        for part in (self._rules, self._api_rows, self._distributions, sorted(self._learned.items())):
+            digest.update(repr(part).encode("utf-8", "surrogatepass"))
+            digest.update(b"\0")
+        return digest.hexdigest()
 
     def _index(self) -> None:
         self._by_key: dict[Key, list[ApiRow]] = {}
