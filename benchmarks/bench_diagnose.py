@@ -16,6 +16,11 @@ Each round runs the baseline and every kb variant one after the other, so a chan
 machine hits both sides of a ratio alike. The first in-process round of each KB also builds the compiled
 rule index (later rounds reuse it, as any process diagnosing several runs does); it is quoted apart.
 No timing is asserted anywhere; these are figures to quote.
+
+    python benchmarks/bench_diagnose.py --dump-corpus OUT.json
+
+writes the report document of every file of tests/corpus instead (run once before and once after a
+change that must not alter any report, then compare the two files: ``cmp before.json after.json``).
 """
 
 from __future__ import annotations
@@ -93,6 +98,28 @@ def child(cmd: list[str], report_to: Path) -> tuple[float, float, int]:
     return wall, cpu, int(report_to.read_text())
 
 
+def dump_corpus(out: Path) -> None:
+    """Every file of tests/corpus diagnosed against one fresh KB (not recorded): its report document, or
+    the error kb gives for it, by path. The same bytes before and after a change means no report changed."""
+    import json
+
+    from kb.diagnose import diagnose
+    from kb.errors import KbError
+
+    corpus = HERE.parent / "tests" / "corpus"
+    docs: dict[str, dict[str, object]] = {}
+    refused = 0
+    with tempfile.TemporaryDirectory(prefix="kb-corpus-") as work:
+        for path in sorted(p for p in corpus.rglob("*") if p.is_file()):
+            try:
+                docs[str(path.relative_to(corpus))] = diagnose([path], db=Path(work) / "kb.sqlite", record=False)
+            except KbError as exc:
+                docs[str(path.relative_to(corpus))] = {"error": str(exc)}
+                refused += 1
+    out.write_text(json.dumps(docs, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+    print(f"{out}: {len(docs)} files, {len(docs) - refused} diagnosed, {refused} refused")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--failures", type=int, default=20_000)
@@ -100,7 +127,11 @@ def main() -> None:
     parser.add_argument("--parse", metavar="REPORT", help="only run the baseline parse (used as a child process)")
     parser.add_argument("--peak-to", metavar="FILE", help="child mode: write this process's peak RSS here at exit")
     parser.add_argument("--kb", nargs=argparse.REMAINDER, help="child mode: run `kb` with these arguments")
+    parser.add_argument("--dump-corpus", metavar="OUT", help="write every tests/corpus file's report document")
     args = parser.parse_args()
+    if args.dump_corpus:
+        dump_corpus(Path(args.dump_corpus))
+        return
     if args.peak_to:
         import atexit
 
