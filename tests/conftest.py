@@ -4,10 +4,12 @@ modules marked ``backends``, against a real throwaway PostgreSQL server."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from .pgserver import PgServer, pg_bindir
 
@@ -76,3 +78,43 @@ def _isolated_kb(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
 def kb_db(_isolated_kb: str) -> str:
     """This test's KB (a SQLite path or a postgresql:// URL), also in KB_DB."""
     return _isolated_kb
+
+
+@dataclass
+class Ran:
+    """What a ``kb`` command did: its exit status and what it wrote (as ``subprocess.run(..., text=True)``)."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+KbCli = Callable[..., Ran]
+
+
+@pytest.fixture
+def kb_cli() -> KbCli:
+    """Run ``kb ARGS…`` in this process, through the real entry point :func:`kb.cli.main` (its one-line
+    errors and exit statuses) under click's ``CliRunner`` isolation: ``env`` adds to the environment (None
+    removes a variable), ``cwd`` is the folder it runs in, ``input`` its standard input (empty by default,
+    as from ``/dev/null``). A few tests keep real subprocesses for the entry points themselves."""
+    from kb import cli
+
+    def run(*args: str | Path, env: Mapping[str, str | None] | None = None, cwd: str | Path | None = None,
+            input: str | bytes | None = None) -> Ran:
+        runner = CliRunner()
+        here = os.getcwd()
+        code = 0
+        with runner.isolation(input=input or b"", env=dict(env or {})) as (out, err, _):
+            try:
+                if cwd is not None:
+                    os.chdir(cwd)
+                cli.main([str(a) for a in args])
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            finally:
+                os.chdir(here)
+                cli._State.debug = False
+        return Ran(code, out.getvalue().decode(errors="replace"), err.getvalue().decode(errors="replace"))
+
+    return run
