@@ -85,19 +85,34 @@ def _typed(lines: list[str], expected: str = "") -> tuple[str, str] | None:
     return None
 
 
-#: frames are values and a report repeats the same few files and lines: one Frame object each
-_INTERNED: dict[tuple[str, str, str | None], Frame] = {}
-MAX_INTERNED = 65_536
+class _Seen:
+    """What one run's failures share, parsed once: a report repeats the same few files and lines (one
+    Frame value each) and failures of one cause print the same E block. Kept for one run only, and
+    bounded, so a long-lived process holds nothing and a huge report of distinct texts adds little."""
+
+    __slots__ = ("frames", "blocks")
+
+    def __init__(self) -> None:
+        self.frames: dict[tuple[str, str, str | None], Frame] = {}
+        self.blocks: dict[tuple[tuple[str, ...], str], tuple[str, str]] = {}
+
+    def new_frame(self, key: tuple[str, str, str | None]) -> Frame:
+        """The Frame of a (path, line, function) not seen yet (the lookup itself is inline in the parser)."""
+        frame = Frame(key[0], int(key[1]), key[2])
+        if len(self.frames) < MAX_SEEN:
+            self.frames[key] = frame
+        return frame
+
+    def new_block(self, key: tuple[tuple[str, ...], str]) -> tuple[str, str]:
+        said = _block_facts(list(key[0]), key[1])
+        if len(self.blocks) < MAX_SEEN and sum(map(len, key[0])) <= MAX_SEEN_BLOCK:
+            self.blocks[key] = said
+        return said
 
 
-def _frame(path: str, line: str, function: str | None) -> Frame:
-    key = (path, line, function)
-    frame = _INTERNED.get(key)
-    if frame is None:
-        if len(_INTERNED) >= MAX_INTERNED:
-            _INTERNED.clear()
-        frame = _INTERNED[key] = Frame(path, int(line), function)
-    return frame
+#: at most this many frames and E blocks are remembered per run, E blocks of at most this many characters
+MAX_SEEN = 65_536
+MAX_SEEN_BLOCK = 1024
 
 
 def _last_e_block(window: str) -> list[str]:
@@ -126,10 +141,6 @@ def _last_e_block(window: str) -> list[str]:
     return lines
 
 
-#: (exception, message) by E block and final frame type: failures of one cause print the same lines
-_BLOCKS: dict[tuple[tuple[str, ...], str], tuple[str, str]] = {}
-
-
 def _block_facts(block: list[str], final_type: str) -> tuple[str, str]:
     """(exception, message) of the last E block: its ``Type: message`` line, else the final frame's type."""
     typed = _typed(block, final_type)
@@ -151,10 +162,15 @@ def _tail_lines(text: str, count: int) -> list[str]:
 
 def parse_traceback(text: str) -> tuple[str, str, list[Frame]]:
     """(exception type, message, frames) found in a traceback text; empty strings if none."""
+    return _parse(text, _Seen())
+
+
+def _parse(text: str, seen: _Seen) -> tuple[str, str, list[Frame]]:
     window = "\n" + _scan_window(text)
     frames: list[Frame] = []
     final_type = ""
     line_start = window.rfind
+    seen_frame = seen.frames.get
     for found in _PYTEST_FRAME.finditer(window):
         at = found.start()
         start = line_start("\n", 0, at) + 1
@@ -168,19 +184,18 @@ def parse_traceback(text: str) -> tuple[str, str, list[Frame]]:
                 if not _is_type(rest):
                     continue  # "path:12: something else" is not a frame line
                 final_type = rest
-        frames.append(_frame(path, line, func))
+        key = (path, line, func)
+        frames.append(seen_frame(key) or seen.new_frame(key))
     if not frames:
-        frames = [_frame(f.group(1), f.group(2), f.group(3)) for f in _NATIVE_FRAME.finditer(window)]
+        for found in _NATIVE_FRAME.finditer(window):
+            path, line, func = found.groups()
+            key = (path, line, func)
+            frames.append(seen_frame(key) or seen.new_frame(key))
     exception, message = "", ""
     block = _last_e_block(window)
     if block:
-        key = (tuple(block), final_type)
-        said = _BLOCKS.get(key)
-        if said is None:
-            if len(_BLOCKS) >= MAX_INTERNED:
-                _BLOCKS.clear()
-            said = _BLOCKS[key] = _block_facts(block, final_type)
-        exception, message = said
+        said = (tuple(block), final_type)
+        exception, message = seen.blocks.get(said) or seen.new_block(said)
     elif text and not text.isspace():
         stripped = window.strip()
         for line in reversed(_tail_lines(stripped, 20)):
@@ -227,7 +242,7 @@ def _from_attributes(result: TestResult) -> tuple[str, str]:
     return result.type.strip(), message
 
 
-def _failure(fid: int, result: TestResult) -> Failure:
+def _failure(fid: int, result: TestResult, seen: _Seen) -> Failure:
     if result.frames or result.chain:  # structured facts (a kb run file): nothing to guess from text
         exception, message = _from_attributes(result)
         frames = list(result.frames)
@@ -236,7 +251,7 @@ def _failure(fid: int, result: TestResult) -> Failure:
                        location=_project_frame(frames), text=result.text or result.message, source=result.source,
                        chain=result.chain[-MAX_CHAIN:])
     text = result.text
-    exception, message, frames = parse_traceback(text) if text else ("", "", [])
+    exception, message, frames = _parse(text, seen) if text else ("", "", [])
     if not exception or not message:  # the attributes only fill what the traceback did not say
         attr_type, attr_message = _from_attributes(result)
         if not exception:
@@ -257,4 +272,5 @@ def _failure(fid: int, result: TestResult) -> Failure:
 
 def failures_from_run(run: Run) -> list[Failure]:
     """One Failure per failed/erroring result (suite-level errors included), in report order."""
-    return [_failure(i, r) for i, r in enumerate(r for r in run.results if r.outcome in ("failed", "error"))]
+    seen = _Seen()
+    return [_failure(i, r, seen) for i, r in enumerate(r for r in run.results if r.outcome in ("failed", "error"))]
