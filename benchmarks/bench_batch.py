@@ -149,6 +149,9 @@ def main() -> None:
 
         digests = {v: {r["keys"] for r in rs} for v, rs in results.items()}
         same = len(set().union(*digests.values())) == 1
+        if not same:
+            print("causes per file differ: " + "; ".join(f"{v}: {', '.join(r['keys'] for r in rs)}"
+                                                         for v, rs in results.items()))
         loop = statistics.median(r["seconds"] for r in results["loop"])
         print()
         print(f"{len(paths)} files, {args.rounds} round(s), {os.cpu_count()} cores, load average (1 min) "

@@ -224,8 +224,11 @@ def diagnose_files(files: Sequence[tuple[str, str]], knowledge: Snapshot, record
                    ) -> list[dict[str, Any]]:
     """Rows for (path, repository) pairs: one partition, as a worker runs it (also callable in-process)."""
     engine = _engine_for(knowledge)
-    with _no_cyclic_gc():
-        return [diagnose_file(path, repo, knowledge, engine, record=record) for path, repo in files]
+    rows = []
+    for path, repo in files:
+        with _no_cyclic_gc():  # per file, as kb diagnose does: the collector may run between files
+            rows.append(diagnose_file(path, repo, knowledge, engine, record=record))
+    return rows
 
 
 # ---------------------------------------------------------------- the aggregate

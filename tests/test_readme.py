@@ -54,6 +54,7 @@ def test_every_usage_command_runs(tmp_path: Path) -> None:
         assert line.startswith("kb ")
         command = (f'"{sys.executable}" -m kb {line[3:]}'
                    .replace("-o summary.md", f"-o {tmp_path / 'summary.md'}")
+                   .replace("-o batch.jsonl", f"-o {tmp_path / 'batch.jsonl'}")
                    .replace("--patch fix.patch", f"--patch {tmp_path / 'fix.patch'}")
                    .replace(" -- python ", f' -- "{sys.executable}" '))
         result = subprocess.run(command, shell=True, cwd=ROOT, capture_output=True, text=True, env=env)
