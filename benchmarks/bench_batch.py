@@ -16,8 +16,10 @@ every variant alike):
   each), end to end — snapshot, broadcast, diagnosis, rows and causes table written. The cluster is
   started before the clock starts (its start-up is quoted apart: a real cluster is already running).
 
-Quotes files/s (the median over rounds), speed-ups over the loop, and peak RSS: of the loop's process,
-and of each worker process (``ru_maxrss``, asked of the workers when the batch ends). Checks that every
+Quotes files/s (the median over rounds), speed-ups over the loop, CPU time per file (of the process
+doing the work; for a batch, of its worker processes: less disturbed than wall time by other load on a
+shared machine), and peak RSS: of the loop's process, and of each worker process (``ru_maxrss``, asked of
+the workers when the batch ends). Checks that every
 variant found the same causes for every file. No timing is asserted anywhere; these are figures to quote.
 """
 
@@ -66,7 +68,7 @@ def child(kind: str, list_path: str, db: str) -> None:
     from kb.batch import peak_rss
 
     paths = Path(list_path).read_text(encoding="utf-8").split("\n")
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     if kind == "loop":
         from kb.diagnose import diagnose
 
@@ -80,8 +82,8 @@ def child(kind: str, list_path: str, db: str) -> None:
             snapshot = Snapshot.of(store)
         rows = diagnose_files([(p, "") for p in paths], snapshot)
         keys = {row["path"]: [c["key"] for c in row["causes"]] for row in rows}
-    seconds = time.perf_counter() - start
-    print(json.dumps({"seconds": seconds, "peak_rss": peak_rss(), "keys": _keys_digest(keys)}))
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    print(json.dumps({"seconds": seconds, "cpu": cpu, "peak_rss": peak_rss(), "keys": _keys_digest(keys)}))
 
 
 def run_child(kind: str, list_path: Path, db: str) -> dict[str, Any]:
@@ -101,7 +103,7 @@ def run_batch(workers: int, pattern: str, out: Path, db: str) -> dict[str, Any]:
         seconds = time.perf_counter() - start
     rows = read_table(out)
     assert result.errors == 0 and len(rows) == result.files
-    return {"seconds": seconds, "startup": startup, "worker_peak_rss": sorted(result.worker_peak_rss.values()),
+    return {"seconds": seconds, "startup": startup, "cpu": result.worker_cpu_seconds, "worker_peak_rss": sorted(result.worker_peak_rss.values()),
             "keys": _keys_digest({row["path"]: [c["key"] for c in row["causes"]] for row in rows}),
             "causes": len(result.causes)}
 
@@ -144,7 +146,7 @@ def main() -> None:
                     found = run_child(variant, listing, db)
                 results[variant].append(found)
                 print(f"round {round_ + 1} {variant:10} {found['seconds']:7.1f} s "
-                      f"{len(paths) / found['seconds']:7.1f} files/s", flush=True)
+                      f"{len(paths) / found['seconds']:7.1f} files/s  CPU {found['cpu']:7.1f} s", flush=True)
                 loads.append(os.getloadavg()[0])
 
         digests = {v: {r["keys"] for r in rs} for v, rs in results.items()}
@@ -157,8 +159,8 @@ def main() -> None:
         print(f"{len(paths)} files, {args.rounds} round(s), {os.cpu_count()} cores, load average (1 min) "
               f"{min(loads):.2f}–{max(loads):.2f}; every variant found the same causes per file: {same}")
         print()
-        print("| variant | median s | files/s | speed-up vs loop | peak RSS |")
-        print("|---|---:|---:|---:|---|")
+        print("| variant | median s | files/s | speed-up vs loop | CPU ms/file | peak RSS |")
+        print("|---|---:|---:|---:|---:|---|")
         for variant in variants:
             rs = results[variant]
             seconds = statistics.median(r["seconds"] for r in rs)
@@ -168,7 +170,9 @@ def main() -> None:
                 memory += f" (cluster start-up {statistics.median(r['startup'] for r in rs):.1f} s, not timed)"
             else:
                 memory = f"process: {max(r['peak_rss'] for r in rs) / 2**20:.0f} MiB"
-            print(f"| {variant} | {seconds:.1f} | {len(paths) / seconds:.1f} | {loop / seconds:.2f}× | {memory} |")
+            cpu = statistics.median(r["cpu"] for r in rs) * 1000 / len(paths)
+            print(f"| {variant} | {seconds:.1f} | {len(paths) / seconds:.1f} | {loop / seconds:.2f}× | {cpu:.1f} | "
+                  f"{memory} |")
         print()
         print("all rounds (s): " + "; ".join(f"{v} " + ", ".join(f"{r['seconds']:.1f}" for r in rs)
                                             for v, rs in results.items()))

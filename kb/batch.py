@@ -423,6 +423,9 @@ class BatchResult:
     recorded: int = 0
     #: worker address → the peak resident memory of its process so far, in bytes (where the OS tells)
     worker_peak_rss: dict[str, int] = field(default_factory=dict)
+    #: CPU seconds the worker processes spent during the batch, all together (less disturbed than wall time
+    #: by other load on the machines)
+    worker_cpu_seconds: float = 0.0
 
     @property
     def files_per_second(self) -> float:
@@ -511,6 +514,13 @@ def _worker_peak_rss(client: Any) -> dict[str, int]:
     try:
         return {str(k): int(v) for k, v in client.run(peak_rss).items()}
     except Exception:  # noqa: BLE001 - a figure to show, never a reason to fail a finished batch
+        return {}
+
+
+def _worker_cpu(client: Any) -> dict[str, float]:
+    try:
+        return {str(k): float(v) for k, v in client.run(time.process_time).items()}
+    except Exception:  # noqa: BLE001 - a figure to show, never a reason to fail a batch
         return {}
 
 
@@ -609,11 +619,14 @@ def diagnose_batch(
         try:
             threads = max(sum(client.nthreads().values()), 1)
             size = partition_size or max(1, min(32, math.ceil(len(items) / (4 * threads))))
+            cpu_before = _worker_cpu(client)
             with open_store(db) as store:
                 result = _write(client, _partitions(items, size), Snapshot.of(store), outputs,
                                 store if record else None, progress, len(items))
             result.workers = len(client.nthreads())
             result.worker_peak_rss = _worker_peak_rss(client)
+            cpu_after = _worker_cpu(client)
+            result.worker_cpu_seconds = sum(cpu_after[w] - cpu_before.get(w, 0.0) for w in cpu_after)
         finally:
             client.close()
             if cluster is not None:
