@@ -1095,7 +1095,7 @@ def batch() -> None:
 @click.option("--workers", type=click.IntRange(min=1),
               help="Worker processes of the local cluster (default: one per core); with an address, wait until "
                    "this many workers have joined.")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), metavar="OUT",
               help="One row per file: JSON lines, or Parquet when it ends in .parquet (needs pyarrow). The table "
                    "of causes goes beside it: OUT's name with .causes before its suffix.")
 @click.option("--record", is_flag=True, help="Record each diagnosed file's run into the knowledge base.")
