@@ -4,10 +4,7 @@ the learning loop (recorded outcomes move confidence the way the evidence points
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,16 +14,12 @@ from kb.diagnose import diagnose
 from kb.rulepack import dump_pack, load_document
 from kb.store import open_store
 
+from .conftest import KbCli
 from .test_readme import ROOT, _block
 
 pytestmark = pytest.mark.backends  # the history and the fixes on SQLite and on PostgreSQL (conftest)
 
 CONFIGARGPARSE = ROOT / "tests/corpus/real/configargparse-1.2.3/report.xml"
-
-
-def _kb(*args: str, db: Path, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "kb", *args], capture_output=True, text=True, cwd=cwd,
-                          env={**os.environ, "KB_DB": str(db)}, stdin=subprocess.DEVNULL)
 
 
 def _edit(path: Path) -> None:
@@ -37,7 +30,7 @@ def _edit(path: Path) -> None:
     path.write_text(dump_pack(doc))
 
 
-def test_the_readme_worked_example(tmp_path: Path) -> None:
+def test_the_readme_worked_example(tmp_path: Path, kb_cli: KbCli) -> None:
     db = tmp_path / ".kb" / "kb.sqlite"
     outputs: dict[str, str] = {}
     for line in filter(None, (line.split("  #", 1)[0].strip() for line in _block("authoring").splitlines())):
@@ -45,7 +38,7 @@ def test_the_readme_worked_example(tmp_path: Path) -> None:
         args = [str(tmp_path / a) if a == "argparse-help.yaml" else a for a in args]
         if args[:2] == ["rules", "lint"]:
             _edit(tmp_path / "argparse-help.yaml")
-        done = _kb(*args, db=db)
+        done = kb_cli(*args, env={"KB_DB": str(db)})
         assert done.returncode == 0, f"{line}: {done.stderr}"
         outputs[" ".join(line.split()[1:3])] = done.stdout
     assert "Root causes: none known" in outputs["diagnose tests/corpus/real/configargparse-1.2.3/report.xml"]
@@ -60,10 +53,10 @@ def test_the_readme_worked_example(tmp_path: Path) -> None:
     assert sorted(newly) == sorted(t for t in _configargparse_tests()), impact  # exactly those five
     assert "warning" not in impact
     # imported: kb diagnose now names the cause on its own
-    again = _kb("diagnose", str(CONFIGARGPARSE), db=db)
+    again = kb_cli("diagnose", str(CONFIGARGPARSE), env={"KB_DB": str(db)})
     assert "argparse's help heading 'optional arguments:' is 'options:'" in again.stdout
     assert (db.parent / "rules" / "argparse-help.yaml").exists()
-    every = _kb("rules", "test", db=db)  # no PACKS: the built-in packs and the user packs
+    every = kb_cli("rules", "test", env={"KB_DB": str(db)})  # no PACKS: the built-in packs and the user packs
     assert every.returncode == 0 and "argparse-options-heading" in every.stdout
 
 
@@ -75,11 +68,11 @@ def _configargparse_tests() -> list[str]:
         "TestMisc::test_FormatHelp")]
 
 
-def test_impact_warns_about_an_over_broad_rule(tmp_path: Path, kb_db: str) -> None:
+def test_impact_warns_about_an_over_broad_rule(tmp_path: Path, kb_db: str, kb_cli: KbCli) -> None:
     db = kb_db
     reports = sorted((ROOT / "tests/corpus/reports").rglob("*.xml"))[:40]
     for report in [CONFIGARGPARSE, *reports]:
-        _kb("diagnose", str(report), db=db)
+        kb_cli("diagnose", str(report), env={"KB_DB": str(db)})
     broad = tmp_path / "broad.yaml"
     broad.write_text(dump_pack({"pack": "broad", "version": "1", "rules": [{
         "id": "any-assertion", "title": "Some assertion failed", "explanation": "Too broad on purpose.",
@@ -87,35 +80,35 @@ def test_impact_warns_about_an_over_broad_rule(tmp_path: Path, kb_db: str) -> No
         "match": {"regex": "."}, "symptom": "direct",
         "remedies": [{"kind": "manual", "description": "look at it", "risk": "medium"}],
         "examples": {"match": ["AssertionError: assert 1 == 2"], "no_match": ["AssertionError: "]}}]}))
-    done = _kb("rules", "impact", str(broad), db=db)
+    done = kb_cli("rules", "impact", str(broad), env={"KB_DB": str(db)})
     assert done.returncode == 0, done.stderr
     assert re.search(r"warning: rule any-assertion newly explains \d+ failure\(s\) of \d+ different message "
                      r"shapes, but its examples show 1: it is probably over-broad", done.stdout), done.stdout
 
 
-def test_lint_warnings_and_errors(tmp_path: Path, kb_db: str) -> None:
+def test_lint_warnings_and_errors(tmp_path: Path, kb_db: str, kb_cli: KbCli) -> None:
     db = kb_db
     draft = tmp_path / "draft.yaml"
-    assert _kb("rules", "new", "--id", "my-rule", "-o", str(draft), db=db).returncode == 0
-    assert _kb("rules", "new", "-o", str(draft), db=db).returncode == 1  # never overwrites
-    lint = _kb("rules", "lint", str(draft), db=db)
+    assert kb_cli("rules", "new", "--id", "my-rule", "-o", str(draft), env={"KB_DB": str(db)}).returncode == 0
+    assert kb_cli("rules", "new", "-o", str(draft), env={"KB_DB": str(db)}).returncode == 1  # never overwrites
+    lint = kb_cli("rules", "lint", str(draft), env={"KB_DB": str(db)})
     assert lint.returncode == 0 and "title still has the TODO placeholder" in lint.stdout
-    assert _kb("rules", "lint", "--strict", str(draft), db=db).returncode == 1
+    assert kb_cli("rules", "lint", "--strict", str(draft), env={"KB_DB": str(db)}).returncode == 1
     doc = load_document(draft.read_text())
     doc["rules"][0]["match"]["regex"] = "No module named '(?P<mod>[\\w.]+)'"
     doc["rules"][0]["examples"]["match"] = ["ModuleNotFoundError: No module named 'yaml'"]
     doc["rules"][0]["match"].pop("exception")
     draft.write_text(dump_pack(doc))
-    lint = _kb("rules", "lint", str(draft), db=db).stdout
+    lint = kb_cli("rules", "lint", str(draft), env={"KB_DB": str(db)}).stdout
     assert "capture(s) mod are not used" in lint
     assert "also matches every example of py-no-module-named" in lint  # shadows a built-in rule
     doc["rules"][0]["match"]["regex"] = "(a+)+$"
     draft.write_text(dump_pack(doc))
-    bad = _kb("rules", "lint", str(draft), db=db)
+    bad = kb_cli("rules", "lint", str(draft), env={"KB_DB": str(db)})
     assert bad.returncode == 1 and "backtrack" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
 
 
-def test_user_packs_load_beside_the_kb_and_win_over_builtins(kb_db: str) -> None:
+def test_user_packs_load_beside_the_kb_and_win_over_builtins(kb_db: str, kb_cli: KbCli) -> None:
     db = kb_db
     store = open_store(db)
     rules = store.rules_dir
@@ -137,7 +130,7 @@ def test_user_packs_load_beside_the_kb_and_win_over_builtins(kb_db: str) -> None
     assert store.query("SELECT pack FROM rules WHERE id = ?", ["py-no-module-named"]) == [("python-core",)]
     store.close()
     (rules / "broken.yaml").write_text("pack: broken\nversion: 1\nrules: [")
-    bad = _kb("diagnose", str(CONFIGARGPARSE), db=db)
+    bad = kb_cli("diagnose", str(CONFIGARGPARSE), env={"KB_DB": str(db)})
     assert bad.returncode == 1 and "broken.yaml: not valid YAML" in bad.stderr
 
 
@@ -148,15 +141,15 @@ def test_templates_mask_what_varies() -> None:
     assert template("didn't match: \"a\nb\" here") == "didn't match: <Q> here"
 
 
-def test_suggest_clusters_and_stats(tmp_path: Path, kb_db: str) -> None:
+def test_suggest_clusters_and_stats(tmp_path: Path, kb_db: str, kb_cli: KbCli) -> None:
     db = kb_db
-    _kb("diagnose", str(CONFIGARGPARSE), db=db)
-    _kb("diagnose", str(ROOT / "tests/corpus/real/pyjwt-1.5.3/report.xml"), db=db)
+    kb_cli("diagnose", str(CONFIGARGPARSE), env={"KB_DB": str(db)})
+    kb_cli("diagnose", str(ROOT / "tests/corpus/real/pyjwt-1.5.3/report.xml"), env={"KB_DB": str(db)})
     store = open_store(db)
     found = clusters(store)
     store.close()
     assert [(len(c.failures), c.exception) for c in found] == [(5, "AssertionError")]  # pyjwt is diagnosed
-    stats = _kb("rules", "stats", db=db).stdout
+    stats = kb_cli("rules", "stats", env={"KB_DB": str(db)}).stdout
     assert re.search(r"py-cannot-import-name\s+1\s+0\s+0\s+0\s+0\s+\d\.\d\d → \d\.\d\d", stats), stats
 
 
@@ -176,7 +169,7 @@ def test_recorded_outcomes_move_confidence_with_the_evidence(tmp_path: Path, ver
     assert learned["attempts"] == 3 and learned["verified"] == (3 if direction > 0 else 0)
 
 
-def test_an_import_that_clashes_leaves_the_user_packs_as_they_were(tmp_path: Path) -> None:
+def test_an_import_that_clashes_leaves_the_user_packs_as_they_were(tmp_path: Path, kb_cli: KbCli) -> None:
     db = tmp_path / ".kb" / "kb.sqlite"
     rule = {"id": "mine-1", "title": "t", "explanation": "e", "source": "https://example.org/x", "prior": 0.5,
             "match": {"regex": "zzz-unique"}, "symptom": "direct",
@@ -185,8 +178,8 @@ def test_an_import_that_clashes_leaves_the_user_packs_as_they_were(tmp_path: Pat
     first, second = tmp_path / "a.yaml", tmp_path / "b.yaml"
     first.write_text(dump_pack({"pack": "a", "version": "1", "rules": [rule]}))
     second.write_text(dump_pack({"pack": "b", "version": "1", "rules": [rule]}))  # the same rule id
-    assert _kb("rules", "import", str(first), db=db).returncode == 0
-    clash = _kb("rules", "import", str(second), db=db)
+    assert kb_cli("rules", "import", str(first), env={"KB_DB": str(db)}).returncode == 0
+    clash = kb_cli("rules", "import", str(second), env={"KB_DB": str(db)})
     assert clash.returncode == 1 and "'mine-1' is already defined" in clash.stderr
     assert sorted(p.name for p in (db.parent / "rules").iterdir()) == ["a.yaml"]
-    assert _kb("rules", "show", "mine-1", db=db).stdout.startswith("# pack: a")
+    assert kb_cli("rules", "show", "mine-1", env={"KB_DB": str(db)}).stdout.startswith("# pack: a")

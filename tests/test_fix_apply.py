@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from kb.journal import Journal
 from kb.store import open_store
 
+from .conftest import KbCli
 from .projects import write_project
 
 pytestmark = pytest.mark.backends  # the history and the fixes on SQLite and on PostgreSQL (conftest)
@@ -27,11 +28,6 @@ def _pytest_report(root: Path) -> Path:
     return report
 
 
-def _kb(*args: str, db: Path, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "kb", *args], capture_output=True, text=True, cwd=cwd,
-                          env={**os.environ, "KB_DB": str(db)}, stdin=subprocess.DEVNULL)
-
-
 LAYERED = {
     "pkg/__init__.py": "",
     "pkg/core.py": "from collections import Mapping\nfrom collections import Sequence\n\n\n"
@@ -41,10 +37,10 @@ LAYERED = {
 }
 
 
-def test_layered_causes_heal_in_two_rounds_and_outcomes_are_recorded(tmp_path: Path, kb_db: str) -> None:
+def test_layered_causes_heal_in_two_rounds_and_outcomes_are_recorded(tmp_path: Path, kb_db: str, kb_cli: KbCli) -> None:
     root = write_project(tmp_path / "proj", LAYERED)
     db = kb_db
-    out = _kb("fix", str(_pytest_report(root)), "--root", str(root), "--apply", "--yes", db=db)
+    out = kb_cli("fix", str(_pytest_report(root)), "--root", str(root), "--apply", "--yes", env={"KB_DB": str(db)})
     assert out.returncode == 0, out.stderr
     assert ("verified: the targeted tests now fail only with the next known cause: collections.Sequence"
             in out.stdout), out.stdout
@@ -56,12 +52,12 @@ def test_layered_causes_heal_in_two_rounds_and_outcomes_are_recorded(tmp_path: P
     assert states == ["verified", "verified"]
     verdicts = [r["verdict"] for r in open_store(db).query_dicts("SELECT * FROM fix_outcomes ORDER BY 1")]
     assert verdicts == ["verified", "verified"]
-    history = _kb("history", "--root", str(root), db=db)
+    history = kb_cli("history", "--root", str(root), env={"KB_DB": str(db)})
     entries = [line for line in history.stdout.splitlines() if not line.startswith(" ")]
     assert [line.split()[1] for line in entries] == ["verified", "verified"]
 
 
-def test_a_fix_that_does_not_hold_is_rolled_back_byte_for_byte(tmp_path: Path, kb_db: str) -> None:
+def test_a_fix_that_does_not_hold_is_rolled_back_byte_for_byte(tmp_path: Path, kb_db: str, kb_cli: KbCli) -> None:
     files = {
         "pkg/__init__.py": "",
         "pkg/core.py": "import sys, os\nsys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', 'venv'))\n"
@@ -72,40 +68,40 @@ def test_a_fix_that_does_not_hold_is_rolled_back_byte_for_byte(tmp_path: Path, k
     root = write_project(tmp_path / "proj", files)
     before = (root / "pkg/core.py").read_bytes()
     db = kb_db
-    out = _kb("fix", str(_pytest_report(root)), "--root", str(root), "--apply", "--yes", db=db)
+    out = kb_cli("fix", str(_pytest_report(root)), "--root", str(root), "--apply", "--yes", env={"KB_DB": str(db)})
     assert "rolled back: the targeted failures remain" in out.stdout, out.stdout + out.stderr
     assert (root / "pkg/core.py").read_bytes() == before
     assert [e.state for e in Journal(root).entries()] == ["rolled back"]
     # the failed outcome lowers that cause's confidence next time
-    rediagnosed = _kb("diagnose", str(_pytest_report(root)), "--format", "json", db=db)
+    rediagnosed = kb_cli("diagnose", str(_pytest_report(root)), "--format", "json", env={"KB_DB": str(db)})
     cause = json.loads(rediagnosed.stdout)["root_causes"][0]
     assert cause["confidence_breakdown"]["learned"] == {"verified": 0, "attempts": 1}
     assert cause["confidence"] < cause["confidence_breakdown"]["evidence"]
 
 
-def test_undo_restores_every_byte(tmp_path: Path, kb_db: str) -> None:
+def test_undo_restores_every_byte(tmp_path: Path, kb_db: str, kb_cli: KbCli) -> None:
     root = write_project(tmp_path / "proj", LAYERED)
     original = (root / "pkg/core.py").read_bytes()
     db = kb_db
-    _kb("fix", str(_pytest_report(root)), "--root", str(root), "--apply", "--yes", "--no-verify", db=db)
+    kb_cli("fix", str(_pytest_report(root)), "--root", str(root), "--apply", "--yes", "--no-verify", env={"KB_DB": str(db)})
     assert (root / "pkg/core.py").read_bytes() != original
-    undone = _kb("undo", "--root", str(root), db=db)
+    undone = kb_cli("undo", "--root", str(root), env={"KB_DB": str(db)})
     assert undone.returncode == 0, undone.stderr
     assert (root / "pkg/core.py").read_bytes() == original
-    assert _kb("undo", "--root", str(root), db=db).returncode == 1  # nothing left to undo
+    assert kb_cli("undo", "--root", str(root), env={"KB_DB": str(db)}).returncode == 1  # nothing left to undo
 
 
-def test_gate_without_a_terminal_or_for_risky_fixes(tmp_path: Path, kb_db: str) -> None:
+def test_gate_without_a_terminal_or_for_risky_fixes(tmp_path: Path, kb_db: str, kb_cli: KbCli) -> None:
     root = write_project(tmp_path / "proj", LAYERED)
     db = kb_db
     report = str(_pytest_report(root))
-    asked = _kb("fix", report, "--root", str(root), "--apply", db=db)
+    asked = kb_cli("fix", report, "--root", str(root), "--apply", env={"KB_DB": str(db)})
     assert "not applied: needs approval at a terminal" in asked.stdout
-    strict = _kb("fix", report, "--root", str(root), "--apply", "--yes", "--min-confidence", "0.99", db=db)
+    strict = kb_cli("fix", report, "--root", str(root), "--apply", "--yes", "--min-confidence", "0.99", env={"KB_DB": str(db)})
     assert "below --min-confidence" in strict.stdout
     (root / ".kb").mkdir(exist_ok=True)
     (root / ".kb" / "config.toml").write_text("allow_auto_fix = false\n")
-    off = _kb("fix", report, "--root", str(root), "--apply", "--yes", db=db)
+    off = kb_cli("fix", report, "--root", str(root), "--apply", "--yes", env={"KB_DB": str(db)})
     assert "allow_auto_fix is off" in off.stdout
     assert (root / "pkg/core.py").read_text() == LAYERED["pkg/core.py"]
 
@@ -141,7 +137,7 @@ def test_apply_then_undo_restores_bytes(tmp_path: Path, text: str, newline: str,
     assert (root / "f.py").read_bytes() == old
 
 
-def test_a_fix_that_breaks_a_neighbouring_test_is_rolled_back(tmp_path: Path, kb_db: str) -> None:
+def test_a_fix_that_breaks_a_neighbouring_test_is_rolled_back(tmp_path: Path, kb_db: str, kb_cli: KbCli) -> None:
     files = {
         "pkg/__init__.py": "",
         "pkg/core.py": "def raw(a):\n    return a.tostring()\n",
@@ -154,9 +150,9 @@ def test_a_fix_that_breaks_a_neighbouring_test_is_rolled_back(tmp_path: Path, kb
     before = (root / "pkg/core.py").read_bytes()
     db = kb_db
     report = _pytest_report(root)
-    doc = json.loads(_kb("diagnose", str(report), "--format", "json", "--no-record", db=db).stdout)
+    doc = json.loads(kb_cli("diagnose", str(report), "--format", "json", "--no-record", env={"KB_DB": str(db)}).stdout)
     assert doc["root_causes"][0]["neighbours"] == ["tests/test_core.py::test_source_unchanged"]
-    out = _kb("fix", str(report), "--root", str(root), "--apply", "--yes", "--min-confidence", "0.5", db=db)
+    out = kb_cli("fix", str(report), "--root", str(root), "--apply", "--yes", "--min-confidence", "0.5", env={"KB_DB": str(db)})
     assert "rolled back: 1 test(s) that passed before now fail (first: tests/test_core.py::test_source_unchanged)" in out.stdout, out.stdout + out.stderr
     assert (root / "pkg/core.py").read_bytes() == before
 
@@ -184,14 +180,14 @@ def test_journal_refuses_paths_and_ids_that_escape_the_project(tmp_path: Path) -
     ("pyproject.toml", '[project]\nname = "p"\n\n[tool.pytest.ini_options]\naddopts = "--strict-markers"\n'),
     ("setup.cfg", "[metadata]\nname = p\n\n[tool:pytest]\naddopts = --strict-markers\nmarkers =\n    network: net\n"),
 ])
-def test_an_unregistered_marker_is_registered_and_verified(tmp_path: Path, config: str, text: str, kb_db: str) -> None:
+def test_an_unregistered_marker_is_registered_and_verified(tmp_path: Path, config: str, text: str, kb_db: str, kb_cli: KbCli) -> None:
     root = write_project(tmp_path / "proj", {
         config: text,
         "tests/test_m.py": "import pytest\n\n\n@pytest.mark.slow\ndef test_slow():\n    assert True\n",
     })
     db = kb_db
-    out = _kb("fix", str(_pytest_report(root)), "--root", str(root), "--apply", "--yes", "--min-confidence", "0.5", db=db)
+    out = kb_cli("fix", str(_pytest_report(root)), "--root", str(root), "--apply", "--yes", "--min-confidence", "0.5", env={"KB_DB": str(db)})
     assert "verified:" in out.stdout, out.stdout + out.stderr
     assert "slow: registered by kb" in (root / config).read_text()
-    assert _kb("undo", "--root", str(root), db=db).returncode == 0
+    assert kb_cli("undo", "--root", str(root), env={"KB_DB": str(db)}).returncode == 0
     assert (root / config).read_text() == text

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,27 +16,21 @@ from kb.fix import FixOptions, fix_rounds
 from kb.run.isolate import run_bound
 from kb.store import open_store
 
+from .conftest import KbCli
 from .faults import make_project
-
-pytestmark = pytest.mark.backends  # the history and the fixes on SQLite and on PostgreSQL (conftest)
 
 PYTEST = [sys.executable, "-m", "pytest"]
 
 
-def _kb(*args: str, db: Path, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "kb", *args], capture_output=True, text=True, cwd=cwd,
-                          env={**os.environ, "KB_DB": str(db)}, stdin=subprocess.DEVNULL, timeout=300)
-
-
-def _isolate(root: Path, db: Path, test: str, repeat: int = 1) -> dict:
-    out = _kb("isolate", test, "--repeat", str(repeat), "--json", "--", *PYTEST, db=db, cwd=root)
+def _isolate(kb_cli: KbCli, root: Path, db: Path, test: str, repeat: int = 1) -> dict:
+    out = kb_cli("isolate", test, "--repeat", str(repeat), "--json", "--", *PYTEST, env={"KB_DB": str(db)}, cwd=root)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
 
 
-def test_one_polluter_is_found_within_the_bound_and_reproduced(tmp_path: Path, kb_db: str) -> None:
+def test_one_polluter_is_found_within_the_bound_and_reproduced(tmp_path: Path, kb_db: str, kb_cli: KbCli) -> None:
     info = make_project(tmp_path / "p", tests=30, faults=("polluter",))
-    found = _isolate(tmp_path / "p", kb_db, info["victim"])
+    found = _isolate(kb_cli, tmp_path / "p", kb_db, info["victim"])
     assert found["verdict"] == "order-dependent" and found["polluters"] == info["polluters"]
     n = found["tests_before"]
     assert found["by_step"]["polluters"] <= run_bound(n), found  # step (b) within ceil(log2 n) + 2
@@ -52,31 +45,31 @@ def test_one_polluter_is_found_within_the_bound_and_reproduced(tmp_path: Path, k
     assert [(v["test"], v["verdict"]) for v in verdicts] == [(info["victim"], "order-dependent")]
 
 
-def test_two_polluters_are_both_found(tmp_path: Path, kb_db: str) -> None:
+def test_two_polluters_are_both_found(tmp_path: Path, kb_db: str, kb_cli: KbCli) -> None:
     info = make_project(tmp_path / "p", tests=16, faults=("two-polluters",))
-    found = _isolate(tmp_path / "p", kb_db, info["victim"])
+    found = _isolate(kb_cli, tmp_path / "p", kb_db, info["victim"])
     assert sorted(found["polluters"]) == sorted(info["polluters"])
 
 
-def test_polluters_that_only_pollute_together_are_minimised(tmp_path: Path, kb_db: str) -> None:
+def test_polluters_that_only_pollute_together_are_minimised(tmp_path: Path, kb_db: str, kb_cli: KbCli) -> None:
     info = make_project(tmp_path / "p", tests=12, faults=("group-polluter",))
-    found = _isolate(tmp_path / "p", kb_db, info["victim"])
+    found = _isolate(kb_cli, tmp_path / "p", kb_db, info["victim"])
     assert found["verdict"] == "order-dependent"
     assert sorted(found["polluters"]) == sorted(info["polluters"])
     assert found["reproducer"][-1] == info["victim"] and len(found["reproducer"]) == 3
 
 
-def test_a_test_that_needs_another_ones_side_effect(tmp_path: Path, kb_db: str) -> None:
+def test_a_test_that_needs_another_ones_side_effect(tmp_path: Path, kb_db: str, kb_cli: KbCli) -> None:
     info = make_project(tmp_path / "p", tests=20, faults=("needs-setup",))
-    found = _isolate(tmp_path / "p", kb_db, info["dependent"])
+    found = _isolate(kb_cli, tmp_path / "p", kb_db, info["dependent"])
     assert found["verdict"] == "needs-setup" and found["providers"] == [info["provider"]]
     assert found["root_causes"][0]["rule"] == "verdict-needs-setup"
 
 
-def test_a_seeded_flaky_test_is_flaky_in_run_and_isolate(tmp_path: Path, kb_db: str) -> None:
+def test_a_seeded_flaky_test_is_flaky_in_run_and_isolate(tmp_path: Path, kb_db: str, kb_cli: KbCli) -> None:
     info = make_project(tmp_path / "p", tests=10, faults=("flaky",), flaky_rate=0.5, seed=3)
     db = kb_db
-    out = _kb("run", "--quiet", "--repeat", "3", "--format", "json", "--", *PYTEST, db=db, cwd=tmp_path / "p")
+    out = kb_cli("run", "--quiet", "--repeat", "3", "--format", "json", "--", *PYTEST, env={"KB_DB": str(db)}, cwd=tmp_path / "p")
     doc = json.loads(out.stdout)
     assert out.returncode == doc["command"]["exit_status"]  # the command's own status
     flaky = [v for v in doc["verdicts"] if v["test"] == info["flaky"]]
@@ -84,7 +77,7 @@ def test_a_seeded_flaky_test_is_flaky_in_run_and_isolate(tmp_path: Path, kb_db: 
         assert flaky and flaky[0]["verdict"] == "flaky" and 1 <= flaky[0]["failed"] < 4
         assert doc["root_causes"][0]["rule"] == "verdict-flaky"
         assert doc["root_causes"][0]["remedies"][0]["kind"] == "quarantine"
-    found = _isolate(tmp_path / "p", db, info["flaky"], repeat=6)
+    found = _isolate(kb_cli, tmp_path / "p", db, info["flaky"], repeat=6)
     assert found["verdict"] == "flaky" and 0 < found["failed"] < 6 and found["runs"] == 6
     # the verdict's remedy: quarantine, approved by a person, verified, and it holds while it lasts
     store = open_store(db)
@@ -95,57 +88,57 @@ def test_a_seeded_flaky_test_is_flaky_in_run_and_isolate(tmp_path: Path, kb_db: 
     assert "reason='kb quarantine until " in (tmp_path / "p" / info["flaky"].split("::")[0]).read_text()
 
 
-def test_a_removed_api_is_deterministic_and_explained(tmp_path: Path, kb_db: str) -> None:
+def test_a_removed_api_is_deterministic_and_explained(tmp_path: Path, kb_db: str, kb_cli: KbCli) -> None:
     root = tmp_path / "p"
     make_project(root, tests=5, faults=())
     (root / "tests" / "test_api.py").write_text(
         "import collections\n\n\ndef test_mapping():\n    assert isinstance({}, collections.Mapping)\n")
     db = kb_db
-    out = _kb("run", "--quiet", "--format", "json", "--", *PYTEST, db=db, cwd=root)
+    out = kb_cli("run", "--quiet", "--format", "json", "--", *PYTEST, env={"KB_DB": str(db)}, cwd=root)
     assert out.returncode == 1, out.stderr  # pytest's status: tests failed
     doc = json.loads(out.stdout)
     assert "collections.Mapping" in doc["root_causes"][0]["title"]
-    found = _isolate(root, db, "tests/test_api.py::test_mapping")
+    found = _isolate(kb_cli, root, db, "tests/test_api.py::test_mapping")
     assert found["verdict"] == "environment-dependent" and found["probes"] == 2  # alone, then after the others
     assert found["reproduced"].startswith("checked")
     assert "collections.Mapping" in found["root_causes"][0]["title"]
 
 
-def test_collection_and_conftest_errors_are_diagnosed(tmp_path: Path, kb_db: str) -> None:
+def test_collection_and_conftest_errors_are_diagnosed(tmp_path: Path, kb_db: str, kb_cli: KbCli) -> None:
     db = kb_db
     make_project(tmp_path / "c", tests=5, faults=("collection-error",))
-    out = _kb("run", "--quiet", "--format", "json", "--", *PYTEST, db=db, cwd=tmp_path / "c")
+    out = kb_cli("run", "--quiet", "--format", "json", "--", *PYTEST, env={"KB_DB": str(db)}, cwd=tmp_path / "c")
     doc = json.loads(out.stdout)
     assert "cv2" in doc["root_causes"][0]["title"]
     make_project(tmp_path / "f", tests=5, faults=("conftest-error",))  # pytest writes no JUnit XML here
-    out = _kb("run", "--quiet", "--format", "json", "--", *PYTEST, db=db, cwd=tmp_path / "f")
+    out = kb_cli("run", "--quiet", "--format", "json", "--", *PYTEST, env={"KB_DB": str(db)}, cwd=tmp_path / "f")
     doc = json.loads(out.stdout)
     assert out.returncode == 4, out.stderr  # pytest's usage-error status, passed through
     assert "cv2" in doc["root_causes"][0]["title"]
 
 
-def test_fail_on_decides_the_exit_status(tmp_path: Path, kb_db: str) -> None:
+def test_fail_on_decides_the_exit_status(tmp_path: Path, kb_db: str, kb_cli: KbCli) -> None:
     info = make_project(tmp_path / "p", tests=10, faults=("polluter",))
     db = kb_db
     assert info["victim"]
-    codes = {mode: _kb("run", "--quiet", "--fail-on", mode, "--", *PYTEST, db=db, cwd=tmp_path / "p").returncode
+    codes = {mode: kb_cli("run", "--quiet", "--fail-on", mode, "--", *PYTEST, env={"KB_DB": str(db)}, cwd=tmp_path / "p").returncode
              for mode in ("status", "any", "undiagnosed", "never")}
     assert codes == {"status": 1, "any": 1, "undiagnosed": 1, "never": 0}  # an assertion failure: undiagnosed
 
 
-def test_commands_that_hang_are_missing_or_write_no_report(tmp_path: Path, kb_db: str) -> None:
+def test_commands_that_hang_are_missing_or_write_no_report(tmp_path: Path, kb_db: str, kb_cli: KbCli) -> None:
     root = tmp_path / "p"
     make_project(root, tests=2)
     (root / "tests" / "test_slow.py").write_text("import time\n\n\ndef test_slow():\n    time.sleep(60)\n")
     db = kb_db
-    hang = _kb("run", "--quiet", "--timeout", "3", "--", *PYTEST, db=db, cwd=root)
-    missing = _kb("run", "--", "no-such-test-command-kb", db=db, cwd=root)
-    silent = _kb("run", "--", sys.executable, "-c", "print('all good')", db=db, cwd=root)
-    killed = _kb("run", "--", sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)",
-                 db=db, cwd=root)
+    hang = kb_cli("run", "--quiet", "--timeout", "3", "--", *PYTEST, env={"KB_DB": str(db)}, cwd=root)
+    missing = kb_cli("run", "--", "no-such-test-command-kb", env={"KB_DB": str(db)}, cwd=root)
+    silent = kb_cli("run", "--", sys.executable, "-c", "print('all good')", env={"KB_DB": str(db)}, cwd=root)
+    killed = kb_cli("run", "--", sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)",
+                 env={"KB_DB": str(db)}, cwd=root)
     bare = tmp_path / "bare"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
-    no_pytest = _kb("run", "--", str(bare / "bin" / "python"), "-m", "pytest", db=db, cwd=root)
+    no_pytest = kb_cli("run", "--", str(bare / "bin" / "python"), "-m", "pytest", env={"KB_DB": str(db)}, cwd=root)
     for out, words in ((hang, "timed out after 3 s (killed)"), (missing, "command not found: no-such-test-command-kb"),
                        (silent, "wrote no report kb can read (name it with --report PATH)"),
                        (no_pytest, "pytest is not installed"), (killed, "killed by SIGKILL")):
@@ -156,11 +149,11 @@ def test_commands_that_hang_are_missing_or_write_no_report(tmp_path: Path, kb_db
     assert len(problems) == 5 and all(problems)  # every one recorded
 
 
-def test_a_non_pytest_command_names_its_report(tmp_path: Path, kb_db: str) -> None:
+def test_a_non_pytest_command_names_its_report(tmp_path: Path, kb_db: str, kb_cli: KbCli) -> None:
     source = Path(__file__).parent / "corpus/real/pyjwt-1.5.3/report.xml"
-    out = _kb("run", "--report", "out.xml", "--format", "json", "--", sys.executable, "-c",
+    out = kb_cli("run", "--report", "out.xml", "--format", "json", "--", sys.executable, "-c",
               f"import shutil; shutil.copy({str(source)!r}, 'out.xml'); raise SystemExit(3)",
-              db=kb_db, cwd=tmp_path)
+              env={"KB_DB": str(kb_db)}, cwd=tmp_path)
     assert out.returncode == 3, out.stderr
     assert "collections.Mapping" in json.loads(out.stdout)["root_causes"][0]["title"]
 
