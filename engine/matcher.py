@@ -322,8 +322,9 @@ class Matcher:
                 continue
             yield from self._run(fact.phase, self._candidates(fact.exception, field, text.lower()), text)
 
-    def _run(self, phase: str, indexes: list[int], text: str) -> Iterator[tuple[Rule, dict[str, str]]]:
+    def _run(self, phase: str, indexes: list[int], text: str) -> list[tuple[Rule, dict[str, str]]]:
         """The candidate rules' regexes over ``text``: (rule, normalised fields) of each that matches."""
+        found: list[tuple[Rule, dict[str, str]]] = []
         for index in indexes:
             rule = self.rules[index]
             if rule.phases and phase not in rule.phases:
@@ -334,9 +335,25 @@ class Matcher:
                 continue
             captures.update(dict(rule.set))
             normalised = normalise(rule.symptom, captures)
-            if normalised is None:
+            if normalised is not None:
+                found.append((rule, normalised))
+        return found
+
+    def _message_keys(self, fact: FailureLike) -> list[_Key]:
+        """The symptoms of ``match(fact, ("message",))``, each once: the final exception's message, then
+        each earlier one of its chain (what one distinct failure costs, so written without generators)."""
+        keys: list[_Key] = []
+        for exception, message in ((fact.exception, fact.message), *reversed(fact.chain)):
+            text = message[:SCAN_LIMIT]
+            plan = self._plan(exception, "message") if text else ()
+            if not plan:
                 continue
-            yield rule, normalised
+            lowered = text.lower()
+            candidates: set[int] = set()
+            for bucket in plan:
+                bucket.hits(lowered, candidates)
+            keys.extend(_key(rule, fields) for rule, fields in self._run(fact.phase, sorted(candidates), text))
+        return list(dict.fromkeys(keys))  # a rule matching message and chain counts once
 
     def _text_keys(self, fact: FailureLike, plan: tuple[_Bucket, ...]) -> list[_Key]:
         """The symptoms of the rules that read the whole traceback (``in: text``), for one failure."""
@@ -365,8 +382,8 @@ class Matcher:
             memo_key = (fact.exception, fact.phase, message if len(message) <= SCAN_LIMIT else message[:SCAN_LIMIT],
                         fact.chain)
             keys = memo.get(memo_key)
-            if keys is None:  # a rule matching message and chain counts once
-                keys = memo[memo_key] = list(dict.fromkeys(_key(r, f) for r, f in self.match(fact, ("message",))))
+            if keys is None:
+                keys = memo[memo_key] = self._message_keys(fact)
             if fact.text:
                 plan = self._plan(fact.exception, "text")
                 if plan:
