@@ -9,7 +9,6 @@ both wheels, by the mined row, which names 2.0 as the removing release, with hig
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import venv
@@ -21,6 +20,7 @@ from kb.diagnose import diagnose
 from kb.knowledge.learn import series_pairs
 from kb.validate import errors as schema_errors
 
+from .conftest import KbCli
 from .wheels import build_wheel
 
 HELPER_1 = '''def helper(x):
@@ -52,11 +52,6 @@ class Box:
     def open(self):
         return "open"
 '''
-
-
-def _kb(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "kb", *args], capture_output=True, text=True, cwd=cwd,
-                          env={**os.environ, **(env or {})}, timeout=300)
 
 
 def _pytest(python: Path, root: Path, report: Path) -> None:
@@ -91,7 +86,7 @@ def helper_world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"wheels": wheels, "python": python, "project": project, "report": report, "base": base}
 
 
-def test_generic_cause_then_mined_row_with_higher_confidence(helper_world: dict[str, Path], tmp_path: Path) -> None:
+def test_generic_cause_then_mined_row_with_higher_confidence(helper_world: dict[str, Path], tmp_path: Path, kb_cli: KbCli) -> None:
     db = tmp_path / "kb.sqlite"
     w = helper_world
     before = diagnose([w["report"]], db=db, record=False, python=str(w["python"]), root=w["project"])
@@ -107,7 +102,7 @@ def test_generic_cause_then_mined_row_with_higher_confidence(helper_world: dict[
     assert any(e.startswith("owner of helperlib: installed distribution helperlib 2.0, declared by the project")
                for e in cause["evidence"])
 
-    mined = _kb("knowledge", "mine", "helperlib", "--from", "1.0", "--to", "2.0", "--find-links", str(w["wheels"]),
+    mined = kb_cli("knowledge", "mine", "helperlib", "--from", "1.0", "--to", "2.0", "--find-links", str(w["wheels"]),
                 "--cache", str(tmp_path / "cache"), "--db", str(db), cwd=tmp_path)
     assert mined.returncode == 0, mined.stderr
     assert mined.stdout.strip() == ("helperlib 1.0 → 2.0: 3 row(s) (2 removed, 1 signature-changed); "
@@ -124,12 +119,12 @@ def test_generic_cause_then_mined_row_with_higher_confidence(helper_world: dict[
     assert "environment: helperlib 2.0 ≥ 2.0" in cause_after["evidence"]
 
 
-def test_learn_offline_is_one_line_and_the_diagnosis_stands(helper_world: dict[str, Path], tmp_path: Path) -> None:
+def test_learn_offline_is_one_line_and_the_diagnosis_stands(helper_world: dict[str, Path], tmp_path: Path, kb_cli: KbCli) -> None:
     w = helper_world
     env = {"KB_INDEX_URL": "http://127.0.0.1:9", "KB_DB": str(tmp_path / "kb.sqlite")}
-    plain = _kb("diagnose", str(w["report"]), "--python", str(w["python"]), "--root", str(w["project"]),
+    plain = kb_cli("diagnose", str(w["report"]), "--python", str(w["python"]), "--root", str(w["project"]),
                 "--no-record", cwd=tmp_path, env=env)
-    learned = _kb("diagnose", str(w["report"]), "--python", str(w["python"]), "--root", str(w["project"]),
+    learned = kb_cli("diagnose", str(w["report"]), "--python", str(w["python"]), "--root", str(w["project"]),
                   "--no-record", "--learn", cwd=tmp_path, env=env)
     assert learned.returncode == 0
     lines = learned.stderr.strip().splitlines()
@@ -139,13 +134,13 @@ def test_learn_offline_is_one_line_and_the_diagnosis_stands(helper_world: dict[s
     assert learned.stdout == plain.stdout
 
 
-def test_learn_last_mines_from_the_declared_release(helper_world: dict[str, Path], tmp_path: Path) -> None:
+def test_learn_last_mines_from_the_declared_release(helper_world: dict[str, Path], tmp_path: Path, kb_cli: KbCli) -> None:
     w = helper_world
     env = {"KB_DB": str(tmp_path / "kb.sqlite"), "XDG_CACHE_HOME": str(tmp_path / "cache")}
-    first = _kb("diagnose", str(w["report"]), "--python", str(w["python"]), "--root", str(w["project"]),
+    first = kb_cli("diagnose", str(w["report"]), "--python", str(w["python"]), "--root", str(w["project"]),
                 cwd=tmp_path, env=env)
     assert "is not in helperlib 2.0 (installed)" in first.stdout
-    learned = _kb("knowledge", "learn", "--last", "--root", str(w["project"]), "--find-links", str(w["wheels"]),
+    learned = kb_cli("knowledge", "learn", "--last", "--root", str(w["project"]), "--find-links", str(w["wheels"]),
                   cwd=tmp_path, env=env)
     assert learned.returncode == 0, learned.stderr
     assert "kb: learned helperlib: 3 row(s) from 1.0 → 2.0" in learned.stderr
@@ -342,17 +337,17 @@ def test_the_interpreter_is_the_one_whose_site_packages_the_tracebacks_name(tmp_
     assert project_tops([failure(Frame("src/proj/core.py", 1, "g"), inner, gone)], None) == {"proj"}
 
 
-def test_mine_refuses_bad_input_in_one_line(helper_world: dict[str, Path], tmp_path: Path) -> None:
+def test_mine_refuses_bad_input_in_one_line(helper_world: dict[str, Path], tmp_path: Path, kb_cli: KbCli) -> None:
     w = helper_world
     env = {"KB_DB": str(tmp_path / "kb.sqlite"), "KB_INDEX_URL": "http://127.0.0.1:9"}
-    bad_version = _kb("knowledge", "mine", "helperlib", "--from", "1.0", "--to", "two", "--find-links",
+    bad_version = kb_cli("knowledge", "mine", "helperlib", "--from", "1.0", "--to", "two", "--find-links",
                       str(w["wheels"]), "--cache", str(tmp_path / "c"), cwd=tmp_path, env=env)
     assert (bad_version.returncode, bad_version.stderr) == (1, "kb: error: not a version: 'two'\n")
-    offline = _kb("knowledge", "mine", "nothing-here", "--from", "1.0", "--to", "2.0", "--cache", str(tmp_path / "c"),
+    offline = kb_cli("knowledge", "mine", "nothing-here", "--from", "1.0", "--to", "2.0", "--cache", str(tmp_path / "c"),
                   cwd=tmp_path, env=env)
     assert offline.returncode == 1 and offline.stderr.count("\n") == 1
     assert offline.stderr.startswith("kb: error: http://127.0.0.1:9/pypi/nothing-here/json: cannot reach the package")
-    bad_url = _kb("knowledge", "mine", "x", "--from", "1.0", "--to", "2.0", "--cache", str(tmp_path / "c"),
+    bad_url = kb_cli("knowledge", "mine", "x", "--from", "1.0", "--to", "2.0", "--cache", str(tmp_path / "c"),
                   cwd=tmp_path, env={**env, "KB_INDEX_URL": "http://127.0.0.1:abc"})
     assert bad_url.returncode == 1 and bad_url.stderr.count("\n") == 1 and "internal error" not in bad_url.stderr
 
