@@ -92,29 +92,30 @@ class Ran:
 KbCli = Callable[..., Ran]
 
 
-@pytest.fixture
-def kb_cli() -> KbCli:
+def run_kb(*args: str | Path, env: Mapping[str, str | None] | None = None, cwd: str | Path | None = None,
+           input: str | bytes | None = None) -> Ran:
     """Run ``kb ARGS…`` in this process, through the real entry point :func:`kb.cli.main` (its one-line
     errors and exit statuses) under click's ``CliRunner`` isolation: ``env`` adds to the environment (None
     removes a variable), ``cwd`` is the folder it runs in, ``input`` its standard input (empty by default,
     as from ``/dev/null``). A few tests keep real subprocesses for the entry points themselves."""
     from kb import cli
 
-    def run(*args: str | Path, env: Mapping[str, str | None] | None = None, cwd: str | Path | None = None,
-            input: str | bytes | None = None) -> Ran:
-        runner = CliRunner()
-        here = os.getcwd()
-        code = 0
-        with runner.isolation(input=input or b"", env=dict(env or {})) as (out, err, _):
-            try:
-                if cwd is not None:
-                    os.chdir(cwd)
-                cli.main([str(a) for a in args])
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-            finally:
-                os.chdir(here)
-                cli._State.debug = False
-        return Ran(code, out.getvalue().decode(errors="replace"), err.getvalue().decode(errors="replace"))
+    here = os.getcwd()
+    code = 0
+    with CliRunner().isolation(input=input or b"", env=dict(env or {})) as (out, err, _):
+        try:
+            if cwd is not None:
+                os.chdir(cwd)
+            cli.main([str(a) for a in args])
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        finally:
+            os.chdir(here)
+            cli._State.debug = False
+    return Ran(code, out.getvalue().decode(errors="replace"), err.getvalue().decode(errors="replace"))
 
-    return run
+
+@pytest.fixture
+def kb_cli() -> KbCli:
+    """:func:`run_kb`, for the tests that run kb commands."""
+    return run_kb

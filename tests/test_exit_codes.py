@@ -7,15 +7,11 @@ import re
 import shutil
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from kb.cli import main
-
-from .conftest import REAL
+from .conftest import REAL, Ran, run_kb
 from .projects import write_project
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
@@ -48,24 +44,6 @@ rules:
 """
 
 
-@dataclass
-class Done:
-    status: int
-    out: str
-    err: str
-
-
-def kb(*args: str, env: dict[str, str] | None = None) -> Done:
-    """``kb ARGS`` through the real entry point (its exit status, stdout, stderr), in-process."""
-    with CliRunner().isolation(env=env) as (out, err, _):
-        try:
-            main(list(args))
-            status = 0
-        except SystemExit as exc:
-            status = exc.code if isinstance(exc.code, int) else 1
-        return Done(status, out.getvalue().decode(), err.getvalue().decode())
-
-
 def table() -> list[tuple[str, str, str]]:
     """The rows of the README's exit-code table: (command, status, when)."""
     found = re.search(r"<!-- exit-codes -->\s*\n((?:\|.*\n)+)", README)
@@ -80,21 +58,21 @@ def table() -> list[tuple[str, str, str]]:
 # -- one check per row; each asserts its status and, where it can, the other side of the condition
 
 def every_0(tmp: Path) -> None:
-    assert kb("diagnose", PYJWT, "--no-record").status == 0
+    assert run_kb("diagnose", PYJWT, "--no-record").returncode == 0
 
 
 def every_1(tmp: Path) -> None:
     bad = tmp / "bad.xml"
     bad.write_text("<testsuite><testcase")
-    done = kb("diagnose", str(bad))
-    assert done.status == 1 and done.err.startswith("kb: error: ") and len(done.err.splitlines()) == 1, done.err
-    missing = kb("export", "datasette", str(tmp / "no" / "such" / "x.db"))
-    assert missing.status == 1 and missing.err.startswith("kb: error: ") and "no folder" in missing.err
+    done = run_kb("diagnose", str(bad))
+    assert done.returncode == 1 and done.stderr.startswith("kb: error: ") and len(done.stderr.splitlines()) == 1, done.stderr
+    missing = run_kb("export", "datasette", str(tmp / "no" / "such" / "x.db"))
+    assert missing.returncode == 1 and missing.stderr.startswith("kb: error: ") and "no folder" in missing.stderr
 
 
 def every_2(tmp: Path) -> None:
-    assert kb("diagnose", PYJWT, "--no-such-option").status == 2
-    assert kb("diagnose", PYJWT, "--fail-on", "sometimes").status == 2
+    assert run_kb("diagnose", PYJWT, "--no-such-option").returncode == 2
+    assert run_kb("diagnose", PYJWT, "--fail-on", "sometimes").returncode == 2
 
 
 def every_130(tmp: Path) -> None:
@@ -103,62 +81,62 @@ def every_130(tmp: Path) -> None:
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr("kb.diagnose.diagnose", interrupted)
-        done = kb("diagnose", PYJWT)
-    assert done.status == 130 and done.err.strip() == "kb: interrupted"  # click ends the ^C line first
+        done = run_kb("diagnose", PYJWT)
+    assert done.returncode == 130 and done.stderr.strip() == "kb: interrupted"  # click ends the ^C line first
 
 
 def diagnose_default(tmp: Path) -> None:
-    assert kb("diagnose", CONFIGARGPARSE, "--no-record").status == 0
-    assert kb("diagnose", PYJWT, "--no-record", "--fail-on", "never").status == 0
+    assert run_kb("diagnose", CONFIGARGPARSE, "--no-record").returncode == 0
+    assert run_kb("diagnose", PYJWT, "--no-record", "--fail-on", "never").returncode == 0
 
 
 def diagnose_undiagnosed(tmp: Path) -> None:
-    assert kb("diagnose", CONFIGARGPARSE, "--no-record", "--fail-on", "undiagnosed").status == 1
-    assert kb("diagnose", PYJWT, "--no-record", "--fail-on", "undiagnosed").status == 0
+    assert run_kb("diagnose", CONFIGARGPARSE, "--no-record", "--fail-on", "undiagnosed").returncode == 1
+    assert run_kb("diagnose", PYJWT, "--no-record", "--fail-on", "undiagnosed").returncode == 0
 
 
 def diagnose_cause(tmp: Path) -> None:
-    assert kb("diagnose", PYJWT, "--no-record", "--fail-on", "cause").status == 1
-    assert kb("diagnose", CONFIGARGPARSE, "--no-record", "--fail-on", "cause").status == 0
+    assert run_kb("diagnose", PYJWT, "--no-record", "--fail-on", "cause").returncode == 1
+    assert run_kb("diagnose", CONFIGARGPARSE, "--no-record", "--fail-on", "cause").returncode == 0
 
 
 def diagnose_any(tmp: Path) -> None:
-    assert kb("diagnose", CONFIGARGPARSE, "--no-record", "--fail-on", "any").status == 1
+    assert run_kb("diagnose", CONFIGARGPARSE, "--no-record", "--fail-on", "any").returncode == 1
     passing = tmp / "ok.xml"
     passing.write_text(PASSING)
-    assert kb("diagnose", str(passing), "--no-record", "--fail-on", "any").status == 0
+    assert run_kb("diagnose", str(passing), "--no-record", "--fail-on", "any").returncode == 0
 
 
-def _stub_run(tmp: Path, report: str, status: int, *options: str) -> Done:
+def _stub_run(tmp: Path, report: str, status: int, *options: str) -> Ran:
     """kb run on a command that exits ``status`` after its report ``report`` is in place."""
     shutil.copy(report, tmp / "report.xml")
-    return kb("run", "--root", str(tmp), "--report", "report.xml", "--quiet", *options, "--",
+    return run_kb("run", "--root", str(tmp), "--report", "report.xml", "--quiet", *options, "--",
               sys.executable, "-c", f"import sys; sys.exit({status})")
 
 
 def run_status(tmp: Path) -> None:
-    assert _stub_run(tmp, PYJWT, 5).status == 5
-    assert _stub_run(tmp, PYJWT, 0, "--fail-on", "status").status == 0
+    assert _stub_run(tmp, PYJWT, 5).returncode == 5
+    assert _stub_run(tmp, PYJWT, 0, "--fail-on", "status").returncode == 0
 
 
 def run_gates(tmp: Path) -> None:
     for report, fail_on, status in ((CONFIGARGPARSE, "never", 0), (CONFIGARGPARSE, "undiagnosed", 1),
                                     (PYJWT, "undiagnosed", 0), (PYJWT, "cause", 1), (CONFIGARGPARSE, "cause", 0),
                                     (CONFIGARGPARSE, "any", 1)):
-        assert _stub_run(tmp, report, 5, "--fail-on", fail_on).status == status, (report, fail_on)
+        assert _stub_run(tmp, report, 5, "--fail-on", fail_on).returncode == status, (report, fail_on)
 
 
 def run_cannot(tmp: Path) -> None:
-    done = kb("run", "--root", str(tmp), "--", "no-such-command-kb-test")
-    assert done.status == 1 and "command not found: no-such-command-kb-test" in done.err
+    done = run_kb("run", "--root", str(tmp), "--", "no-such-command-kb-test")
+    assert done.returncode == 1 and "command not found: no-such-command-kb-test" in done.stderr
 
 
 def fix_ok(tmp: Path) -> None:
-    assert kb("fix", PYJWT, "--root", str(tmp)).status == 0  # a dry run
+    assert run_kb("fix", PYJWT, "--root", str(tmp)).returncode == 0  # a dry run
     passing = tmp / "ok.xml"
     passing.write_text(PASSING)
-    done = kb("fix", str(passing), "--root", str(tmp), "--apply", "--yes")
-    assert done.status == 0 and "nothing to fix" in done.out
+    done = run_kb("fix", str(passing), "--root", str(tmp), "--apply", "--yes")
+    assert done.returncode == 0 and "nothing to fix" in done.stdout
 
 
 def fix_rolled_back(tmp: Path) -> None:
@@ -170,17 +148,17 @@ def fix_rolled_back(tmp: Path) -> None:
                               "def test_source_unchanged():\n    import inspect, pkg.core\n"
                               "    assert 'a.tostring' in inspect.getsource(pkg.core.raw)\n"})
     report = _pytest_report(root)
-    done = kb("fix", report, "--root", str(root), "--apply", "--yes", "--min-confidence", "0.5")
-    assert done.status == 1 and "rolled back:" in done.out, done.out + done.err
+    done = run_kb("fix", report, "--root", str(root), "--apply", "--yes", "--min-confidence", "0.5")
+    assert done.returncode == 1 and "rolled back:" in done.stdout, done.stdout + done.stderr
 
 
 def fix_nothing_applied(tmp: Path) -> None:
-    done = kb("fix", PYJWT, "--root", str(tmp), "--apply", "--yes")  # nothing under tmp to edit
-    assert done.status == 3 and "1 cause(s) without a fix kb can apply" in done.out, done.out
+    done = run_kb("fix", PYJWT, "--root", str(tmp), "--apply", "--yes")  # nothing under tmp to edit
+    assert done.returncode == 3 and "1 cause(s) without a fix kb can apply" in done.stdout, done.stdout
     root = write_project(tmp / "proj", {"pkg/__init__.py": "", "pkg/core.py": "from collections import Mapping\n",
                                         "tests/test_core.py": "import pkg.core\n\n\ndef test_x():\n    pass\n"})
-    asked = kb("fix", _pytest_report(root), "--root", str(root), "--apply")  # no terminal to ask at
-    assert asked.status == 3 and "not applied: needs approval at a terminal" in asked.out, asked.out
+    asked = run_kb("fix", _pytest_report(root), "--root", str(root), "--apply")  # no terminal to ask at
+    assert asked.returncode == 3 and "not applied: needs approval at a terminal" in asked.stdout, asked.stdout
 
 
 def _pytest_report(root: Path) -> str:
@@ -194,37 +172,37 @@ def _pytest_report(root: Path) -> str:
 
 def heal(tmp: Path) -> None:
     green = write_project(tmp / "green", {"tests/test_ok.py": "def test_ok():\n    assert 1\n"})
-    assert kb("heal", "--root", str(green), "--", sys.executable, "-m", "pytest").status == 0
+    assert run_kb("heal", "--root", str(green), "--", sys.executable, "-m", "pytest").returncode == 0
     red = write_project(tmp / "red", {"tests/test_no.py": "def test_no():\n    assert 1 == 2\n"})
-    assert kb("heal", "--root", str(red), "--", sys.executable, "-m", "pytest").status == 1
+    assert run_kb("heal", "--root", str(red), "--", sys.executable, "-m", "pytest").returncode == 1
 
 
 def undo(tmp: Path) -> None:
-    done = kb("undo", "--root", str(tmp))
-    assert done.status == 1 and done.err.startswith("kb: error: ")
+    done = run_kb("undo", "--root", str(tmp))
+    assert done.returncode == 1 and done.stderr.startswith("kb: error: ")
 
 
 def rules_test(tmp: Path) -> None:
     good = tmp / "good.yaml"
     good.write_text(PACK)
-    assert kb("rules", "test", str(good)).status == 0
+    assert run_kb("rules", "test", str(good)).returncode == 0
     bad = tmp / "bad.yaml"
     bad.write_text(PACK.replace("'optional arguments:' not found", "'optional arguments:' missing"))
-    done = kb("rules", "test", str(bad))
-    assert done.status == 1 and done.err == "kb: error: 1 rule(s) failed their examples\n"
+    done = run_kb("rules", "test", str(bad))
+    assert done.returncode == 1 and done.stderr == "kb: error: 1 rule(s) failed their examples\n"
 
 
 def rules_lint(tmp: Path) -> None:
     pack = tmp / "thin.yaml"  # a single match example is a warning
     pack.write_text(PACK)
-    assert kb("rules", "lint", str(pack)).status == 0
-    assert kb("rules", "lint", "--strict", str(pack)).status == 1
+    assert run_kb("rules", "lint", str(pack)).returncode == 0
+    assert run_kb("rules", "lint", "--strict", str(pack)).returncode == 1
 
 
 def db_check(tmp: Path) -> None:
     broken = tmp / "broken.sqlite"
     broken.write_bytes(b"SQLite format 3\x00" + b"\xff" * 4096)
-    assert kb("db", "check", "--db", str(broken)).status == 1
+    assert run_kb("db", "check", "--db", str(broken)).returncode == 1
 
 
 def serve(tmp: Path) -> None:
@@ -233,9 +211,9 @@ def serve(tmp: Path) -> None:
     real = importlib.util.find_spec
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "datasette" else real(name, *a))
-        done = kb("serve")
-    assert done.status == 1
-    assert done.err == "kb: error: datasette is not installed: pip install 'kb-selfheal[datasette]'\n"
+        done = run_kb("serve")
+    assert done.returncode == 1
+    assert done.stderr == "kb: error: datasette is not installed: pip install 'kb-selfheal[datasette]'\n"
 
 
 CHECKS: dict[tuple[str, str], Callable[[Path], None]] = {
