@@ -501,13 +501,22 @@ def _connect(scheduler: str, workers: int | None) -> tuple[Any, Any]:
 
 
 def peak_rss() -> int:
-    """This process's peak resident memory in bytes (0 where the OS does not say: no ``resource`` module)."""
+    """This process's peak resident memory in bytes (0 where the OS does not say). Linux: ``VmHWM``, which
+    belongs to the process's own address space — ``ru_maxrss`` survives ``exec`` and so reports a spawning
+    parent's peak for a worker process that never came near it."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
     try:
         import resource
     except ImportError:  # Windows
         return 0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(peak if sys.platform == "darwin" else peak * 1024)  # macOS counts bytes, Linux KiB
+    return int(peak if sys.platform == "darwin" else peak * 1024)  # macOS counts bytes, the others KiB
 
 
 def _worker_peak_rss(client: Any) -> dict[str, int]:
