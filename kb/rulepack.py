@@ -17,7 +17,6 @@ with that one line (exit 1) until it is fixed or removed: knowledge is never sil
 from __future__ import annotations
 
 import gc
-import hashlib
 import json
 import os
 import stat
@@ -35,6 +34,7 @@ import yaml
 from .engine.matcher import check_fields, regex_hazard
 from .engine.regex import RegexError, backtracking as backtracking_regex, compile as compile_regex
 from .errors import RuleError
+from .packs import builtin_packs, digest
 from .validate import errors as schema_errors, numbers as number_errors
 
 __all__ = ["Pack", "parse_pack", "read_pack", "read_pack_bytes", "builtin_packs", "golden_cases", "digest", "dump_pack", "load_document",
@@ -236,11 +236,6 @@ def dump_pack(doc: dict[str, Any]) -> str:
     return yaml.dump(doc, Dumper=_NoAliases, sort_keys=False, allow_unicode=True, width=110)
 
 
-def digest(data: bytes) -> str:
-    """The sha256 a pack is recorded under (the store reloads a built-in pack when it changes)."""
-    return hashlib.sha256(data).hexdigest()
-
-
 def _gunzip(data: bytes, origin: str, limit: int) -> bytes:
     """A gzip-compressed pack, decompressed with a bound (a small file must not inflate without end)."""
     inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
@@ -353,14 +348,6 @@ def read_pack_bytes(path: str | Path) -> bytes:
 def read_pack(path: str | Path) -> Pack:
     """A pack file (see :func:`read_pack_bytes`), parsed and validated."""
     return parse_pack(read_pack_bytes(path), str(path))
-
-
-def builtin_packs() -> list[tuple[str, bytes]]:
-    """(origin, bytes) of every built-in pack shipped in ``kb/packs``, sorted by file name."""
-    folder = resources.files("kb.packs")
-    found = [(f"builtin:{entry.name}", entry.read_bytes())
-             for entry in folder.iterdir() if entry.name.endswith((".yaml", ".yml", ".json.gz"))]
-    return sorted(found)
 
 
 def golden_cases() -> list[dict[str, Any]]:

@@ -34,16 +34,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
-
-import sqlite_utils
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .engine import ApiRow, Distribution, Remedy, Rule, Symptom
 from .errors import KbError, RuleError, StoreError
-from .rulepack import Pack, builtin_packs, digest, generated, parse_pack
+from .packs import builtin_packs, digest
 from .safeio import GITIGNORE, make_kb_dir
-from .validate import validate
+
+if TYPE_CHECKING:
+    import sqlite_utils
+
+    from .rulepack import Pack
 
 __all__ = ["Store", "SqliteStore", "find_db", "find_home", "make_kb_dir", "GITIGNORE", "open_store", "rule_row",
            "rule_from_row", "SCHEMA_VERSION", "is_url", "copy_store"]
@@ -404,6 +406,8 @@ class Store(ABC):
         signature = {origin: digest(data) for origin, data in wanted}
         if self._loaded() == signature:
             return
+        from .rulepack import generated, parse_pack  # only when a pack is new or changed: YAML and the schema
+
         packs = [parse_pack(data, origin, trusted=generated(origin)) for origin, data in wanted]
         builtin = [p for p in packs if p.origin.startswith("builtin:")]
         user = [p for p in packs if not p.origin.startswith("builtin:")]
@@ -569,6 +573,8 @@ class Store(ABC):
         ``failures`` are dicts with test, phase, exception, message, file, line, source and
         ``frames`` (a list of (file, line, function)). One transaction: all of it or nothing.
         """
+        from .validate import validate
+
         run_row = {"created_at": _now(), "kb_version": __version__, "uid": new_uid(), **run_doc}
         validate({"sources": run_row.get("sources", []), "environment": run_row.get("environment", {})},
                  "run", what="run", error=StoreError)
@@ -703,6 +709,8 @@ class Store(ABC):
             return [f"the database cannot be read to the end: {exc}"]
 
     def _check(self) -> list[str]:
+        from .validate import validate
+
         problems: list[str] = [f"table {name} is missing" for name in self.missing_tables()]
         if problems:
             return problems
@@ -750,8 +758,14 @@ def apply_sqlite(db: sqlite_utils.Database, step: Step) -> None:
                                     unique=step.unique, if_not_exists=True)
 
 
+def _quoted(names: Iterable[str]) -> str:
+    return ", ".join(f'"{name}"' for name in names)
+
+
 class SqliteStore(Store):
-    """The embedded default: one SQLite file (WAL, busy timeout, foreign keys on)."""
+    """The embedded default: one SQLite file (WAL, busy timeout, foreign keys on). Statements go through
+    the standard library's sqlite3 in autocommit mode (transactions are :meth:`write`'s); sqlite-utils
+    creates and migrates the schema, so it is imported only when a file is new or older than kb."""
 
     damage = (sqlite3.DatabaseError,)
 
@@ -768,10 +782,11 @@ class SqliteStore(Store):
                 make_kb_dir(self.path.parent)
             else:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S)
+            conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"{self.path}: cannot open the knowledge base: {exc}") from None
-        self.db = sqlite_utils.Database(conn)
+        self.conn = conn
+        self._db: sqlite_utils.Database | None = None
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             conn.execute("PRAGMA foreign_keys = ON")
@@ -781,14 +796,22 @@ class SqliteStore(Store):
             conn.close()
             raise StoreError(f"{self.path}: not a usable kb database: {exc}") from None
 
+    @property
+    def db(self) -> sqlite_utils.Database:
+        """The same connection through sqlite-utils (migrations, and scripts that want its API)."""
+        if self._db is None:
+            import sqlite_utils
+
+            self._db = sqlite_utils.Database(self.conn)
+        return self._db
+
     def _enable_wal(self) -> None:
-        mode = self.db.execute("PRAGMA journal_mode").fetchone()[0]
-        if mode.lower() == "wal":
+        if self.conn.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
             return
         deadline = time.monotonic() + BUSY_TIMEOUT_S
         while True:
             try:
-                self.db.enable_wal()
+                self.conn.execute("PRAGMA journal_mode = wal")
                 return
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) or time.monotonic() > deadline:
@@ -796,57 +819,72 @@ class SqliteStore(Store):
                 time.sleep(0.05)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        return self.db.execute(sql, list(params)).fetchall()
+        return self.conn.execute(sql, list(params)).fetchall()
 
     def query_dicts(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        return list(self.db.query(sql, list(params)))
+        cursor = self.conn.execute(sql, list(params))
+        if cursor.description is None:
+            return []
+        names = [column[0] for column in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
     def _executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        self.db.conn.executemany(sql, rows)
+        self.conn.executemany(sql, rows)
 
     def _insert(self, table: str, row: dict[str, Any]) -> int:
-        return int(self.db[table].insert(row).last_pk)  # type: ignore[union-attr]
+        cursor = self.conn.execute(f'INSERT INTO "{table}" ({_quoted(row)}) VALUES ({", ".join("?" * len(row))})',
+                                   list(row.values()))
+        assert cursor.lastrowid is not None
+        return int(cursor.lastrowid)
 
     def _insert_rows(self, table: str, rows: Iterable[dict[str, Any]], *, replace: bool = False) -> None:
-        self.db[table].insert_all(rows, pk=_tables()[table].pk, replace=replace)  # type: ignore[union-attr]
+        batches: dict[tuple[str, ...], list[list[Any]]] = {}
+        for row in rows:  # rows of one call have the same keys, but nothing promises it
+            batches.setdefault(tuple(row), []).append(list(row.values()))
+        verb = "INSERT OR REPLACE" if replace else "INSERT"
+        for names, values in batches.items():
+            self.conn.executemany(f'{verb} INTO "{table}" ({_quoted(names)}) VALUES ({", ".join("?" * len(names))})',
+                                  values)
 
     @contextmanager
     def write(self) -> Iterator[None]:
-        """``BEGIN IMMEDIATE`` takes the write lock up front."""
-        conn = self.db.conn
-        conn.execute("BEGIN IMMEDIATE")
+        """``BEGIN IMMEDIATE`` takes the write lock up front. Nested calls join the outer transaction."""
+        if self.conn.in_transaction:
+            yield
+            return
+        self.conn.execute("BEGIN IMMEDIATE")
         try:
             yield
         except BaseException:
-            conn.execute("ROLLBACK")
+            self.conn.execute("ROLLBACK")
             raise
         else:
-            conn.execute("COMMIT")
+            self.conn.execute("COMMIT")
 
     @property
     def user_version(self) -> int:
-        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+        return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
 
     def _set_user_version(self, version: int) -> None:
-        self.db.execute(f"PRAGMA user_version = {int(version)}")
+        self.conn.execute(f"PRAGMA user_version = {int(version)}")
 
     def _apply(self, step: Step) -> None:
         apply_sqlite(self.db, step)
 
     def table_names(self) -> list[str]:
-        return self.db.table_names()
+        return [name for (name,) in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
 
     def _integrity_problems(self) -> list[str]:
         problems = []
-        result = self.db.execute("PRAGMA integrity_check").fetchone()[0]
+        result = self.conn.execute("PRAGMA integrity_check").fetchone()[0]
         if result != "ok":
             problems.append(f"integrity_check: {result}")
-        for row in self.db.execute("PRAGMA foreign_key_check").fetchall():
+        for row in self.conn.execute("PRAGMA foreign_key_check").fetchall():
             problems.append(f"foreign key violation in {row[0]} rowid {row[1]} → {row[2]}")
         return problems
 
     def close(self) -> None:
-        self.db.close()
+        self.conn.close()
 
 
 def _rule_doc(row: dict[str, Any]) -> dict[str, Any]:
