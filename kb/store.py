@@ -51,6 +51,9 @@ __all__ = ["Store", "SqliteStore", "find_db", "find_home", "make_kb_dir", "GITIG
            "rule_from_row", "SCHEMA_VERSION", "is_url", "copy_store"]
 
 BUSY_TIMEOUT_S = 60.0
+#: a KB holding only the built-in packs (kb/packs, built by scripts/build_seed_image.py): a new SQLite KB
+#: starts as a copy of it instead of parsing and validating every pack row
+SEED_IMAGE = "seed.sqlite.gz"
 KB_DIR = ".kb"
 DB_NAME = "kb.sqlite"
 
@@ -758,6 +761,28 @@ def apply_sqlite(db: sqlite_utils.Database, step: Step) -> None:
                                     unique=step.unique, if_not_exists=True)
 
 
+def _place_seed_image(path: Path) -> None:
+    """Put the seed image at ``path`` unless a file is there by then (several kb processes may create the
+    same KB at once: the image is written beside it and linked into place, so one wins and the others
+    open what it placed). No image shipped: nothing happens and the store seeds from the packs."""
+    import gzip
+    from importlib import resources
+
+    source = resources.files("kb.packs").joinpath(SEED_IMAGE)
+    if not source.is_file():
+        return
+    temp = path.with_name(f".{path.name}.{os.getpid()}.seed")
+    try:
+        temp.write_bytes(gzip.decompress(source.read_bytes()))
+        os.link(temp, path)
+    except FileExistsError:
+        pass
+    except (OSError, EOFError, gzip.BadGzipFile):  # the image is a shortcut: without it, seed from the packs
+        pass
+    finally:
+        temp.unlink(missing_ok=True)
+
+
 def _quoted(names: Iterable[str]) -> str:
     return ", ".join(f'"{name}"' for name in names)
 
@@ -769,10 +794,13 @@ class SqliteStore(Store):
 
     damage = (sqlite3.DatabaseError,)
 
-    def __init__(self, path: str | Path, *, seed: bool = True, strict: bool = True, home: Path | None = None) -> None:
+    def __init__(self, path: str | Path, *, seed: bool = True, strict: bool = True, home: Path | None = None,
+                 image: bool = True) -> None:
         """Open (create, migrate, seed) the KB at ``path``. ``strict``: refuse a KB whose tables are not all
         there (``kb db check`` opens with ``strict=False`` to list what is wrong instead). ``home``: the
-        project's .kb folder (default: the file's folder)."""
+        project's .kb folder (default: the file's folder). ``image``: a new file starts as a copy of the
+        seed image (:data:`SEED_IMAGE`); seeding then finds the built-in packs already loaded — or, if the
+        image is stale, reloads them as it would without one."""
         self.path = Path(path)
         self.location = str(self.path)
         self.home = home or self.path.parent
@@ -782,6 +810,8 @@ class SqliteStore(Store):
                 make_kb_dir(self.path.parent)
             else:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
+            if seed and image and not self.path.exists():
+                _place_seed_image(self.path)
             conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"{self.path}: cannot open the knowledge base: {exc}") from None

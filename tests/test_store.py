@@ -126,6 +126,20 @@ def test_an_empty_database_is_migrated_to_the_whole_schema(kb_db: str, kb_backen
 
 
 @pytest.mark.sqlite_only
+def test_a_new_kb_starts_from_the_seed_image_which_matches_the_builtin_packs(tmp_path: Path) -> None:
+    """kb/packs/seed.sqlite.gz is what seeding would load: a new KB copied from it loads no pack again
+    (their loaded_at stays the image's blank). Fails when a built-in pack changed and the image was not
+    rebuilt (python scripts/build_seed_image.py)."""
+    with SqliteStore(tmp_path / "kb.sqlite") as store:
+        assert store.query("SELECT DISTINCT loaded_at FROM packs") == [("",)]
+        assert store.check() == []
+    with SqliteStore(tmp_path / "plain.sqlite", image=False) as plain, \
+            SqliteStore(tmp_path / "kb.sqlite") as imaged:
+        for table in ("rules", "api_changes", "distributions"):
+            assert plain.query(f"SELECT * FROM {table} ORDER BY 1") == imaged.query(f"SELECT * FROM {table} ORDER BY 1")
+
+
+@pytest.mark.sqlite_only
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "new.sqlite"
     conn = sqlite3.connect(path)
