@@ -511,24 +511,22 @@ class Store(ABC):
             for kind, a, b in mine:
                 wanted[kind].add((a, b))
             keys.append(mine)
-        queries = {
-            "name": ("module, name", "module", "name"),
-            "call": ("tail, param", "tail", "param"),
-            "module": ("module, name", "module", "name"),
-            "tail": ("tail, change", "tail", "change"),
-            "attr": ("name, ''", "name", "name"),
-        }
+        # (the key's first column, its second or None): a join with the keys as a VALUES table uses the
+        # indexes on both databases, where `(a, b) IN (VALUES ...)` made SQLite scan the whole table
+        columns = {"name": ("module", "name"), "call": ("tail", "param"), "module": ("module", "name"),
+                   "tail": ("tail", "change"), "attr": ("name", None)}
         for kind, pairs in wanted.items():
-            columns, first, second = queries[kind]
+            first, second = columns[kind]
             pairs_list = sorted((a, "param-keyword-only" if kind == "tail" else "" if kind == "module" else b)
                                 for a, b in pairs)
+            on = f"a.{first} = v.column1" + (f" AND a.{second} = v.column2" if second else "")
             for start in range(0, len(pairs_list), 250):
                 chunk = pairs_list[start:start + 250]
                 values = ",".join("(?, ?)" for _ in chunk)
                 params = [v for pair in chunk for v in pair]
-                for row in self.query_dicts(f"SELECT * FROM api_changes WHERE ({columns}) IN (VALUES {values})",
+                for row in self.query_dicts(f"SELECT a.* FROM (VALUES {values}) AS v JOIN api_changes AS a ON {on}",
                                             params):
-                    key = (kind, row[first], "" if kind in ("module", "tail", "attr") else row[second])
+                    key = (kind, row[first], "" if kind in ("module", "tail", "attr") else row[second or first])
                     by_key.setdefault(key, []).append(_api_from_row(row))
         return [[row for key in mine for row in by_key.get(key, [])] for mine in keys]
 
