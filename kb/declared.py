@@ -103,7 +103,9 @@ def _pyproject(text: str) -> tuple[list[str], set[str]]:
     data = parse_toml(text)
     found: list[str] = []
     own: set[str] = set()
-    project = data.get("project") if isinstance(data.get("project"), dict) else {}
+    project = data.get("project")
+    if not isinstance(project, dict):
+        project = {}
     if isinstance(project.get("name"), str):
         own.add(normalise(project["name"]))
     groups: list[object] = [project.get("dependencies")]
@@ -185,7 +187,8 @@ def declared(root: Path | None) -> Declared:
             requirements += found
             own |= mine
             files.append(name)
-    names = {name for line in requirements if (name := requirement_name(line))}
+    # the walrus binds in this function's scope: `dist`, not the loop's `name` (a str), holds str | None
+    names = {dist for line in requirements if (dist := requirement_name(line))}
     wanted: dict[str, str] = {}
     for line in requirements:
         floor = requirement_floor(line)
