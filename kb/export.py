@@ -159,13 +159,13 @@ def export_datasette(store: Store, out: str | Path) -> tuple[Path, Path]:
         out.unlink()
     db = sqlite_utils.Database(sqlite3.connect(out))
     for table, (columns, foreign_keys) in _SCHEMA.items():
-        db[table].create(columns, pk="id", foreign_keys=foreign_keys)
+        db.table(table).create(columns, pk="id", foreign_keys=foreign_keys)
     def rows(table: str, columns: str) -> list[tuple[Any, ...]]:
         return store.table_rows(table, columns.split(", "))
 
     runs = rows("runs", "id, created_at, kb_version, sources, format, command, exit_status, problem, seconds, tests, "
                         "passed, failures, errors, skipped, diagnosed, undiagnosed")
-    db["runs"].insert_all(({
+    db.table("runs").insert_all(({
         "id": r[0], "created_at": r[1], "kb_version": r[2], "sources": ", ".join(json.loads(r[3] or "[]")),
         "format": r[4], "command": " ".join(json.loads(r[5])) if r[5] else None, "exit_status": r[6],
         "problem": r[7], "seconds": r[8], "tests": r[9], "passed": r[10], "failures": r[11], "errors": r[12],
@@ -178,8 +178,8 @@ def export_datasette(store: Store, out: str | Path) -> tuple[Path, Path]:
                           "category": category, "title": title, "confidence": confidence, "tests": tests})
         for test in json.loads(doc).get("tests", []):
             explains.setdefault((run_id, test), d_id)
-    db["diagnoses"].insert_all(diagnoses)
-    db["failures"].insert_all(({
+    db.table("diagnoses").insert_all(diagnoses)
+    db.table("failures").insert_all(({
         "id": f[0], "run_id": f[1], "test": f[2], "phase": f[3], "exception": f[4], "message": f[5], "file": f[6],
         "line": f[7], "diagnosis_id": explains.get((f[1], f[2]))} for f in rows(
             "failures", "id, run_id, test, phase, exception, message, file, line")))
@@ -193,22 +193,22 @@ def export_datasette(store: Store, out: str | Path) -> tuple[Path, Path]:
                          "tests_before": body.get("tests_before"),
                          "tests_after_failing": (after.get("failures", 0) + after.get("errors", 0)) if after else None,
                          "note": body.get("note"), "diff": body.get("diff")})
-    db["fix_outcomes"].insert_all(outcomes)
-    db["verdicts"].insert_all(({
+    db.table("fix_outcomes").insert_all(outcomes)
+    db.table("verdicts").insert_all(({
         "id": v[0], "run_id": v[1], "test": v[2], "verdict": v[3], "failed": v[4], "runs": v[5],
         "failure_rate": round(v[4] / v[5], 3) if v[5] else None, "detail": v[6]} for v in rows(
             "verdicts", "id, run_id, test, verdict, failed, runs, doc")))
-    db["rules"].insert_all(({
+    db.table("rules").insert_all(({
         "id": r[0], "pack": r[1], "title": r[2], "category": r[3], "symptom": r[4], "prior": r[5], "source": r[6]}
         for r in rows("rules", "id, pack, title, category, symptom, prior, source")))
-    db["api_changes"].insert_all(({
+    db.table("api_changes").insert_all(({
         "id": r[0], "pack": r[1], "package": r[2], "module": r[3], "name": r[4], "kind": r[5], "replacement": r[6],
         "removed_in": r[7], "source": r[8]} for r in rows(
             "api_changes", "id, pack, package, module, name, kind, replacement, removed_in, source")))
-    for table, columns in (("failures", ["run_id"]), ("failures", ["diagnosis_id"]), ("diagnoses", ["run_id"]),
+    for table, indexed in (("failures", ["run_id"]), ("failures", ["diagnosis_id"]), ("diagnoses", ["run_id"]),
                            ("diagnoses", ["rule"]), ("fix_outcomes", ["rule"]), ("fix_outcomes", ["fix_id"]),
                            ("verdicts", ["test"])):
-        db[table].create_index(columns, if_not_exists=True)
+        db.table(table).create_index(indexed, if_not_exists=True)
     db.conn.commit()
     db.conn.close()
     meta_path = out.with_suffix(".metadata.json")
