@@ -8,10 +8,11 @@ Arguments keep their layout: commas, line breaks and comments of the other argum
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
+from typing import ClassVar
 
 import libcst as cst
-from libcst.metadata import QualifiedNameProvider
+from libcst.metadata import ProviderT, QualifiedNameProvider
 
 from .core import Params, append_item, calls_match, codemod, drop_items, wrapped
 
@@ -25,7 +26,8 @@ def _last(name: object) -> str:
 class _Calls(cst.CSTTransformer):
     """Apply ``edit(call)`` to every call of ``callable`` (every call when it is None)."""
 
-    METADATA_DEPENDENCIES = (QualifiedNameProvider,)
+    # libcst's own declaration (an unannotated tuple here would make the subclass's () an error)
+    METADATA_DEPENDENCIES: ClassVar[Collection[ProviderT]] = (QualifiedNameProvider,)
 
     def __init__(self, callable: str | None, edit: Callable[[cst.Call], cst.Call]) -> None:
         super().__init__()

@@ -185,7 +185,8 @@ def append_item(items: Sequence[T], item: T, opening: cst.BaseParenthesizableWhi
     if isinstance(last, cst.Arg) and isinstance(item, cst.Arg):
         item = item.with_changes(whitespace_after_arg=last.whitespace_after_arg)
         changes["whitespace_after_arg"] = cst.SimpleWhitespace("")
-    return [*items[:-1], last.with_changes(**changes), item]
+    # not [*items[:-1], ...]: mypy rejects a starred item of a constrained TypeVar's sequence (list-item)
+    return list(items[:-1]) + [last.with_changes(**changes), item]
 
 
 #: the last modules' metadata (scope analysis is most of a codemod's cost): the causes of one plan are each
