@@ -259,8 +259,11 @@ def merge_all(files: Files, requirement: str) -> list[Declared]:
                 continue
             for key in keys:
                 label = f"setup.cfg [{section}] {key}"
-                run("setup.cfg", label, Place("setup.cfg", "ini", label, (section, key)),
-                    lambda t, fn, s=section, k=key: ini_map_list(t, lambda a, b: (a, b) == (s, k), fn))
+
+                def edit_cfg(t: str, fn: Callable[[str], str | None], s: str = section, k: str = key) -> str:
+                    return ini_map_list(t, lambda a, b: (a, b) == (s, k), fn)
+
+                run("setup.cfg", label, Place("setup.cfg", "ini", label, (section, key)), edit_cfg)
     if (text := files.read("pyproject.toml")) is not None:
         try:
             data = toml_read(text)
@@ -271,8 +274,11 @@ def merge_all(files: Files, requirement: str) -> list[Declared]:
                             (("dependency-groups", "*"), "[dependency-groups]")):
             for at, _items in toml_list(text, path) if data else []:
                 where = f"pyproject.toml {label}" + (f" {at[-1]}" if "*" in path else "")
-                run("pyproject.toml", where, Place("pyproject.toml", "toml", where, at),
-                    lambda t, fn, at=at: toml_map_strings(t, at, fn))
+
+                def edit_toml(t: str, fn: Callable[[str], str | None], at: tuple[str, ...] = at) -> str:
+                    return toml_map_strings(t, at, fn)
+
+                run("pyproject.toml", where, Place("pyproject.toml", "toml", where, at), edit_toml)
         refuse_poetry(data, requirement)
     if (text := files.read("setup.py")) is not None:
         labels = _setup_py_places(text)
@@ -290,15 +296,21 @@ def merge_all(files: Files, requirement: str) -> list[Declared]:
         for section in sections:
             if section == "tox" or section.startswith("testenv"):
                 label = f"tox.ini [{section}] deps"
-                run("tox.ini", label, Place("tox.ini", "ini", label, (section, "deps")),
-                    lambda t, fn, s=section: ini_map_list(t, lambda a, b: (a, b) == (s, "deps"),
-                                                          lambda item: _in_line(item, fn, tox=True)))
+
+                def edit_tox(t: str, fn: Callable[[str], str | None], s: str = section) -> str:
+                    return ini_map_list(t, lambda a, b: (a, b) == (s, "deps"), lambda item: _in_line(item, fn, tox=True))
+
+                run("tox.ini", label, Place("tox.ini", "ini", label, (section, "deps")), edit_tox)
     return declared
 
 
 def refuse_poetry(data: dict, requirement: str) -> None:
-    tool = data.get("tool") if isinstance(data.get("tool"), dict) else {}
-    poetry = tool.get("poetry") if isinstance(tool.get("poetry"), dict) else {}
+    tool = data.get("tool")
+    if not isinstance(tool, dict):
+        tool = {}
+    poetry = tool.get("poetry")
+    if not isinstance(poetry, dict):
+        poetry = {}
     tables = [poetry.get("dependencies"), poetry.get("dev-dependencies"),
               *(g.get("dependencies") for g in (poetry.get("group") or {}).values() if isinstance(g, dict))]
     name = normalise(requirement_parts(requirement)[0])  # type: ignore[index]

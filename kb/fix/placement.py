@@ -63,8 +63,12 @@ def test_place(files: Files, command: Sequence[str]) -> Place | None:
         data = toml_read(pyproject) if pyproject is not None else {}
     except ValueError:
         data = {}
-    project = data.get("project") if isinstance(data.get("project"), dict) else {}
-    optional = project.get("optional-dependencies") if isinstance(project.get("optional-dependencies"), dict) else {}
+    project = data.get("project")
+    if not isinstance(project, dict):
+        project = {}
+    optional = project.get("optional-dependencies")
+    if not isinstance(optional, dict):
+        optional = {}
     for extra in TEST_EXTRAS:
         if isinstance(optional.get(extra), list):
             label = f"pyproject.toml [project.optional-dependencies] {extra}"
@@ -83,7 +87,9 @@ def test_place(files: Files, command: Sequence[str]) -> Place | None:
     for extra in TEST_EXTRAS:
         if extra in extras:
             return Place("setup.py", "setup.py", f"setup.py extras_require[{extra!r}]", ("extras_require", extra))
-    groups = data.get("dependency-groups") if isinstance(data.get("dependency-groups"), dict) else {}
+    groups = data.get("dependency-groups")
+    if not isinstance(groups, dict):
+        groups = {}
     for group in TEST_EXTRAS:
         if isinstance(groups.get(group), list):
             return Place("pyproject.toml", "toml", f"pyproject.toml [dependency-groups] {group}",

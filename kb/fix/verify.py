@@ -199,7 +199,7 @@ def judge(item: RemedyPlan, run: Run, after: dict[str, Any], baseline: Baseline,
     if real and not whole and not any(t in ran for t in real):
         return False, "none of the targeted tests ran", []
     # a known cause raised on a line the fix wrote is the fix's own doing (an import it added, say)
-    caused = [t for t in targeted if t in failing and t in cause_of and (evidence or {}).get(t) is not None
+    caused = [t for t in targeted if t in failing and t in cause_of and evidence is not None and evidence.get(t) is not None
               and evidence[t].frames and implicated(item, evidence[t], root)]
     if caused:
         return False, (f"{len(caused)} targeted test(s) now fail on a line the fix wrote: "

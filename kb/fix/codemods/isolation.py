@@ -18,6 +18,7 @@ import keyword
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeGuard
 
 import libcst as cst
 from libcst.codemod import CodemodContext
@@ -43,22 +44,22 @@ class Setting:
     present: bool = True
 
 
-def is_identifier(text: object) -> bool:
+def is_identifier(text: object) -> TypeGuard[str]:
     return isinstance(text, str) and _IDENTIFIER.fullmatch(text) is not None and not keyword.iskeyword(text)
 
 
-def is_dotted(text: object) -> bool:
+def is_dotted(text: object) -> TypeGuard[str]:
     """A module name kb may import: dotted identifiers, not ``monkeypatch`` (it would hide the fixture's argument)."""
     return (isinstance(text, str) and all(is_identifier(part) for part in text.split("."))
             and text.split(".")[0] not in _RESERVED)
 
 
-def is_attribute(text: object) -> bool:
+def is_attribute(text: object) -> TypeGuard[str]:
     """A module global (``NAME``) or a class attribute of the module (``Class.NAME``)."""
     return isinstance(text, str) and 1 <= len(text.split(".")) <= 2 and all(is_identifier(p) for p in text.split("."))
 
 
-def is_env_name(text: object) -> bool:
+def is_env_name(text: object) -> TypeGuard[str]:
     return isinstance(text, str) and _IDENTIFIER.fullmatch(text) is not None
 
 
