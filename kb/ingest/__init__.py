@@ -147,7 +147,7 @@ def _read_stream(stream: BinaryIO, name: str, size: int | None = None) -> Run:
             if size is not None and size > cap:
                 raise ReportError(name, _too_big(entry, cap))
             rest = io.BufferedReader(_Bounded(head, stream, name, cap, _too_big(entry, cap)))
-            run = entry.read(rest, name)  # type: ignore[arg-type]
+            run = entry.read(rest, name)
             run.sources = [name]
             run.format = run.format or entry.name
             return run
@@ -171,7 +171,8 @@ class _Bounded(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: bytearray) -> int:  # type: ignore[override]
+    # BufferedReader, our only caller, passes a memoryview; RawIOBase declares any writable buffer
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
         if self._head.nbytes:
             n = min(len(buffer), self._head.nbytes)
             buffer[:n] = self._head[:n]
