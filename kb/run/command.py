@@ -5,6 +5,7 @@ which commands are pytest, and a pytest command without its test selection. The 
 from __future__ import annotations
 
 import codecs
+import io
 import os
 import signal
 import subprocess
@@ -44,9 +45,10 @@ def execute(cmd: list[str], root: str | Path, timeout: float, echo: Callable[[st
     chunks: list[bytes] = []
 
     def drain() -> None:
-        assert proc.stdout is not None
+        stream = proc.stdout
+        assert isinstance(stream, io.BufferedReader)  # a buffered binary pipe (typeshed says IO[bytes]: no read1)
         decoder = codecs.getincrementaldecoder("utf-8")("replace")
-        for piece in iter(lambda: proc.stdout.read1(65536), b""):  # type: ignore[union-attr]
+        for piece in iter(lambda: stream.read1(65536), b""):
             chunks.append(piece)
             if echo:
                 echo(decoder.decode(piece))

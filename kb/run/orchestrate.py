@@ -19,6 +19,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import FixError, KbError, ReportError
 from ..ingest import read_report, read_reports
@@ -26,6 +27,9 @@ from ..models import Run
 from .command import DEFAULT_TIMEOUT, execute, is_pytest, without_selection
 from .isolate import Verdict, with_verdicts
 from .ordered import PLUGIN, plugin_env, read_outcomes, run_order
+
+if TYPE_CHECKING:  # kb.store is imported where a store is opened, not by every kb run import
+    from ..store import Store
 
 __all__ = ["TestRun", "CommandRun", "SuiteRun", "run_tests", "run_command", "run_suite", "rerun_failing",
            "split_junitxml"]
@@ -250,7 +254,7 @@ class SuiteRun:
     run_id: int | None
 
 
-def run_suite(cmd: Sequence[str], root: str | Path, store: object, *, timeout: float = DEFAULT_TIMEOUT,
+def run_suite(cmd: Sequence[str], root: str | Path, store: Store, *, timeout: float = DEFAULT_TIMEOUT,
               report: str | Path | None = None, repeat: int = 0, echo: Callable[[str], None] | None = None,
               progress: Callable[[str, int], None] | None = None,
               environment: dict[str, str] | None = None, python: str | None = None,
