@@ -178,14 +178,15 @@ def learn(report: dict[str, Any], store: Any, *, root: Path | None = None, cache
     if not wanted and not result.problems:
         result.problems.append("no cause reasoned from an installed distribution: nothing to mine")
     for dist, installed in sorted(wanted.items()):
-        if parse_version(installed) is None:
+        current = parse_version(installed)
+        if current is None:
             result.problems.append(f"{dist}: the installed version {installed!r} is not a PEP 440 version: "
                                    "there is no release range to compare")
             continue
         start = project.wanted.get(normalise(dist))
-        if not start or parse_version(start) is None or parse_version(start) >= parse_version(installed):
-            known = versions(dist, find_links=find_links)
-            earlier = [v for v in known if parse_version(v) < parse_version(installed)]
+        if not start or (floor := parse_version(start)) is None or floor >= current:
+            known = versions(dist, find_links=find_links)  # valid versions only (sort_versions)
+            earlier = [v for v in known if (release := parse_version(v)) is not None and release < current]
             if not earlier:
                 result.problems.append(f"{dist}: no release before the installed {installed} to compare with")
                 continue

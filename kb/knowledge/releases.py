@@ -111,7 +111,7 @@ _ARCHIVE = re.compile(r"^(?P<name>.+?)-(?P<version>\d[^-]*?)(?:-[^-]+-[^-]+-[^-]
 
 
 def _local_files(dist: str, folder: Path) -> list[tuple[str, Path]]:
-    out = []
+    out: list[tuple[str, Path]] = []
     if not folder.is_dir():
         return out
     for path in folder.iterdir():
