@@ -1128,6 +1128,8 @@ def batch_diagnose(globs: tuple[str, ...], scheduler: str, workers: int | None, 
                f"{one_line(str(result.aggregate_output))} ({len(result.causes)} cause(s))")
     if result.worker_peak_rss:
         click.echo(f"peak memory of a worker process: {max(result.worker_peak_rss.values()) / 2**20:.0f} MiB")
+    if result.retried:
+        click.echo(f"{result.retried} partition(s) lost with their worker were diagnosed again file by file")
     if record:
         click.echo(f"recorded {result.recorded} run(s) in the knowledge base")
     if result.causes:
@@ -1156,7 +1158,9 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("kb: aborted", err=True)  # end of input at a prompt
         sys.exit(1)
     except click.ClickException as exc:
-        exc.message = one_line(exc.message)
+        # click (8.2+) types message Final, yet it is a plain attribute that format_message() and every
+        # subclass's show() read: rewriting it is how a report-borne message reaches the terminal as one line
+        exc.message = one_line(exc.message)  # type: ignore[misc]
         exc.show()
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:

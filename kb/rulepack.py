@@ -279,7 +279,7 @@ def _read(text: str, origin: str) -> Any:
     except (RecursionError, MemoryError) as exc:  # a reader's own limit, whatever it is
         raise RuleError(f"{origin}: not a readable pack: {type(exc).__name__}") from None
     except ValueError as exc:  # e.g. Python's limit on int() digits, from a scalar the scanner passed
-        raise RuleError(f"{origin}: not valid YAML: {_one_line(exc)}") from None
+        raise RuleError(f"{origin}: not valid YAML: {_one_line(str(exc))}") from None
     return doc
 
 
