@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 
@@ -12,3 +14,11 @@ def write_project(root: Path, files: dict[str, str] | dict[str, str | bytes]) ->
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(body if isinstance(body, bytes) else body.encode())
     return root
+
+
+def pytest_report(root: Path) -> Path:
+    """Run pytest in ``root`` and return the JUnit report it wrote (beside ``root``)."""
+    report = root.parent / f"{root.name}-report.xml"
+    subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", f"--junitxml={report}"],
+                   cwd=root, capture_output=True)
+    return report

@@ -27,7 +27,7 @@ from kb.github_action import OUTPUTS
 from kb.report import render
 
 from .faults import make_project
-from .test_report_formats import _sarif_errors  # the published 2.1.0 schema
+from .sarif import sarif_errors  # the published 2.1.0 schema
 
 ROOT = Path(__file__).resolve().parent.parent
 ACTION = yaml.safe_load((ROOT / "action.yml").read_text(encoding="utf-8"))
@@ -240,7 +240,7 @@ def test_command_and_working_directory_are_used_as_a_shell_would_and_sarif_paths
     sarif = json.loads((workspace / "kb.sarif").read_text(encoding="utf-8"))
     (result,) = sarif["runs"][0]["results"]
     assert result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "sub%20project/tests/test_000.py"
-    assert _sarif_errors(sarif) == []
+    assert sarif_errors(sarif) == []
 
 
 def test_sarif_is_written_and_handed_to_upload_sarif(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from kb.rulepack import dump_pack, load_document
 from kb.store import open_store
 
 from .conftest import KbCli
-from .test_readme import ROOT, _block
+from .readme import ROOT, block
 
 pytestmark = pytest.mark.backends  # the history and the fixes on SQLite and on PostgreSQL (conftest)
 
@@ -25,7 +25,7 @@ CONFIGARGPARSE = ROOT / "tests/corpus/real/configargparse-1.2.3/report.xml"
 def _edit(path: Path) -> None:
     """The README's edit: its YAML snippet's keys replace the drafted rule's."""
     doc = load_document(path.read_text())
-    doc["rules"][0].update(load_document(_block("authoring-edit")))
+    doc["rules"][0].update(load_document(block("authoring-edit")))
     doc["description"] = "Help-text changes of the standard library's argparse"
     path.write_text(dump_pack(doc))
 
@@ -33,7 +33,7 @@ def _edit(path: Path) -> None:
 def test_the_readme_worked_example(tmp_path: Path, kb_cli: KbCli) -> None:
     db = tmp_path / ".kb" / "kb.sqlite"
     outputs: dict[str, str] = {}
-    for line in filter(None, (line.split("  #", 1)[0].strip() for line in _block("authoring").splitlines())):
+    for line in filter(None, (line.split("  #", 1)[0].strip() for line in block("authoring").splitlines())):
         args = line.split()[1:]
         args = [str(tmp_path / a) if a == "argparse-help.yaml" else a for a in args]
         if args[:2] == ["rules", "lint"]:

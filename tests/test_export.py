@@ -20,7 +20,7 @@ from kb.export import QUERIES, export_datasette
 from kb.store import open_store
 
 from .conftest import BACKENDS
-from .test_readme import ROOT
+from .readme import ROOT
 
 REAL = ROOT / "tests/corpus/real"
 

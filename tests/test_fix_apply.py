@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,16 +14,9 @@ from kb.journal import Journal
 from kb.store import open_store
 
 from .conftest import KbCli
-from .projects import write_project
+from .projects import pytest_report, write_project
 
 pytestmark = pytest.mark.backends  # the history and the fixes on SQLite and on PostgreSQL (conftest)
-
-
-def _pytest_report(root: Path) -> Path:
-    report = root.parent / f"{root.name}-report.xml"
-    subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", f"--junitxml={report}"],
-                   cwd=root, capture_output=True)
-    return report
 
 
 LAYERED = {
@@ -40,7 +31,7 @@ LAYERED = {
 def test_layered_causes_heal_in_two_rounds_and_outcomes_are_recorded(tmp_path: Path, kb_db: str, kb_cli: KbCli) -> None:
     root = write_project(tmp_path / "proj", LAYERED)
     db = kb_db
-    out = kb_cli("fix", str(_pytest_report(root)), "--root", str(root), "--apply", "--yes", env={"KB_DB": str(db)})
+    out = kb_cli("fix", str(pytest_report(root)), "--root", str(root), "--apply", "--yes", env={"KB_DB": str(db)})
     assert out.returncode == 0, out.stderr
     assert ("verified: the targeted tests now fail only with the next known cause: collections.Sequence"
             in out.stdout), out.stdout
@@ -68,12 +59,12 @@ def test_a_fix_that_does_not_hold_is_rolled_back_byte_for_byte(tmp_path: Path, k
     root = write_project(tmp_path / "proj", files)
     before = (root / "pkg/core.py").read_bytes()
     db = kb_db
-    out = kb_cli("fix", str(_pytest_report(root)), "--root", str(root), "--apply", "--yes", env={"KB_DB": str(db)})
+    out = kb_cli("fix", str(pytest_report(root)), "--root", str(root), "--apply", "--yes", env={"KB_DB": str(db)})
     assert "rolled back: the targeted failures remain" in out.stdout, out.stdout + out.stderr
     assert (root / "pkg/core.py").read_bytes() == before
     assert [e.state for e in Journal(root).entries()] == ["rolled back"]
     # the failed outcome lowers that cause's confidence next time
-    rediagnosed = kb_cli("diagnose", str(_pytest_report(root)), "--format", "json", env={"KB_DB": str(db)})
+    rediagnosed = kb_cli("diagnose", str(pytest_report(root)), "--format", "json", env={"KB_DB": str(db)})
     cause = json.loads(rediagnosed.stdout)["root_causes"][0]
     assert cause["confidence_breakdown"]["learned"] == {"verified": 0, "attempts": 1}
     assert cause["confidence"] < cause["confidence_breakdown"]["evidence"]
@@ -83,7 +74,7 @@ def test_undo_restores_every_byte(tmp_path: Path, kb_db: str, kb_cli: KbCli) -> 
     root = write_project(tmp_path / "proj", LAYERED)
     original = (root / "pkg/core.py").read_bytes()
     db = kb_db
-    kb_cli("fix", str(_pytest_report(root)), "--root", str(root), "--apply", "--yes", "--no-verify", env={"KB_DB": str(db)})
+    kb_cli("fix", str(pytest_report(root)), "--root", str(root), "--apply", "--yes", "--no-verify", env={"KB_DB": str(db)})
     assert (root / "pkg/core.py").read_bytes() != original
     undone = kb_cli("undo", "--root", str(root), env={"KB_DB": str(db)})
     assert undone.returncode == 0, undone.stderr
@@ -94,7 +85,7 @@ def test_undo_restores_every_byte(tmp_path: Path, kb_db: str, kb_cli: KbCli) -> 
 def test_gate_without_a_terminal_or_for_risky_fixes(tmp_path: Path, kb_db: str, kb_cli: KbCli) -> None:
     root = write_project(tmp_path / "proj", LAYERED)
     db = kb_db
-    report = str(_pytest_report(root))
+    report = str(pytest_report(root))
     asked = kb_cli("fix", report, "--root", str(root), "--apply", env={"KB_DB": str(db)})
     assert "not applied: needs approval at a terminal" in asked.stdout
     strict = kb_cli("fix", report, "--root", str(root), "--apply", "--yes", "--min-confidence", "0.99", env={"KB_DB": str(db)})
@@ -149,7 +140,7 @@ def test_a_fix_that_breaks_a_neighbouring_test_is_rolled_back(tmp_path: Path, kb
     root = write_project(tmp_path / "proj", files)
     before = (root / "pkg/core.py").read_bytes()
     db = kb_db
-    report = _pytest_report(root)
+    report = pytest_report(root)
     doc = json.loads(kb_cli("diagnose", str(report), "--format", "json", "--no-record", env={"KB_DB": str(db)}).stdout)
     assert doc["root_causes"][0]["neighbours"] == ["tests/test_core.py::test_source_unchanged"]
     out = kb_cli("fix", str(report), "--root", str(root), "--apply", "--yes", "--min-confidence", "0.5", env={"KB_DB": str(db)})
@@ -186,7 +177,7 @@ def test_an_unregistered_marker_is_registered_and_verified(tmp_path: Path, confi
         "tests/test_m.py": "import pytest\n\n\n@pytest.mark.slow\ndef test_slow():\n    assert True\n",
     })
     db = kb_db
-    out = kb_cli("fix", str(_pytest_report(root)), "--root", str(root), "--apply", "--yes", "--min-confidence", "0.5", env={"KB_DB": str(db)})
+    out = kb_cli("fix", str(pytest_report(root)), "--root", str(root), "--apply", "--yes", "--min-confidence", "0.5", env={"KB_DB": str(db)})
     assert "verified:" in out.stdout, out.stdout + out.stderr
     assert "slow: registered by kb" in (root / config).read_text()
     assert kb_cli("undo", "--root", str(root), env={"KB_DB": str(db)}).returncode == 0

@@ -18,8 +18,8 @@ from kb.fix.quarantine import plan_quarantine
 from kb.fix.registry import Context
 from kb.store import open_store
 
-from .projects import write_project
-from .test_fix_apply import _kb, _pytest_report
+from .conftest import KbCli
+from .projects import pytest_report, write_project
 
 pytestmark = pytest.mark.backends  # the history and the fixes on SQLite and on PostgreSQL (conftest)
 
@@ -46,7 +46,7 @@ WARNS = ("import warnings\n\n\ndef old_api():\n    warnings.warn('old_api() is d
 def test_a_warning_turned_error_is_ignored_by_message_after_approval(tmp_path: Path, config: str, text: str, kb_db: str) -> None:
     root = write_project(tmp_path / "proj", {config: text, "tests/test_w.py": WARNS})
     db = kb_db
-    report = diagnose([_pytest_report(root)], db=db)
+    report = diagnose([pytest_report(root)], db=db)
     cause = report["root_causes"][0]
     assert cause["rule"] == "py-deprecation-as-error" and cause["tests"] == ["tests/test_w.py::test_old"]
     store = open_store(db)
@@ -102,12 +102,12 @@ NOSE = ("import unittest\n\n\nclass TestPlain:\n    def setUp(self):\n        se
         "    def test_value(self):\n        assert self.value == 2\n")
 
 
-def test_nose_setup_is_renamed_on_plain_classes_only_and_verified(tmp_path: Path, kb_db: str) -> None:
+def test_nose_setup_is_renamed_on_plain_classes_only_and_verified(tmp_path: Path, kb_db: str, kb_cli: KbCli) -> None:
     root = write_project(tmp_path / "proj", {"tests/test_n.py": NOSE})
     db = kb_db
     # one failing test is thin evidence (0.69 with the installed pytest's version): a lower bar here
-    out = _kb("fix", str(_pytest_report(root)), "--root", str(root), "--apply", "--yes", "--min-confidence", "0.6",
-              db=db)
+    out = kb_cli("fix", str(pytest_report(root)), "--root", str(root), "--apply", "--yes", "--min-confidence", "0.6",
+              env={"KB_DB": str(db)})
     assert "verified:" in out.stdout, out.stdout + out.stderr
     assert "environment: pytest" in "".join(open_store(db).last_report()["root_causes"][0]["evidence"])
     text = (root / "tests/test_n.py").read_text()
@@ -160,13 +160,13 @@ def test_a_rule_that_starts_with_a_release_weighs_the_installed_version(
     assert cause["confidence_breakdown"]["version"] == expected
 
 
-def test_two_causes_fixed_in_the_same_file_in_one_round(tmp_path: Path, kb_db: str) -> None:
+def test_two_causes_fixed_in_the_same_file_in_one_round(tmp_path: Path, kb_db: str, kb_cli: KbCli) -> None:
     text = ("import array\nimport collections\n\n\n"
             "def test_bytes():\n    assert array.array('b', [1]).tostring() == b'\\x01'\n\n\n"
             "def test_mapping():\n    assert isinstance({}, collections.Mapping)\n")  # both gone in 3.10+
     root = write_project(tmp_path / "proj", {"tests/test_two.py": text})
-    out = _kb("fix", str(_pytest_report(root)), "--root", str(root), "--apply", "--yes", "--min-confidence", "0.5",
-              db=kb_db)
+    out = kb_cli("fix", str(pytest_report(root)), "--root", str(root), "--apply", "--yes", "--min-confidence", "0.5",
+              env={"KB_DB": str(kb_db)})
     assert out.returncode == 0 and out.stdout.count("verified:") == 2, out.stdout + out.stderr
     fixed = (root / "tests/test_two.py").read_text()
     assert ".tobytes()" in fixed and "collections.abc.Mapping)" in fixed

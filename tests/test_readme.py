@@ -8,39 +8,31 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-README = (ROOT / "README.md").read_text(encoding="utf-8")
-
-
-def _block(marker: str) -> str:
-    """The fenced block that follows ``<!-- marker -->`` in the README."""
-    found = re.search(rf"<!-- {marker} -->\s*```[a-z]*\n(.*?)```", README, re.S)
-    assert found, f"README has no block marked {marker}"
-    return found.group(1)
+from .readme import README, ROOT, block
 
 
 def test_readme_has_exactly_two_setup_commands_on_its_first_screen() -> None:
     first_screen = "\n".join(README.splitlines()[:40])
     assert "<!-- command-a -->" in first_screen and "<!-- command-b -->" in first_screen
-    assert len(_block("command-a").strip().splitlines()) == 1
-    assert len(_block("command-b").strip().splitlines()) == 1
+    assert len(block("command-a").strip().splitlines()) == 1
+    assert len(block("command-b").strip().splitlines()) == 1
 
 
 def test_ci_runs_the_readme_test_command_verbatim() -> None:
-    command = _block("command-b").strip()
+    command = block("command-b").strip()
     ci_lines = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
     assert command in ci_lines
 
 
 def test_command_a_prints_the_output_the_readme_shows(tmp_path: Path) -> None:
-    command = _block("command-a").strip()
+    command = block("command-a").strip()
     kb_part = command.split("&&")[-1].strip()
     assert kb_part.startswith("kb diagnose ")
     args = kb_part.split()[1:]
     result = subprocess.run([sys.executable, "-m", "kb", *args], cwd=ROOT, capture_output=True, text=True,
                             env={**os.environ, "KB_DB": str(tmp_path / "kb.sqlite"), "PYTHONIOENCODING": "utf-8"})
     assert result.returncode == 0, result.stderr
-    shown = _block("output-a")
+    shown = block("output-a")
     # the run id depends on how often the KB was used; everything else is stable
     assert re.sub(r"recorded as run \d+", "recorded as run N", result.stdout) == \
         re.sub(r"recorded as run \d+", "recorded as run N", shown)
@@ -48,7 +40,7 @@ def test_command_a_prints_the_output_the_readme_shows(tmp_path: Path) -> None:
 
 def test_every_usage_command_runs(tmp_path: Path) -> None:
     """Each line of the README's usage block, run from the checkout as a user would."""
-    lines = [line.split("  #", 1)[0].strip() for line in _block("usage").splitlines()]
+    lines = [line.split("  #", 1)[0].strip() for line in block("usage").splitlines()]
     env = {**os.environ, "KB_DB": str(tmp_path / "kb.sqlite")}
     for line in filter(None, lines):
         assert line.startswith("kb ")

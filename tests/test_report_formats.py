@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pytest
 from click.testing import CliRunner
 
@@ -21,10 +20,10 @@ from kb.report import formats, render
 from kb.report.findings import findings, level_of
 from kb.report.github import escape_data, escape_property
 
-from .conftest import CORPUS, REAL
+from .conftest import REAL
+from .sarif import sarif_errors
 
 CASES = sorted(p.name for p in REAL.iterdir() if p.is_dir())
-SCHEMA = json.loads((CORPUS / "sarif-schema-2.1.0.json").read_text(encoding="utf-8"))
 PYJWT_TITLE = "collections.Mapping was moved to collections.abc.Mapping (removed in Python 3.10)"
 PYJWT_SOURCE = "https://docs.python.org/3/whatsnew/3.10.html"
 
@@ -39,11 +38,6 @@ def docs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
     """Every real case diagnosed once, with one KB for the module."""
     db = tmp_path_factory.mktemp("kb") / "kb.sqlite"
     return {case: diagnose([_report_of(case)], db=db, record=False) for case in CASES}
-
-
-def _sarif_errors(log: dict[str, Any]) -> list[str]:
-    validator = jsonschema.Draft4Validator(SCHEMA, format_checker=jsonschema.Draft4Validator.FORMAT_CHECKER)
-    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(log)]
 
 
 def _cause(**overrides: Any) -> dict[str, Any]:
@@ -71,7 +65,7 @@ def test_the_ci_formats_are_registered() -> None:
 def test_sarif_of_every_real_case_is_valid_against_the_2_1_0_schema(case: str, docs: dict[str, Any]) -> None:
     doc = docs[case]
     log = json.loads(render(doc, "sarif"))
-    assert _sarif_errors(log) == []
+    assert sarif_errors(log) == []
     [run] = log["runs"]
     assert len(run["results"]) == len(doc["root_causes"]) + len(doc["undiagnosed"])
     assert {r["id"] for r in run["tool"]["driver"]["rules"]} == {r["ruleId"] for r in run["results"]}
@@ -81,7 +75,7 @@ def test_the_schema_check_is_not_vacuous(docs: dict[str, Any]) -> None:
     log = json.loads(render(docs["pyjwt-1.5.3"], "sarif"))
     log["runs"][0]["results"][0]["level"] = "fatal"
     del log["runs"][0]["tool"]["driver"]["name"]
-    errors = _sarif_errors(log)
+    errors = sarif_errors(log)
     assert any("fatal" in e for e in errors) and any("'name' is a required property" in e for e in errors)
 
 
@@ -136,7 +130,7 @@ def test_sarif_uris_and_a_class_name_test() -> None:
     doc = _doc([_cause(locations=[{"file": "/opt/site packages/x.py", "line": 7, "function": None, "count": 1}]),
                 _cause(key="api:y", rule="py-y", locations=[], tests=["com.acme.FooTest::testBar"], source="see notes")])
     log = json.loads(render(doc, "sarif"))
-    assert _sarif_errors(log) == []
+    assert sarif_errors(log) == []
     first, second = log["runs"][0]["results"]
     assert first["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "file:///opt/site%20packages/x.py"
     assert "locations" not in second  # a Java class name is no file
@@ -234,7 +228,7 @@ def test_fingerprints_are_stable_when_code_moves_and_differ_between_causes() -> 
 
 def test_kb_diagnose_writes_each_ci_format(tmp_path: Path) -> None:
     report = _report_of("pyjwt-1.5.3")
-    for fmt, check in (("sarif", lambda out: _sarif_errors(json.loads(out)) == []),
+    for fmt, check in (("sarif", lambda out: sarif_errors(json.loads(out)) == []),
                        ("github", lambda out: out.startswith("::error file=jwt/api_jwt.py,line=5,")),
                        ("gitlab", lambda out: json.loads(out)[0]["check_name"] == "py-cannot-import-name")):
         result = CliRunner().invoke(cli, ["diagnose", report, "--no-record", "--format", fmt])
@@ -267,7 +261,7 @@ def test_the_readmes_ci_format_commands_run(tmp_path: Path) -> None:
         done = subprocess.run(command, shell=True, cwd=root, capture_output=True, text=True, env=env)
         assert done.returncode == 0, f"{line}: {done.stderr}"
         outputs[line] = done.stdout
-    assert _sarif_errors(json.loads((tmp_path / "kb.sarif").read_text(encoding="utf-8"))) == []
+    assert sarif_errors(json.loads((tmp_path / "kb.sarif").read_text(encoding="utf-8"))) == []
     assert json.loads((tmp_path / "gl-code-quality.json").read_text(encoding="utf-8"))[0]["severity"] == "major"
     github, gate = [out for line, out in outputs.items() if "-o " not in line]
     assert github.startswith("::error file=jwt/api_jwt.py,line=5,title=collections.Mapping was moved")
