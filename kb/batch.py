@@ -421,6 +421,8 @@ class BatchResult:
     #: (path, reason) of the first bad files (all of them are in the output's rows)
     bad: list[tuple[str, str]]
     recorded: int = 0
+    #: partitions whose task failed (its worker died) and whose files were diagnosed again one by one
+    retried: int = 0
     #: worker address → the peak resident memory of its process so far, in bytes (where the OS tells)
     worker_peak_rss: dict[str, int] = field(default_factory=dict)
     #: CPU seconds the worker processes spent during the batch, all together (less disturbed than wall time
@@ -449,22 +451,25 @@ def _distributed() -> Any:
     return distributed
 
 
-def _local_cluster(workers: int | None) -> Any:
+def _local_cluster(workers: int | None, allowed_failures: int | None = None) -> Any:
     import logging
 
     # one thread per worker process: diagnosis is CPU-bound Python (the GIL), parallel only across processes;
     # on this machine only, no dashboard, and the scheduler's own HTTP endpoints on a free port (not 8787)
     return _distributed().LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
                                        processes=True, host="127.0.0.1", dashboard_address=None,
-                                       scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+                                       scheduler_kwargs={"dashboard_address": "127.0.0.1:0",
+                                                         **({} if allowed_failures is None else
+                                                            {"allowed_failures": allowed_failures})},
                                        silence_logs=logging.ERROR)
 
 
 @contextmanager
-def local_cluster(workers: int | None = None) -> Iterator[str]:
+def local_cluster(workers: int | None = None, *, allowed_failures: int | None = None) -> Iterator[str]:
     """A Dask cluster of ``workers`` processes on this machine for several batches (tests, benchmarks):
-    yields its scheduler's address, for ``diagnose_batch(scheduler=...)``."""
-    cluster = _local_cluster(workers)
+    yields its scheduler's address, for ``diagnose_batch(scheduler=...)``. ``allowed_failures``: how many
+    worker deaths a task may see before the scheduler gives it up (Dask's default: 3)."""
+    cluster = _local_cluster(workers, allowed_failures)
     try:
         yield str(cluster.scheduler_address)
     finally:
@@ -546,8 +551,8 @@ def _failed_rows(files: Sequence[tuple[str, str]], reason: str) -> list[dict[str
     return rows
 
 
-def _run(client: Any, parts: list[list[tuple[str, str]]], snapshot: Snapshot, record: bool
-         ) -> Iterator[list[dict[str, Any]]]:
+def _run(client: Any, parts: list[list[tuple[str, str]]], snapshot: Snapshot, record: bool,
+         retried: list[int]) -> Iterator[list[dict[str, Any]]]:
     """Each partition's rows, in partition order, while at most a few partitions per worker thread wait.
     A partition whose task fails (its worker died) is retried file by file; a file that fails alone
     is an error row."""
@@ -583,6 +588,7 @@ def _run(client: Any, parts: list[list[tuple[str, str]]], snapshot: Snapshot, re
             files = parts[i] if len(done[i]) == 1 else [parts[i][piece]]
             reason = f"the worker diagnosing it failed: {type(exc).__name__}: {exc}"
             if len(files) > 1:  # retry each file on its own: one poisonous file must not take its partition
+                retried.append(i)
                 done[i] = [None] * len(files)
                 for n, one in enumerate(files):
                     submit(i, n, [one])
@@ -655,7 +661,8 @@ def _write(client: Any, parts: list[list[tuple[str, str]]], snapshot: Snapshot, 
     aggregate = Aggregate()
     ok = errors = recorded = 0
     bad: list[tuple[str, str]] = []
-    for rows in _run(client, parts, snapshot, record=store is not None):
+    retried: list[int] = []
+    for rows in _run(client, parts, snapshot, store is not None, retried):
         for row in rows:
             payload = row.pop("_record", None)
             if row["status"] == "ok":
@@ -676,4 +683,5 @@ def _write(client: Any, parts: list[list[tuple[str, str]]], snapshot: Snapshot, 
     rows_out.commit()
     causes_out.commit()
     return BatchResult(files=ok + errors, ok=ok, errors=errors, seconds=0.0, workers=0, output=rows_out.target,
-                       aggregate_output=causes_out.target, causes=causes, bad=bad, recorded=recorded)
+                       aggregate_output=causes_out.target, causes=causes, bad=bad, recorded=recorded,
+                       retried=len(retried))

@@ -4,9 +4,11 @@ Parquet, the command's error paths; and the knowledge snapshot the workers use a
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import pickle
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -23,6 +25,7 @@ from kb.batch import (
     _timestamp,
     aggregate_path,
     diagnose_batch,
+    diagnose_files,
     expand,
     local_cluster,
     read_table,
@@ -206,6 +209,41 @@ def test_timestamps_are_the_reports_own_else_the_files(batch: Batch) -> None:
 ])
 def test_timestamp_forms(stated: str, expected: tuple[str, str]) -> None:
     assert _timestamp(stated, MTIME) == expected
+
+
+def _janus_times(n: int) -> bytes:
+    """janus's real report with its test cases n times over (renamed): a file that keeps a worker busy."""
+    text = JANUS.read_text(encoding="utf-8")
+    first, last = text.index("<testcase "), text.rindex("</testsuite>")
+    cases = text[first:last]
+    return (text[:first] + "".join(cases.replace(' name="', f' name="copy{k}_') for k in range(n))
+            + text[last:]).encode("utf-8")
+
+
+def test_a_worker_killed_mid_batch_costs_no_file(tmp_path: Path) -> None:
+    """SIGKILL a worker process while it diagnoses, on a cluster that gives a task up at its first worker
+    death: the files of that task are diagnosed again one by one, and every row is as if nothing died."""
+    for i in range(12):
+        _copy(JANUS, tmp_path / "archive" / f"big-{i:02d}.xml", _janus_times(15))
+    killed: list[int] = []
+    others = {p.pid for p in multiprocessing.active_children()}  # the module's cluster may run in this process
+
+    def kill_a_worker(done: int, total: int, bad: int) -> None:
+        if not killed:  # both workers are busy: four partitions of two big files each are still in flight
+            victim = next(p for p in multiprocessing.active_children()
+                          if "Dask Worker" in p.name and p.pid not in others)
+            os.kill(victim.pid, signal.SIGKILL)
+            killed.append(victim.pid)
+
+    with local_cluster(2, allowed_failures=0) as address:
+        result = diagnose_batch([str(tmp_path / "archive" / "*.xml")], scheduler=address, output=tmp_path / "rows.jsonl",
+                                db=tmp_path / "kb.sqlite", partition_size=2, progress=kill_a_worker)
+    assert killed and result.retried >= 1 and result.ok == 12
+    files, base = expand([str(tmp_path / "archive" / "*.xml")])
+    with open_store(tmp_path / "kb.sqlite") as store:
+        expected = diagnose_files([(path, repository(path, base)) for path in files], Snapshot.of(store))
+    assert read_table(tmp_path / "rows.jsonl") == expected
+    assert sum(len(c["tests"]) for c in expected[0]["causes"]) == 69 * 15
 
 
 def test_record_from_the_client(archive: Path, scheduler: str, tmp_path: Path) -> None:
