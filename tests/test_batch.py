@@ -9,7 +9,6 @@ import os
 import pickle
 import shutil
 import signal
-import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
 from kb.batch import (
     BatchResult,
@@ -31,7 +29,6 @@ from kb.batch import (
     read_table,
     repository,
 )
-from kb.cli import main
 from kb.diagnose import diagnose
 from kb.engine import Engine, FailureFact, Symptom
 from kb.errors import KbError
@@ -40,7 +37,7 @@ from kb.ingest import read_report
 from kb.knowledge.snapshot import Snapshot
 from kb.store import open_store
 
-from .conftest import CORPUS, REAL
+from .conftest import CORPUS, REAL, KbCli
 
 JANUS = REAL / "janus-0.4.0" / "report.xml"
 #: when the second copy of janus's report says it ran (the first says 2026-11-24T06:35:49.071144+00:00)
@@ -110,17 +107,6 @@ def batch(archive: Path, scheduler: str, tmp_path_factory: pytest.TempPathFactor
     globs = [str(archive / "*" / "*.*"), str(archive / "gamma" / "**" / "*.*")]
     result = diagnose_batch(globs, scheduler=scheduler, output=out, db=out.parent / "kb.sqlite", partition_size=5)
     return Batch(archive, globs, result, read_table(out), read_table(aggregate_path(out)))
-
-
-def kb(*args: str) -> tuple[int, str, str]:
-    """``kb ARGS`` through the real entry point, in-process: (exit status, stdout, stderr)."""
-    with CliRunner().isolation() as (out, err, _):
-        try:
-            main(list(args))
-            status = 0
-        except SystemExit as exc:
-            status = exc.code if isinstance(exc.code, int) else 1
-        return status, out.getvalue().decode(), err.getvalue().decode()
 
 
 # -- the batch
@@ -246,18 +232,17 @@ def test_a_worker_killed_mid_batch_costs_no_file(tmp_path: Path) -> None:
     assert sum(len(c["tests"]) for c in expected[0]["causes"]) == 69 * 15
 
 
-def test_record_from_the_client(archive: Path, scheduler: str, tmp_path: Path) -> None:
+def test_record_from_the_client(archive: Path, scheduler: str, tmp_path: Path, kb_cli: KbCli) -> None:
     db = tmp_path / "kb.sqlite"
     out = tmp_path / "rows.jsonl"
-    status, stdout, stderr = kb("batch", "diagnose", str(archive / "beta" / "*.xml"), str(archive / "bad" / "*.xml"),
-                                str(archive / "alpha" / "p*.xml"), "--scheduler", scheduler, "-o", str(out),
-                                "--record", "--db", str(db))
-    assert status == 0, stderr
+    done = kb_cli("batch", "diagnose", archive / "beta" / "*.xml", archive / "bad" / "*.xml", archive / "alpha" / "p*.xml",
+                  "--scheduler", scheduler, "-o", out, "--record", "--db", db)
+    assert done.returncode == 0, done.stderr
     rows = read_table(out)
     ok = [row for row in rows if row["status"] == "ok"]
     assert len(ok) == 5 and len(rows) == 8
-    assert f"recorded {len(ok)} run(s) in the knowledge base" in stdout
-    assert stderr.count("kb: could not read ") == 3
+    assert f"recorded {len(ok)} run(s) in the knowledge base" in done.stdout
+    assert done.stderr.count("kb: could not read ") == 3
     with open_store(db) as store:
         runs = store.db.execute("SELECT id, sources, failures + errors FROM runs ORDER BY id").fetchall()
         diagnoses = store.db.execute("SELECT run_id, cause_key, tests FROM diagnoses ORDER BY run_id, rank").fetchall()
@@ -277,11 +262,12 @@ def test_parquet_holds_the_same_tables(batch: Batch, scheduler: str, tmp_path: P
     assert sorted(p.name for p in tmp_path.iterdir() if "rows" in p.name) == ["rows.causes.parquet", "rows.parquet"]
 
 
-def test_parquet_without_pyarrow_is_one_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_parquet_without_pyarrow_is_one_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                    kb_cli: KbCli) -> None:
     monkeypatch.setitem(sys.modules, "pyarrow", None)  # what an environment without pyarrow gives: ImportError
-    status, stdout, stderr = kb("batch", "diagnose", str(JANUS), "-o", str(tmp_path / "rows.parquet"))
-    assert status == 1 and stdout == ""
-    assert stderr.startswith("kb: error: Parquet output needs pyarrow") and stderr.count("\n") == 1
+    done = kb_cli("batch", "diagnose", str(JANUS), "-o", str(tmp_path / "rows.parquet"))
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.startswith("kb: error: Parquet output needs pyarrow") and done.stderr.count("\n") == 1
     assert list(tmp_path.iterdir()) == []
 
 
@@ -293,33 +279,31 @@ def test_parquet_without_pyarrow_is_one_clear_error(monkeypatch: pytest.MonkeyPa
     (["nowhere.xml"], "kb: error: nowhere.xml: no such file"),
     ([str(REAL)], f"kb: error: {REAL}: a directory; give a glob of the reports in it"),
 ])
-def test_inputs_that_match_nothing(args: list[str], message: str, tmp_path: Path) -> None:
-    status, _, stderr = kb("batch", "diagnose", *args, "-o", str(tmp_path / "rows.jsonl"))
-    assert status == 1
-    assert stderr.startswith(message) and stderr.count("\n") == 1 and "Traceback" not in stderr
+def test_inputs_that_match_nothing(args: list[str], message: str, tmp_path: Path, kb_cli: KbCli) -> None:
+    done = kb_cli("batch", "diagnose", *args, "-o", tmp_path / "rows.jsonl")
+    assert done.returncode == 1
+    assert done.stderr.startswith(message) and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
     assert list(tmp_path.iterdir()) == []
 
 
-def test_an_unwritable_output_and_an_unreachable_scheduler(tmp_path: Path) -> None:
-    status, _, stderr = kb("batch", "diagnose", str(JANUS), "-o", str(tmp_path / "missing" / "rows.jsonl"))
-    assert status == 1 and stderr == f"kb: error: {tmp_path / 'missing' / 'rows.jsonl'}: cannot write: " \
-                                      f"No such file or directory\n"
-    status, _, stderr = kb("batch", "diagnose", str(JANUS), "--scheduler", "nonsense", "-o", str(tmp_path / "r.jsonl"))
-    assert status == 1 and stderr.startswith("kb: error: cannot reach the Dask scheduler at nonsense: ")
-    assert stderr.count("\n") == 1
-    # --debug as a user gives it (in a process of its own: the flag stays set in the process that saw it)
-    debug = subprocess.run([sys.executable, "-m", "kb", "batch", "diagnose", str(JANUS), "--scheduler", "nonsense",
-                            "-o", str(tmp_path / "r.jsonl"), "--debug"], capture_output=True, text=True)
+def test_an_unwritable_output_and_an_unreachable_scheduler(tmp_path: Path, kb_cli: KbCli) -> None:
+    done = kb_cli("batch", "diagnose", JANUS, "-o", tmp_path / "missing" / "rows.jsonl")
+    assert done.returncode == 1
+    assert done.stderr == f"kb: error: {tmp_path / 'missing' / 'rows.jsonl'}: cannot write: No such file or directory\n"
+    done = kb_cli("batch", "diagnose", JANUS, "--scheduler", "nonsense", "-o", tmp_path / "r.jsonl")
+    assert done.returncode == 1
+    assert done.stderr == "kb: error: cannot reach the Dask scheduler at nonsense: missing port number in address " \
+                          "'nonsense'\n"
+    debug = kb_cli("batch", "diagnose", JANUS, "--scheduler", "nonsense", "-o", tmp_path / "r.jsonl", "--debug")
     assert debug.returncode == 1 and "Traceback" in debug.stderr
-    assert debug.stderr.rstrip().endswith("kb: error: cannot reach the Dask scheduler at nonsense: missing port "
-                                          "number in address 'nonsense'")
+    assert debug.stderr.endswith(done.stderr)
     assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("args", [["--workers", "0", "-o", "x.jsonl"], [], ["--repo-depth", "0", "-o", "x.jsonl"]])
-def test_usage_errors(args: list[str]) -> None:
-    status, _, stderr = kb("batch", "diagnose", str(JANUS), *args)
-    assert status == 2 and "Usage: kb batch diagnose" in stderr
+def test_usage_errors(args: list[str], kb_cli: KbCli) -> None:
+    done = kb_cli("batch", "diagnose", JANUS, *args)
+    assert done.returncode == 2 and "Usage: kb batch diagnose" in done.stderr
 
 
 # -- inputs and repositories
