@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from kb.store import open_store  # noqa: E402
 from tests.pgserver import PgServer, pg_bindir  # noqa: E402
+from tests.projects import pytest_report, write_project  # noqa: E402
 
 REAL = ROOT / "tests" / "corpus" / "real"
 BROKEN = {
@@ -36,16 +37,6 @@ BROKEN = {
     "tests/test_core.py": "from pkg.core import kind\n\n\ndef test_map():\n    assert kind({}) == 'map'\n\n\n"
                           "def test_seq():\n    assert kind([]) == 'seq'\n",
 }
-
-
-def _project(folder: Path) -> Path:
-    for rel, body in BROKEN.items():
-        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
-        (folder / rel).write_text(body)
-    report = folder / "report.xml"
-    subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", f"--junitxml={report}"],
-                   cwd=folder, capture_output=True)
-    return report
 
 
 def _commands(work: Path, writers: int) -> list[tuple[str, list[str], Path]]:
@@ -59,8 +50,8 @@ def _commands(work: Path, writers: int) -> list[tuple[str, list[str], Path]]:
         if n % 2 == 0:
             out.append(("diagnose", ["diagnose", str(reports[n // 2 % len(reports)]), "--format", "json"], folder))
         else:
-            report = _project(folder)
-            out.append(("fix", ["fix", str(report), "--root", str(folder), "--apply", "--yes"], folder))
+            report = pytest_report(write_project(folder / "project", BROKEN))
+            out.append(("fix", ["fix", str(report), "--root", str(folder / "project"), "--apply", "--yes"], folder))
     return out
 
 

@@ -52,18 +52,11 @@ class Pattern(Protocol):
         ...
 
 
-class _Linear:
-    """A pattern RE2 runs. ``captures`` asks the binding directly, over the UTF-8 bytes: google-re2's
-    Python wrapper re-encodes the text and maps every offset back to characters on each search, which
-    was most of the matcher's time on a large report (measured: 14 µs a search through the wrapper,
-    2.5 µs here). ``search`` is the wrapper's (lint, authoring)."""
+class _Wrapped:
+    """What both kinds of compiled pattern answer the same way: the compiled pattern's own attributes."""
 
-    __slots__ = ("_compiled", "_match", "_groups")
-
-    def __init__(self, compiled: Any) -> None:
-        self._compiled = compiled
-        self._match = compiled._regexp.Match  # the binding call the wrapper's own search makes
-        self._groups: tuple[tuple[str, int], ...] = tuple(compiled.groupindex.items())
+    __slots__ = ("_compiled",)
+    _compiled: Any
 
     @property
     def pattern(self) -> Any:
@@ -72,6 +65,20 @@ class _Linear:
     @property
     def groupindex(self) -> Any:
         return self._compiled.groupindex
+
+
+class _Linear(_Wrapped):
+    """A pattern RE2 runs. ``captures`` asks the binding directly, over the UTF-8 bytes: google-re2's
+    Python wrapper re-encodes the text and maps every offset back to characters on each search, which
+    was most of the matcher's time on a large report (measured: 14 µs a search through the wrapper,
+    2.5 µs here). ``search`` is the wrapper's (lint, authoring)."""
+
+    __slots__ = ("_match", "_groups")
+
+    def __init__(self, compiled: Any) -> None:
+        self._compiled = compiled
+        self._match = compiled._regexp.Match  # the binding call the wrapper's own search makes
+        self._groups: tuple[tuple[str, int], ...] = tuple(compiled.groupindex.items())
 
     def search(self, text: str) -> Match | None:
         return self._compiled.search(text)  # type: ignore[no-any-return]
@@ -86,21 +93,14 @@ class _Linear:
         return {name: data[spans[i][0]:spans[i][1]].decode("utf-8") for name, i in self._groups if spans[i][0] >= 0}
 
 
-class _Backtracking:
+class _Backtracking(_Wrapped):
     """A pattern Python's ``re`` runs (vetted built-in regexes RE2 cannot express)."""
 
-    __slots__ = ("_compiled",)
+    __slots__ = ()
+    _compiled: re.Pattern[str]
 
     def __init__(self, compiled: re.Pattern[str]) -> None:
         self._compiled = compiled
-
-    @property
-    def pattern(self) -> Any:
-        return self._compiled.pattern
-
-    @property
-    def groupindex(self) -> Any:
-        return self._compiled.groupindex
 
     def search(self, text: str) -> Match | None:
         return self._compiled.search(text)
