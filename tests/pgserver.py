@@ -62,10 +62,11 @@ class PgServer:
 
     def make_template(self) -> None:
         """A database kb has migrated and seeded with the built-in packs: each test's copy starts there."""
-        from kb.store import open_store
+        from kb.pgstore import PgStore
 
         self.admin("CREATE DATABASE kb_template")
-        open_store(self.url("kb_template"), seed=True).close()
+        # a home of its own: the built-in packs only, whatever user packs the checkout's .kb/rules holds
+        PgStore(self.url("kb_template"), home=self.folder / "home").close()
 
     def new_database(self, template: str | None = "kb_template") -> str:
         """A fresh database: a copy of the seeded template, or (``template=None``) a blank one kb has not
