@@ -128,7 +128,9 @@ class Snapshot:
         return list(self._rules)
 
     def api_rows(self, symptoms: Sequence[Symptom]) -> list[list[ApiRow]]:
-        """Candidate rows for each symptom (aligned with ``symptoms``), by exact keys only."""
+        """Candidate rows for each symptom (aligned with ``symptoms``), by exact keys only: the rows the store
+        gives, key by key; under one key in id order, where the store gives its storage order (SQL promises
+        none, and the engine's result does not depend on it)."""
         return [[row for key in symptom_keys(s) for row in self._by_key.get(key, ())] for s in symptoms]
 
     def distributions(self, import_names: Iterable[str]) -> list[Distribution]:
