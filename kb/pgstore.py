@@ -23,7 +23,7 @@ import psycopg
 from psycopg import sql as pgsql
 
 from .errors import StoreError
-from .store import DAMAGE, OPENED, Column, Index, Step, Store, Table, _tables
+from .storage import DAMAGE, OPENED, Column, Index, Step, Store, Table, _tables
 
 __all__ = ["PgStore", "redact", "WRITE_LOCK"]
 
