@@ -88,6 +88,10 @@ class Table:
     pk: str | tuple[str, ...]
     foreign_keys: tuple[tuple[str, str, str], ...] = ()
 
+    @property
+    def key_columns(self) -> tuple[str, ...]:
+        return self.pk if isinstance(self.pk, tuple) else (self.pk,)
+
 
 @dataclass(frozen=True)
 class Column:
@@ -199,6 +203,15 @@ def _schema_tables() -> tuple[str, ...]:
     return tuple(sorted(_tables()))
 
 
+def by_columns(rows: Iterable[dict[str, Any]]) -> dict[tuple[str, ...], list[list[Any]]]:
+    """Rows to insert grouped by their columns (one statement per group): the rows of one call share their
+    keys, but nothing promises it."""
+    batches: dict[tuple[str, ...], list[list[Any]]] = {}
+    for row in rows:
+        batches.setdefault(tuple(row), []).append(list(row.values()))
+    return batches
+
+
 def new_uid() -> str:
     return uuid.uuid4().hex
 
@@ -280,6 +293,36 @@ def _api_from_row(row: dict[str, Any]) -> ApiRow:
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+#: an index key of API-change rows: (kind of lookup, first value, second value)
+Key = tuple[str, str, str]
+
+
+def symptom_keys(symptom: Symptom) -> list[Key]:
+    """The exact keys a symptom is looked up by, as :meth:`Store.api_rows` and the batch snapshot (:mod:`kb.knowledge.snapshot`) look them up.
+
+    - a missing name / attribute / changed behaviour: (module, name); a builtin object's dotted
+      attribute (``'Series' object has no attribute 'iteritems'``) also by the row's name alone;
+    - an unexpected or missing keyword: (last part of the callable's name, parameter);
+    - a call that takes a parameter as keyword only: the callable's last name part, keyword-only rows;
+    - a missing module: rows of the module as a whole (no name), for the module and its top package.
+    """
+    f = dict(symptom.fields)
+    keys: list[Key] = []
+    if symptom.kind in ("missing_name", "missing_attribute", "changed_behaviour"):
+        keys.append(("name", f["module"], f["name"]))
+        if symptom.kind == "missing_attribute" and f["module"] == "builtins" and "." in f["name"]:
+            keys.append(("attr", f["name"], ""))
+    elif symptom.kind in ("unexpected_kwarg", "missing_argument"):
+        keys.append(("call", f["tail"], f["param"]))
+    elif symptom.kind == "bad_call":
+        keys.append(("tail", f["tail"], ""))
+    elif symptom.kind == "missing_module":
+        # a set, as the store builds it: the module and its top package, once when they are the same
+        keys.extend({("module", f["module"], ""), ("module", f["top"], "")})
+    return keys
+
 
 
 # ---------------------------------------------------------------- the store
@@ -471,23 +514,12 @@ class Store(ABC):
         One indexed query per chunk of keys rather than one per symptom: a run with thousands
         of distinct symptoms costs a handful of queries.
         """
-        by_key: dict[tuple[str, str, str], list[ApiRow]] = {}
+        by_key: dict[Key, list[ApiRow]] = {}
         wanted: dict[str, set[tuple[str, str]]] = {"name": set(), "call": set(), "module": set(), "tail": set(),
                                                    "attr": set()}
-        keys: list[list[tuple[str, str, str]]] = []
+        keys: list[list[Key]] = []
         for s in symptoms:
-            f = dict(s.fields)
-            mine: list[tuple[str, str, str]] = []
-            if s.kind in ("missing_name", "missing_attribute", "changed_behaviour"):
-                mine.append(("name", f["module"], f["name"]))
-                if s.kind == "missing_attribute" and f["module"] == "builtins" and "." in f["name"]:
-                    mine.append(("attr", f["name"], ""))  # 'Series' object has no attribute 'iteritems
-            elif s.kind in ("unexpected_kwarg", "missing_argument"):
-                mine.append(("call", f["tail"], f["param"]))
-            elif s.kind == "bad_call":
-                mine.append(("tail", f["tail"], ""))
-            elif s.kind == "missing_module":
-                mine.extend({("module", f["module"], ""), ("module", f["top"], "")})
+            mine = symptom_keys(s)
             for kind, a, b in mine:
                 wanted[kind].add((a, b))
             keys.append(mine)
@@ -669,8 +701,7 @@ class Store(ABC):
         unknown = [c for c in columns if c not in known]
         if not known or unknown:
             raise StoreError(f"no table {table} with column(s) {', '.join(unknown or columns)} in the schema")
-        order = _tables()[table].pk
-        order_by = ", ".join(order) if isinstance(order, tuple) else order
+        order_by = ", ".join(_tables()[table].key_columns)
         return self.query(f"SELECT {', '.join(columns)} FROM {table} ORDER BY {order_by}")
 
     def missing_tables(self) -> list[str]:

@@ -47,6 +47,7 @@ from .storage import (
     Table,
     _rule_doc,
     _tables,
+    by_columns,
     copy_store,
     find_db,
     find_home,
@@ -189,11 +190,8 @@ class SqliteStore(Store):
         return int(cursor.lastrowid)
 
     def _insert_rows(self, table: str, rows: Iterable[dict[str, Any]], *, replace: bool = False) -> None:
-        batches: dict[tuple[str, ...], list[list[Any]]] = {}
-        for row in rows:  # rows of one call have the same keys, but nothing promises it
-            batches.setdefault(tuple(row), []).append(list(row.values()))
         verb = "INSERT OR REPLACE" if replace else "INSERT"
-        for names, values in batches.items():
+        for names, values in by_columns(rows).items():
             self.conn.executemany(f'{verb} INTO "{table}" ({_quoted(names)}) VALUES ({", ".join("?" * len(names))})',
                                   values)
 

@@ -17,12 +17,9 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 from ..engine import ApiRow, Distribution, Rule, Symptom
+from ..storage import Key, symptom_keys
 
 __all__ = ["Snapshot", "Source", "symptom_keys"]
-
-#: an index key: (kind of lookup, first value, second value) — the same keys Store.api_rows builds
-Key = tuple[str, str, str]
-
 
 class Source(Protocol):
     """What :meth:`Snapshot.of` reads: the store's public knowledge methods."""
@@ -34,31 +31,6 @@ class Source(Protocol):
     def all_distributions(self) -> list[Distribution]: ...
 
     def all_learned(self) -> dict[str, tuple[int, int]]: ...
-
-
-def symptom_keys(symptom: Symptom) -> list[Key]:
-    """The exact keys a symptom is looked up by, in the order :meth:`kb.store.Store.api_rows` lists them.
-
-    - a missing name / attribute / changed behaviour: (module, name); a builtin object's dotted
-      attribute (``'Series' object has no attribute 'iteritems'``) also by the row's name alone;
-    - an unexpected or missing keyword: (last part of the callable's name, parameter);
-    - a call that takes a parameter as keyword only: the callable's last name part, keyword-only rows;
-    - a missing module: rows of the module as a whole (no name), for the module and its top package.
-    """
-    f = dict(symptom.fields)
-    keys: list[Key] = []
-    if symptom.kind in ("missing_name", "missing_attribute", "changed_behaviour"):
-        keys.append(("name", f["module"], f["name"]))
-        if symptom.kind == "missing_attribute" and f["module"] == "builtins" and "." in f["name"]:
-            keys.append(("attr", f["name"], ""))
-    elif symptom.kind in ("unexpected_kwarg", "missing_argument"):
-        keys.append(("call", f["tail"], f["param"]))
-    elif symptom.kind == "bad_call":
-        keys.append(("tail", f["tail"], ""))
-    elif symptom.kind == "missing_module":
-        # a set, as the store builds it: the module and its top package, once when they are the same
-        keys.extend({("module", f["module"], ""), ("module", f["top"], "")})
-    return keys
 
 
 def _row_keys(row: ApiRow) -> list[Key]:
