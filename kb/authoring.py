@@ -21,7 +21,7 @@ import re
 import stat
 import tempfile
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -29,14 +29,14 @@ from typing import Any
 from .engine import Engine, FailureFact, Matcher, Rule
 from .engine.matcher import compile_rule_regex
 from .engine.types import SYMPTOM_FIELDS
-from .errors import FixError, RuleError
-from .rulepack import Pack, dump_pack, parse_pack, read_pack_bytes
+from .errors import FixError, KbError, RuleError
+from .rulepack import Pack, dump_pack, parse_pack, read_pack, read_pack_bytes
 from .ruletest import check_remedy_params, split_example
 from .safeio import write_bytes_atomic
 from .store import SqliteStore, Store, copy_store, rule_from_row, rule_row
 
-__all__ = ["template", "Cluster", "clusters", "draft_rule", "scaffold", "lint_pack", "Impact", "impact",
-           "rule_stats", "import_pack", "all_packs", "PLACEHOLDER"]
+__all__ = ["template", "Cluster", "clusters", "draft_rule", "drafts", "scaffold", "lint_pack", "Lint", "lint_packs",
+           "Impact", "impact", "rule_stats", "import_pack", "all_packs", "find_pack", "user_pack_files", "PLACEHOLDER"]
 
 PLACEHOLDER = "TODO"
 #: what varies between occurrences of one failure, in the order they are masked
@@ -171,6 +171,14 @@ def draft_rule(exception: str, messages: list[str], *, rule_id: str | None = Non
     return doc
 
 
+def drafts(found: Sequence[Cluster]) -> list[dict[str, Any]]:
+    """A draft rule per cluster (``kb suggest``), in order: the other clusters' messages are its neighbours,
+    so its ``no_match`` example is a real recorded failure it must not explain."""
+    return [draft_rule(cluster.exception, cluster.messages,
+                       neighbours=[(c.exception, m) for c in found if c is not cluster for m in c.messages])
+            for cluster in found]
+
+
 def scaffold(store: Store | None, *, failure: int | None = None, rule_id: str | None = None,
              pack_name: str = "my-rules") -> str:
     """A new pack (YAML text) with one rule: from a stored failure's real text, or a blank one."""
@@ -242,6 +250,33 @@ def lint_pack(pack: Pack, others: list[Pack] | None = None) -> list[str]:
     return warnings
 
 
+@dataclass
+class Lint:
+    """What ``kb rules lint`` found: the packs it linted and their warnings."""
+
+    packs: list[Pack]
+    warnings: list[str]
+    #: where user packs live (named when there were none and the built-in packs were linted instead)
+    user_dir: Path
+    #: no packs were named and there are no user packs: the built-in ones were linted
+    builtin_only: bool = False
+
+    @property
+    def rules(self) -> int:
+        return sum(len(p.doc.get("rules") or []) for p in self.packs)
+
+
+def lint_packs(store: Store, paths: Sequence[str | Path] = ()) -> Lint:
+    """Lint the packs at ``paths`` — without paths the user packs beside ``store``, else the built-in
+    ones — each against every other loaded pack (replaced ids, shadowed rules). An invalid pack is an
+    error (RuleError), as in :func:`lint_pack`."""
+    known = all_packs(store)
+    mine = [p for p in known if not p.origin.startswith("builtin:")]
+    targets = [read_pack(p) for p in paths] or mine or known
+    warnings = [w for pack in targets for w in lint_pack(pack, [k for k in known if k.origin != pack.origin])]
+    return Lint(targets, warnings, store.rules_dir, builtin_only=not paths and not mine)
+
+
 def _check_params(pack: Pack) -> None:
     for section in ("rules", "api_changes"):
         for i, item in enumerate(pack.doc.get(section) or []):
@@ -289,7 +324,22 @@ def _compatible(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return bool(a["match"].get("in", "message") == b["match"].get("in", "message"))
 
 
-def import_pack(path: str | Path, rules_dir: Path) -> tuple[Path, bool]:
+def import_pack(path: str | Path, store: Store) -> tuple[Path, bool]:
+    """Add the pack at ``path`` to the user packs beside ``store`` (:attr:`~kb.store.Store.rules_dir`) and
+    load it; returns where it went and whether that file is new. The pack is validated before it is copied,
+    then loaded with the built-in and the other user packs: when it clashes with one of them (a rule id, a
+    pack name) it is refused and the file it added removed, so the user packs are as they were."""
+    target, created = _copy_pack(path, store.rules_dir)
+    try:
+        store.seed_builtin()  # what opening the store does: loads the user packs, refuses clashes
+    except KbError:
+        if created:
+            target.unlink()
+        raise
+    return target, created
+
+
+def _copy_pack(path: str | Path, rules_dir: Path) -> tuple[Path, bool]:
     """Validate a pack and copy it into the user packs folder (refusing to overwrite another);
     returns where it went and whether that file is new. What is validated is what is written (the
     file is read once), and only as a new regular file: never through a symlink or over anything else."""
@@ -408,3 +458,18 @@ def all_packs(store: Store) -> list[Pack]:
 
     return [parse_pack(data, origin, trusted=generated(origin))
             for origin, data in [*builtin_packs(), *user_packs(store.rules_dir)]]
+
+
+def find_pack(store: Store, name: str) -> Pack:
+    """The loaded pack (built-in or user) called ``name``."""
+    pack = next((p for p in all_packs(store) if p.name == name), None)
+    if pack is None:
+        raise RuleError(f"no pack named {name!r}")
+    return pack
+
+
+def user_pack_files(db: str | Path | None = None) -> list[str]:
+    """The user packs of the knowledge base at ``db`` (the ``rules/`` folder beside it), without opening it."""
+    from .store import kb_home, user_packs
+
+    return [origin for origin, _ in user_packs(kb_home(db) / "rules")]

@@ -10,11 +10,10 @@ rolled back and 3 when ``--apply`` applied nothing although there were causes to
 
 from __future__ import annotations
 
-import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -23,6 +22,10 @@ from .errors import KbError
 from .report import formats
 from .report.gate import FAIL_ON, RUN_FAIL_ON, gate_status
 from .terminal import BOLD, GREEN, RED, YELLOW, colour_wanted, fit, one_line, safe_text, style
+
+if TYPE_CHECKING:
+    from .fix.tally import Tally
+    from .knowledge.learn import LearnResult
 
 __all__ = ["main", "cli"]
 
@@ -52,8 +55,10 @@ def _db_option(func: Any) -> Any:
 @_debug_option
 def cli() -> None:
     """kb: says why tests fail — root causes with confidence and evidence — and how to fix them."""
+    from .journal import project_of
+
     _RECOVERED.clear()  # a new command (in-process callers run several)
-    project = _project_of(Path.cwd().resolve())
+    project = project_of(Path.cwd().resolve())
     if project is not None:  # an interrupted fix or undo is finished before anything else
         _recover(project)
 
@@ -104,13 +109,16 @@ def diagnose(reports: tuple[str, ...], fmt: str, fail_on: str, no_record: bool, 
         environment = read_environment(python)
         if not environment:
             raise click.UsageError(f"{python}: could not read its installed versions")
-    if learn and "-" in reports:
-        raise click.UsageError("--learn diagnoses the reports again after learning: give files, not -")
-    doc = run_diagnose(list(reports), db=db, record=not no_record and not learn, stdin=sys.stdin.buffer,
-                       environment=environment, python=python, root=root)
-    if learn and (_learn_from(doc, db, root) or not no_record):  # with what was learned, or only to record it
-        doc = run_diagnose(list(reports), db=db, record=not no_record, environment=environment, python=python,
-                           root=root)
+    if learn:
+        from .knowledge.learn import diagnose_learning
+
+        if "-" in reports:
+            raise click.UsageError("--learn diagnoses the reports again after learning: give files, not -")
+        doc = diagnose_learning(list(reports), db=db, record=not no_record, environment=environment, python=python,
+                                root=root, progress=_show_mining, learned=_show_learned)
+    else:
+        doc = run_diagnose(list(reports), db=db, record=not no_record, stdin=sys.stdin.buffer,
+                           environment=environment, python=python, root=root)
     if output:
         from .safeio import write_text_atomic
 
@@ -148,20 +156,21 @@ def _fix_options(func: Any) -> Any:
 _VERDICT_COLOUR = {"verified": GREEN, "plausible": YELLOW, "rolled back": RED, "failed": RED}
 
 
-def _show_events(events: Any, patches: list[str]) -> dict[str, int]:
-    """Print what happened to each planned fix; count the outcomes (for the closing line)."""
-    counts = {"planned": 0, "verified": 0, "plausible": 0, "rolled back": 0, "not applied": 0, "not planned": 0}
+def _show_events(events: Any, patches: list[str]) -> Tally:
+    """Print what happened to each planned fix; the tally of outcomes (for the closing line and exit status)."""
+    from .fix.tally import Tally
+
+    tally = Tally()
     number = 0
     for event in events:
+        tally.add(event)
         item = event.item
         if event.kind == "plan":
             number += 1
             click.echo(safe_text(f"{number}. {item.title}  (confidence {item.confidence:.2f})"))
             if item.remedy is None:
-                counts["not planned"] += 1
                 click.echo(safe_text(f"   not planned: {item.skipped}"))
                 continue
-            counts["planned"] += 1
             remedy = item.remedy
             files = sorted({e.path for e in item.edits})
             where = f" in {', '.join(item.where)}" if item.where else ""
@@ -172,11 +181,9 @@ def _show_events(events: Any, patches: list[str]) -> dict[str, int]:
             click.echo(item.diff, nl=False)
             patches.append(item.diff)
         elif event.kind in ("refused", "declined"):
-            counts["not applied"] += 1
             click.echo(safe_text(f"   not applied: {event.note}") if event.kind == "refused" else "   skipped")
         elif event.kind == "outcome":
             outcome = event.outcome
-            counts[outcome.verdict] = counts.get(outcome.verdict, 0) + 1
             colour = colour_wanted(sys.stdout)
             verdict = style(outcome.verdict, BOLD, _VERDICT_COLOUR.get(outcome.verdict, YELLOW)) if colour \
                 else outcome.verdict
@@ -184,27 +191,10 @@ def _show_events(events: Any, patches: list[str]) -> dict[str, int]:
                                                     f"{outcome.fix_id})"), color=colour)
         elif event.kind != "nothing":  # "nothing to fix" is the closing line's to say
             click.echo(safe_text(event.note))
-    return counts
+    return tally
 
 
-#: ``kb fix`` exit statuses beyond 0 (done), 1 (kb could not) and 2 (usage)
-FIX_ROLLED_BACK = 1
-FIX_NOTHING_APPLIED = 3
-
-
-def _fix_status(counts: dict[str, int], applying: bool) -> int:
-    """1 when a fix was rolled back; 3 when --apply was asked, there were causes to fix and none was applied
-    (declined, refused by the gate, or no fix kb can carry out); else 0 (a dry run, nothing to fix, or fixes
-    that held)."""
-    if counts["rolled back"] or counts.get("failed"):
-        return FIX_ROLLED_BACK
-    applied = counts["verified"] + counts["plausible"]
-    if applying and not applied and (counts["planned"] or counts["not planned"]):
-        return FIX_NOTHING_APPLIED
-    return 0
-
-
-def _closing_line(counts: dict[str, int], applying: bool) -> str:
+def _closing_line(counts: Tally, applying: bool) -> str:
     if not counts["planned"] and not counts["not planned"]:
         return "nothing to fix: no known root cause"
     if not applying:
@@ -226,23 +216,9 @@ def _write_patch(patch: str | None, text: str) -> None:
         click.echo(f"patch written to {patch} (apply with: git apply {patch})")
 
 
-def _options(root: str, test_command: list[str] | None, *, apply: bool, yes: bool, max_risk: str,
-             min_confidence: float | None, allow_critical: bool, verify: bool, max_rounds: int,
-             timeout: float) -> Any:
-    from .config import load_config
-    from .fix import FixOptions
-    from .testenv import environment, test_python
-
-    config = load_config(root)
-    options = FixOptions(
-        apply=apply, yes=yes, max_risk=max_risk,
-        min_confidence=min_confidence if min_confidence is not None else config.min_confidence,
-        allow_critical=allow_critical, allow_auto_fix=config.allow_auto_fix,
-        interactive=sys.stdin.isatty() and sys.stdout.isatty(), verify=verify,
-        test_command=test_command or list(config.test_command) or None, max_rounds=max_rounds, timeout=timeout)
-    # the versions installed where the tests run make version-aware rules precise
-    options.environment = environment(test_python(options.test_command))
-    return options
+def _interactive() -> bool:
+    """Whether a person can approve fixes at this terminal."""
+    return sys.stdin.isatty() and sys.stdout.isatty()
 
 
 #: projects already recovered by this command (the group's cwd project and its --root are often one)
@@ -262,14 +238,6 @@ def _recover(root: str | Path) -> None:
         was = entry.history[-2][0] if len(entry.history) > 1 else "applying"
         done = "the undo was completed" if entry.state == "undone" else "its files were restored"
         click.echo(f"recovered: fix {entry.id} was interrupted ({was}); {done}", err=True)
-
-
-def _project_of(start: Path) -> Path | None:
-    """The nearest folder upward from ``start`` that has a kb journal (the project kb last changed)."""
-    for folder in (start, *start.parents):
-        if (folder / ".kb" / "journal").is_dir():
-            return folder
-    return None
 
 
 @cli.command()
@@ -295,37 +263,32 @@ def fix(reports: tuple[str, ...], last: bool, root: str, patch: str | None, appl
     """
     import shlex
 
-    from .diagnose import diagnose_run
-    from .fix import baseline_of, fix_rounds
-    from .ingest import read_reports
+    from .fix import fix_rounds
+    from .fix.options import diagnose_for_fix, fix_options
     from .store import open_store
-    from .testenv import test_python
 
     if bool(reports) == last:
         raise click.UsageError("give REPORTS or --last (not both)")
     if yes and not apply_:
         raise click.UsageError("--yes only makes sense with --apply")
     _recover(root)
-    options = _options(root, shlex.split(test_command) if test_command else None, apply=apply_, yes=yes,
-                       max_risk=max_risk, min_confidence=min_confidence, allow_critical=allow_critical,
-                       verify=not no_verify, max_rounds=max_rounds, timeout=timeout)
+    options = fix_options(root, shlex.split(test_command) if test_command else None, apply=apply_, yes=yes,
+                          max_risk=max_risk, min_confidence=min_confidence, allow_critical=allow_critical,
+                          verify=not no_verify, max_rounds=max_rounds, timeout=timeout, interactive=_interactive())
     store = open_store(db)
     patches: list[str] = []
     try:
         if last:
             report = store.last_report()
         else:
-            run = read_reports(list(reports), stdin=sys.stdin.buffer)
-            run.add_environment(options.environment)
-            options.baseline = baseline_of(run)
-            report = diagnose_run(run, store, record=True, python=test_python(options.test_command), root=root)
+            report = diagnose_for_fix(list(reports), store, options, root, stdin=sys.stdin.buffer)
         approve = lambda item: click.confirm("   apply this fix?", default=False)  # noqa: E731
         counts = _show_events(fix_rounds(report, root, store, options, approve), patches)
     finally:
         store.close()
     _write_patch(patch, "".join(patches))
     click.echo(_closing_line(counts, apply_))
-    status = _fix_status(counts, apply_)
+    status = counts.status(apply_)
     if status:
         sys.exit(status)
 
@@ -349,12 +312,14 @@ def heal(command: tuple[str, ...], root: str, patch: str | None, yes: bool, max_
     else `python -m pytest`.
     """
     from .fix import HealRound, heal as run_heal
+    from .fix.options import fix_options
+    from .fix.tally import heal_status
     from .store import open_store
 
     _recover(root)
-    options = _options(root, list(command) or None, apply=True, yes=yes, max_risk=max_risk,
-                       min_confidence=min_confidence, allow_critical=allow_critical, verify=True,
-                       max_rounds=max_rounds, timeout=timeout)
+    options = fix_options(root, list(command) or None, apply=True, yes=yes, max_risk=max_risk,
+                          min_confidence=min_confidence, allow_critical=allow_critical, verify=True,
+                          max_rounds=max_rounds, timeout=timeout, interactive=_interactive())
     store = open_store(db)
     rounds: list[HealRound] = []
     approve = lambda item: click.confirm("   apply this fix?", default=False)  # noqa: E731
@@ -376,10 +341,7 @@ def heal(command: tuple[str, ...], root: str, patch: str | None, yes: bool, max_
         click.echo(text, nl=False)
     _write_patch(patch, text)
     click.echo(_closing_line(counts, True))
-    last_round = rounds[-1] if rounds else None
-    if last_round is None or last_round.problem:
-        sys.exit(1)
-    sys.exit(0 if last_round.failing == 0 else 1)
+    sys.exit(heal_status(rounds))
 
 
 class _Progress:
@@ -443,14 +405,14 @@ def run(command: tuple[str, ...], root: str, report_path: str | None, repeat: in
     _recover(root)
     from .run.orchestrate import run_suite
     from .store import open_store
-    from .testenv import environment, test_python
+    from .testenv import command_python, environment
 
     progress = _Progress()
     store = open_store(db)
     # the command's output is echoed on stderr: pytest colours it when that is a terminal (or FORCE_COLOR)
     colour = not quiet and colour_wanted(sys.stderr)
     try:
-        python = test_python(list(command)) if Path(command[0]).name.startswith("python") else None
+        python = command_python(command)
         env = environment(python) if python else {}
         result = run_suite(list(command), root, store, timeout=timeout, report=report_path, repeat=repeat,
                            echo=None if quiet else (lambda text: click.echo(text, nl=False, err=True, color=colour)),
@@ -520,14 +482,12 @@ def isolate(node_id: str, command: tuple[str, ...], root: str, order_file: str |
                                 timeout=timeout, progress=progress, max_polluters=max_polluters)
         finally:
             progress.done()
-        diagnosis = diagnose_isolation(done, store, root)
-    verdict = done.verdict
+        found = diagnose_isolation(done, store, root)
+    verdict = found.verdict
     if as_json:
         import json
 
-        click.echo(json.dumps({**verdict.as_dict(), "tests_before": done.before, "order": done.order.source,
-                               "reproduce": done.reproduce, "reproduced": done.reproduced, "notes": done.notes,
-                               "root_causes": diagnosis["root_causes"] if diagnosis else []}, indent=2))
+        click.echo(json.dumps(found.as_dict(), indent=2))
         return
     click.echo(f"{verdict.test}: {verdict.kind}")
     click.echo(f"  order: {done.order.source} ({done.before} test(s) before it)")
@@ -541,7 +501,7 @@ def isolate(node_id: str, command: tuple[str, ...], root: str, order_file: str |
     if done.reproduce:
         click.echo(f"  reproduce: {safe_text(done.reproduce)}")
         click.echo(f"    ({done.reproduced})")
-    for cause in (diagnosis or {}).get("root_causes", [])[:1]:
+    for cause in found.root_causes[:1]:
         click.echo(f"  cause: {cause['title']} (confidence {cause['confidence']:.2f})")
         for remedy in cause["remedies"][:2]:
             click.echo(f"  fix: [{remedy['kind']}, {remedy['risk']} risk] {safe_text(remedy['description'])}")
@@ -591,17 +551,9 @@ def log() -> None:
 @_debug_option
 def log_show(runfile: str, slowest: int | None) -> None:
     """Print RUNFILE as a timeline: contexts as an indented tree with durations and outcomes."""
-    from .log import read_records, timeline
+    from .log import read_run_file, timeline
 
-    try:
-        records = list(read_records(runfile))
-    except OSError as exc:
-        raise KbError(f"{runfile}: {exc.strerror or exc}") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise KbError(f"{runfile}: not a kb run file ({exc.__class__.__name__}: {str(exc)[:120]})") from None
-    if not records or records[0].get("format") != "kb-run":
-        raise KbError(f"{runfile}: not a kb run file (its first line is not a run record)")
-    for line in timeline(records, slowest=slowest):
+    for line in timeline(read_run_file(runfile), slowest=slowest):
         click.echo(line)
 
 
@@ -652,25 +604,19 @@ def db_copy(source: str, target: str) -> None:
     click.echo(f"copied {where[0]} into {where[1]}: {added}")
 
 
-def _learn_from(doc: dict, db: str | None, root: str | None, find_links: tuple[str, ...] = ()) -> bool:
-    """Learn from a report's generic causes; True when rows were stored. Offline or without griffe: one
-    line on stderr and the diagnosis stands."""
-    from .knowledge.learn import learn
-    from .store import open_store
+def _show_mining(step: str) -> None:
+    click.echo(f"kb: mining {step}", err=True)
 
-    with open_store(db) as store:
-        try:
-            result = learn(doc, store, root=Path(root) if root else None,
-                           find_links=tuple(Path(p) for p in find_links),
-                           progress=lambda step: click.echo(f"kb: mining {step}", err=True))
-        except KbError as exc:  # offline, no griffe, a release that cannot be read
-            click.echo(f"kb: learn: {exc}; the diagnosis is unchanged", err=True)
-            return False
+
+def _show_learned(result: LearnResult) -> None:
+    """What learning did, on stderr: the rows learned, the problems, or why nothing could be mined."""
+    if result.error is not None:
+        click.echo(f"kb: learn: {result.error}; the diagnosis is unchanged", err=True)
+        return
     for line in result.learned:
         click.echo(f"kb: learned {line}", err=True)
     for line in result.problems:
         click.echo(f"kb: learn: {line}", err=True)
-    return result.rows > 0
 
 
 @cli.group()
@@ -695,7 +641,7 @@ def knowledge_mine(dist: str, start: str, end: str, find_links: tuple[str, ...],
 
     `kb knowledge mine python --from 3.11 --to 3.12` compares the standard libraries of two interpreters.
     """
-    from .knowledge.learn import mine, mine_stdlib, store_rows
+    from .knowledge.learn import learned_pack, mine, mine_stdlib, store_rows
 
     if dist.lower() == "python":
         rows = mine_stdlib(_interpreter(start), _interpreter(end), prefix="learned")
@@ -716,8 +662,7 @@ def knowledge_mine(dist: str, start: str, end: str, find_links: tuple[str, ...],
         from .rulepack import dump_pack
         from .safeio import write_text_atomic
 
-        write_text_atomic(output, dump_pack({"pack": f"learned-{dist.lower()}", "version": "1", "layer": "learned",
-                                             "api_changes": rows}))
+        write_text_atomic(output, dump_pack(learned_pack(dist, rows)))
         click.echo(f"{dist} {pairs}: {len(rows)} row(s) ({summary}) written to {output}")
         return
     from .store import open_store
@@ -728,18 +673,13 @@ def knowledge_mine(dist: str, start: str, end: str, find_links: tuple[str, ...],
 
 
 def _interpreter(text: str) -> str:
-    """``3.12`` → the ``python3.12`` on PATH (or pyenv's); a path stays as it is."""
-    import shutil
+    """``--from``/``--to`` of ``kb knowledge mine python``: an interpreter (a usage error when there is none)."""
+    from .testenv import find_python
 
-    if os.path.sep in text or text.startswith("."):
-        return text
-    found = shutil.which(f"python{text}")
-    if found:
-        return found
-    pyenv = sorted(Path(os.path.expanduser("~/.pyenv/versions")).glob(f"{text}.*/bin/python{text}"))
-    if pyenv:
-        return str(pyenv[-1])
-    raise click.UsageError(f"no python{text} found on PATH or in pyenv")
+    found = find_python(text)
+    if found is None:
+        raise click.UsageError(f"no python{text} found on PATH or in pyenv")
+    return found
 
 
 @knowledge.command("learn")
@@ -755,13 +695,16 @@ def knowledge_learn(last: bool, root: str | None, find_links: tuple[str, ...], f
     """Mine the distributions behind the last diagnosis's generic causes, store the rows as learned and
     diagnose the same reports again."""
     from .diagnose import diagnose as run_diagnose
+    from .knowledge.learn import learn_from, rediagnosable
     from .store import open_store
 
     with open_store(db) as store:
         report = store.last_report()
-    if not _learn_from(report, db, root, find_links):
+    result = learn_from(report, db, root=root, find_links=find_links, progress=_show_mining)
+    _show_learned(result)
+    if not result.rows:
         return
-    sources = [s for s in report.get("sources", []) if s != "-" and os.path.exists(s)]
+    sources = rediagnosable(report)
     if not sources:
         click.echo("the last run's reports are not files kb can read again: diagnose them again to see the change")
         return
@@ -784,10 +727,9 @@ def rules_test(packs: tuple[str, ...], db: str | None) -> None:
 
     extra: list[str] = []
     if not packs:
-        from .store import kb_home, user_packs
+        from .authoring import user_pack_files
 
-        rules_dir = kb_home(db) / "rules"
-        extra = [origin for origin, _ in user_packs(rules_dir)]
+        extra = user_pack_files(db)
     results = test_packs(list(packs), user=extra)
     click.echo(format_results(results), nl=False)
     failed = sum(1 for r in results if not r.ok)
@@ -833,23 +775,17 @@ def rules_new(failure: int | None, rule_id: str | None, pack_name: str, output: 
 def rules_lint(packs: tuple[str, ...], strict: bool, db: str | None) -> None:
     """Check PACKS (default: the user packs, else the built-in ones): schema, regex safety, duplicate
     ids (errors); placeholders, unused captures, thin examples, shadowed rules (warnings)."""
-    from .authoring import all_packs, lint_pack
-    from .rulepack import read_pack
+    from .authoring import lint_packs
     from .store import open_store
 
     with open_store(db) as store:
-        known = all_packs(store)
-        user_dir = store.rules_dir
-    targets = [read_pack(p) for p in packs] or [p for p in known if not p.origin.startswith("builtin:")] or known
-    warnings = [w for pack in targets for w in lint_pack(pack, [k for k in known if k.origin != pack.origin])]
-    for warning in warnings:
+        found = lint_packs(store, packs)
+    for warning in found.warnings:
         click.echo(f"warning: {warning}")
-    rules_count = sum(len(p.doc.get("rules") or []) for p in targets)
-    click.echo(f"{len(targets)} pack(s), {rules_count} rule(s): valid, {len(warnings)} warning(s)"
-               + ("" if packs or any(not p.origin.startswith("builtin:") for p in targets)
-                  else f" (no user packs in {user_dir}; linted the built-in ones)"))
-    if strict and warnings:
-        raise KbError(f"{len(warnings)} warning(s) with --strict")
+    click.echo(f"{len(found.packs)} pack(s), {found.rules} rule(s): valid, {len(found.warnings)} warning(s)"
+               + (f" (no user packs in {found.user_dir}; linted the built-in ones)" if found.builtin_only else ""))
+    if strict and found.warnings:
+        raise KbError(f"{len(found.warnings)} warning(s) with --strict")
 
 
 @rules.command("impact")
@@ -944,13 +880,7 @@ def rules_import(pack_path: str, db: str | None) -> None:
     from .store import open_store
 
     with open_store(db) as store:
-        target, created = import_pack(pack_path, store.rules_dir)
-    try:
-        open_store(db).close()  # loads it, and refuses it if it clashes with another user pack
-    except KbError:
-        if created:
-            target.unlink()  # leave the user packs as they were
-        raise
+        target, _created = import_pack(pack_path, store)
     click.echo(f"imported {pack_path} as {target}")
 
 
@@ -961,14 +891,12 @@ def rules_import(pack_path: str, db: str | None) -> None:
 @_debug_option
 def rules_export(pack_name: str, output: str | None, db: str | None) -> None:
     """Write a loaded pack (built-in or user) as YAML."""
-    from .authoring import all_packs
+    from .authoring import find_pack
+    from .rulepack import dump_pack
     from .store import open_store
 
     with open_store(db) as store:
-        pack = next((p for p in all_packs(store) if p.name == pack_name), None)
-    if pack is None:
-        raise KbError(f"no pack named {pack_name!r}")
-    from .rulepack import dump_pack
+        pack = find_pack(store, pack_name)
 
     text = dump_pack(pack.doc)
     if output:
@@ -986,7 +914,7 @@ def rules_export(pack_name: str, output: str | None, db: str | None) -> None:
 def suggest(limit: int, db: str | None) -> None:
     """Cluster the recorded failures no rule explains by message template, and draft a rule per
     cluster (kb rules new --from-failure ID writes one)."""
-    from .authoring import clusters, draft_rule
+    from .authoring import clusters, drafts
     from .rulepack import dump_pack
     from .store import open_store
 
@@ -995,13 +923,11 @@ def suggest(limit: int, db: str | None) -> None:
     if not found:
         click.echo("no undiagnosed failures recorded")
         return
-    for n, cluster in enumerate(found, 1):
-        others = [(c.exception, m) for c in found if c is not cluster for m in c.messages]
+    for n, (cluster, draft) in enumerate(zip(found, drafts(found), strict=True), 1):
         click.echo(f"{n}. {len(cluster.failures)} failure(s) in {len(cluster.tests)} test(s): "
                    f"{cluster.exception}: {cluster.template}")
         click.echo(f"   e.g. failure #{cluster.failures[0]} ({cluster.tests[0]}); "
                    f"kb rules new --from-failure {cluster.failures[0]} -o FILE")
-        draft = draft_rule(cluster.exception, cluster.messages, neighbours=others)
         for line in dump_pack({"rules": [draft]}).splitlines()[1:]:
             click.echo(f"   {line}")
 
@@ -1033,23 +959,18 @@ def export_datasette_cmd(out: str, db: str | None) -> None:
 @_debug_option
 def serve(database: str | None, port: int, open_browser: bool, db: str | None) -> None:
     """Browse kb's history in datasette on 127.0.0.1 (DATABASE: an export; default: export the KB now)."""
-    import importlib.util
     import tempfile
 
-    from .export import export_datasette, serve as run_datasette
+    from .export import export_datasette, metadata_of, require_datasette, serve as run_datasette
     from .store import open_store
 
-    if importlib.util.find_spec("datasette") is None:  # datasette runs as this interpreter's -m datasette
-        raise KbError("datasette is not installed: pip install 'kb-selfheal[datasette]'")
+    require_datasette()
     with tempfile.TemporaryDirectory(prefix="kb-serve-") as tmp:
         if database is None:
             with open_store(db) as store:
                 path, meta = export_datasette(store, Path(tmp) / "kb.db")
         else:
-            path = Path(database)
-            meta = path.with_suffix(".metadata.json")
-            if not meta.exists():
-                raise KbError(f"{meta}: missing (make the export with kb export datasette)")
+            path, meta = Path(database), metadata_of(database)
         click.echo(f"serving {path} on http://127.0.0.1:{port}/ (Ctrl-C stops it)", err=True)
         sys.exit(run_datasette(path, meta, port=port, open_browser=open_browser))
 

@@ -24,7 +24,7 @@ import sqlite_utils
 from .errors import KbError
 from .store import Store
 
-__all__ = ["export_datasette", "metadata", "serve", "QUERIES"]
+__all__ = ["export_datasette", "metadata", "metadata_of", "require_datasette", "serve", "QUERIES"]
 
 QUERIES: dict[str, dict[str, str]] = {
     "fix_success_rate_per_rule": {
@@ -211,9 +211,21 @@ def export_datasette(store: Store, out: str | Path) -> tuple[Path, Path]:
         db.table(table).create_index(indexed, if_not_exists=True)
     db.conn.commit()
     db.conn.close()
-    meta_path = out.with_suffix(".metadata.json")
+    meta_path = _metadata_path(out)
     meta_path.write_text(json.dumps(metadata(out.stem), indent=2), encoding="utf-8")
     return out, meta_path
+
+
+def _metadata_path(database: Path) -> Path:
+    return database.with_suffix(".metadata.json")
+
+
+def metadata_of(database: str | Path) -> Path:
+    """The metadata file an export wrote beside ``database`` (a KbError when it is missing: not an export)."""
+    meta = _metadata_path(Path(database))
+    if not meta.exists():
+        raise KbError(f"{meta}: missing (make the export with kb export datasette)")
+    return meta
 
 
 def metadata(name: str) -> dict[str, Any]:
@@ -230,11 +242,23 @@ def metadata(name: str) -> dict[str, Any]:
     }
 
 
+_NO_DATASETTE = "datasette is not installed: pip install 'kb-selfheal[datasette]'"
+
+
+def require_datasette() -> None:
+    """A KbError naming the extra to install when datasette is not installed for this interpreter (it runs
+    as this interpreter's ``-m datasette``); nothing is imported."""
+    import importlib.util
+
+    if importlib.util.find_spec("datasette") is None:
+        raise KbError(_NO_DATASETTE)
+
+
 def serve(database: Path, metadata_path: Path, *, port: int = 8001, open_browser: bool = False) -> int:
     """Run datasette on ``database`` on 127.0.0.1 (until interrupted); returns its exit status."""
     probe = subprocess.run([sys.executable, "-c", "import datasette"], capture_output=True)
     if probe.returncode:
-        raise KbError("datasette is not installed: pip install 'kb-selfheal[datasette]'")
+        raise KbError(_NO_DATASETTE)
     cmd = [sys.executable, "-m", "datasette", "serve", str(database), "--metadata", str(metadata_path),
            "--host", "127.0.0.1", "--port", str(port)]
     if open_browser:

@@ -32,7 +32,7 @@ from typing import Any
 from .errors import FixError
 from .safeio import make_kb_dir, write_bytes_atomic
 
-__all__ = ["FileChange", "Entry", "Journal", "sha256"]
+__all__ = ["FileChange", "Entry", "Journal", "sha256", "project_of"]
 
 STATES = ("applying", "applied", "verified", "plausible", "failed", "rolled back", "undoing", "undone")
 #: states that only a running kb process may be in: found without the lock holder, they were interrupted
@@ -76,6 +76,15 @@ class Entry:
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def project_of(start: str | Path) -> Path | None:
+    """The nearest folder upward from ``start`` that has a kb journal (the project kb last changed there)."""
+    start = Path(start)
+    for folder in (start, *start.parents):
+        if (folder / ".kb" / "journal").is_dir():
+            return folder
+    return None
 
 
 class Journal:

@@ -41,8 +41,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
-__all__ = ["DiagnosticLogger", "ContextFilter", "exception_chain", "current_context", "read_records", "timeline",
-           "FORMAT", "FORMAT_VERSION"]
+__all__ = ["DiagnosticLogger", "ContextFilter", "exception_chain", "current_context", "read_records", "read_run_file",
+           "timeline", "FORMAT", "FORMAT_VERSION"]
 
 FORMAT = "kb-run"
 FORMAT_VERSION = 1
@@ -273,6 +273,22 @@ def read_records(source: str | os.PathLike[str] | io.TextIOBase) -> Iterator[dic
     finally:
         if stream is not source:
             stream.close()
+
+
+def read_run_file(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Every record of the run file at ``path``; a file that cannot be read, or is not a run file (a
+    line that is not JSON, a first line that is not the run record), is a KbError naming it."""
+    from .errors import KbError
+
+    try:
+        records = list(read_records(path))
+    except OSError as exc:
+        raise KbError(f"{path}: {exc.strerror or exc}") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise KbError(f"{path}: not a kb run file ({exc.__class__.__name__}: {str(exc)[:120]})") from None
+    if not records or records[0].get("format") != FORMAT:
+        raise KbError(f"{path}: not a kb run file (its first line is not a run record)")
+    return records
 
 
 def timeline(records: list[dict[str, Any]], *, slowest: int | None = None) -> list[str]:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from .pep440 import marker_applies, normalise, requirement_parts
 
-__all__ = ["test_python", "environment", "installed_version", "dependents", "dry_run", "install", "uninstall",
-           "conflicts", "TIMEOUT"]
+__all__ = ["test_python", "command_python", "find_python", "environment", "installed_version", "dependents", "dry_run",
+           "install", "uninstall", "conflicts", "TIMEOUT"]
 
 #: seconds pip's resolver may take
 TIMEOUT = 120
@@ -123,11 +123,31 @@ def conflicts(python: str) -> set[str]:
     return set() if done.returncode == 0 else {line.strip() for line in done.stdout.splitlines() if line.strip()}
 
 
-def test_python(command: Sequence[str] | None) -> str:
-    """The interpreter the tests run with: the test command's, when it starts with a Python."""
+def command_python(command: Sequence[str] | None) -> str | None:
+    """The Python a test command starts with (``venv/bin/python -m pytest``), or None."""
     if command and Path(command[0]).name.startswith("python"):
         return command[0]
-    return sys.executable
+    return None
+
+
+def test_python(command: Sequence[str] | None) -> str:
+    """The interpreter the tests run with: the test command's, when it starts with a Python."""
+    return command_python(command) or sys.executable
+
+
+def find_python(version: str) -> str | None:
+    """``3.12`` → the ``python3.12`` on PATH, else a pyenv 3.12.x (the last by name); a path (``./py``,
+    ``/usr/bin/python3``) is taken as it is; None when there is no such interpreter."""
+    import os
+    import shutil
+
+    if os.path.sep in version or version.startswith("."):
+        return version
+    found = shutil.which(f"python{version}")
+    if found:
+        return found
+    pyenv = sorted(Path(os.path.expanduser("~/.pyenv/versions")).glob(f"{version}.*/bin/python{version}"))
+    return str(pyenv[-1]) if pyenv else None
 
 
 def uninstall(python: str, names: Sequence[str]) -> str | None:

@@ -7,12 +7,13 @@ library of two interpreters. ``learn(report, store)`` takes the generic causes o
 name missing from an installed distribution that no row explains), mines that distribution between
 the release the project declares or locks (else the release before the installed one) and the
 installed one, and stores the rows as the *learned* layer with their provenance; the caller
-re-diagnoses.
+re-diagnoses — ``diagnose_learning`` does both, as ``kb diagnose --learn``.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +24,8 @@ from typing import Any
 from ..errors import KbError
 from ..pep440 import normalise, parse_version, sort_versions
 
-__all__ = ["MineResult", "mine", "mine_pair", "mine_stdlib", "series_pairs", "learn", "store_rows", "LearnResult"]
+__all__ = ["MineResult", "mine", "mine_pair", "mine_stdlib", "series_pairs", "learn", "store_rows", "LearnResult",
+           "learned_pack", "learn_from", "diagnose_learning", "rediagnosable"]
 
 
 @dataclass
@@ -135,6 +137,11 @@ def mine_stdlib(old_python: str, new_python: str, *, prefix: str = "mined") -> l
                                 stdlib=True, prefix=prefix)
 
 
+def learned_pack(dist: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mined rows of ``dist`` as a pack document of the learned layer (``kb knowledge mine -o``)."""
+    return {"pack": f"learned-{dist.lower()}", "version": "1", "layer": "learned", "api_changes": rows}
+
+
 def store_rows(store: Any, dist: str, rows: list[dict[str, Any]], *, layer: str = "learned",
                provenance: str = "") -> int:
     """Add ``rows`` to the KB as the ``learned-DIST`` pack (merged with what it held), validated by the
@@ -156,6 +163,8 @@ class LearnResult:
     learned: list[str] = field(default_factory=list)  # one line per distribution mined
     problems: list[str] = field(default_factory=list)
     rows: int = 0
+    #: why nothing could be mined at all (offline, no griffe, a release that cannot be read), for learn_from
+    error: str | None = None
 
 
 def learn(report: dict[str, Any], store: Any, *, root: Path | None = None, cache: Path | None = None,
@@ -198,6 +207,47 @@ def learn(report: dict[str, Any], store: Any, *, root: Path | None = None, cache
         result.rows += len(mined.rows)
         result.learned.append(f"{dist}: {len(mined.rows)} row(s) from {pairs} (the learned pack holds {total})")
     return result
+
+
+def learn_from(report: dict[str, Any], db: str | Path | None = None, *, root: str | Path | None = None,
+               find_links: Sequence[str | Path] = (), progress: Callable[[str], None] | None = None) -> LearnResult:
+    """:func:`learn` from ``report`` into the knowledge base at ``db``; when mining cannot be done at all
+    (offline, no griffe, a release that cannot be read) that is the result's ``error``, nothing is stored
+    and the diagnosis stands."""
+    from ..store import open_store
+
+    with open_store(db) as store:
+        try:
+            return learn(report, store, root=Path(root) if root else None,
+                         find_links=tuple(Path(p) for p in find_links), progress=progress)
+        except KbError as exc:
+            return LearnResult(error=str(exc))
+
+
+def diagnose_learning(reports: Sequence[str | Path], *, db: str | Path | None = None, record: bool = True,
+                      environment: dict[str, str] | None = None, python: str | None = None,
+                      root: str | Path | None = None, find_links: Sequence[str | Path] = (),
+                      progress: Callable[[str], None] | None = None,
+                      learned: Callable[[LearnResult], None] | None = None) -> dict[str, Any]:
+    """Diagnose ``reports`` (files: they are read twice, so not ``-``), learn from the diagnosis's generic
+    causes (:func:`learn_from`; ``learned`` is told what came of it) and diagnose them again when rows
+    were learned. ``record`` records the run once, with the last diagnosis."""
+    from ..diagnose import diagnose
+
+    if any(str(r) == "-" for r in reports):
+        raise KbError("diagnosing again after learning reads the reports twice: give files, not -")
+    doc = diagnose(reports, db=db, record=False, environment=environment, python=python, root=root)
+    result = learn_from(doc, db, root=root, find_links=find_links, progress=progress)
+    if learned is not None:
+        learned(result)
+    if result.rows or record:  # with what was learned, or only to record it
+        doc = diagnose(reports, db=db, record=record, environment=environment, python=python, root=root)
+    return doc
+
+
+def rediagnosable(report: dict[str, Any]) -> list[str]:
+    """The sources of a recorded report that kb can read again (files still there; not standard input)."""
+    return [s for s in report.get("sources", []) if s != "-" and os.path.exists(s)]
 
 
 def _series_start(earlier: list[str], installed: str) -> str:

@@ -7,6 +7,7 @@ carries the orders that prove it: the failing order and the victim alone must bo
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from ..models import Run
 from .investigate import Isolation
 from .isolate import AS_FACTS, Verdict, with_verdicts
 
-__all__ = ["diagnose_isolation", "describe_change", "fixture_remedy"]
+__all__ = ["IsolationReport", "diagnose_isolation", "describe_change", "fixture_remedy"]
 
 #: changes the fixture can undo or provide (the others are described, not written)
 _FIXABLE = ("global", "environ")
@@ -65,8 +66,33 @@ def fixture_remedy(verdict: Verdict, before: list[str] | None = None) -> tuple[d
              "params": {"victim": verdict.test, "mode": mode, "other": other, "changes": changes}}, orders)
 
 
-def diagnose_isolation(done: Isolation, store: Any, root: str | Path) -> dict[str, Any] | None:
-    """Diagnose and record the verdict (see the module docstring); None when there is nothing to diagnose."""
+@dataclass
+class IsolationReport:
+    """What ``kb isolate`` found: the isolation (verdict, order, reproducer) and the verdict's diagnosis."""
+
+    isolation: Isolation
+    #: the diagnosis document of the verdict (None: there was nothing to diagnose)
+    diagnosis: dict[str, Any] | None = None
+
+    @property
+    def verdict(self) -> Verdict:
+        return self.isolation.verdict
+
+    @property
+    def root_causes(self) -> list[dict[str, Any]]:
+        return self.diagnosis["root_causes"] if self.diagnosis else []
+
+    def as_dict(self) -> dict[str, Any]:
+        """The verdict with how it was reached and its root causes (``kb isolate --json``)."""
+        done = self.isolation
+        return {**done.verdict.as_dict(), "tests_before": done.before, "order": done.order.source,
+                "reproduce": done.reproduce, "reproduced": done.reproduced, "notes": done.notes,
+                "root_causes": self.root_causes}
+
+
+def diagnose_isolation(done: Isolation, store: Any, root: str | Path) -> IsolationReport:
+    """Diagnose and record the verdict (see the module docstring): a deterministic failure whose cause is
+    an API change, a missing dependency or the environment becomes ``environment-dependent``."""
     from ..diagnose import diagnose_run
 
     verdict = done.verdict
@@ -90,4 +116,4 @@ def diagnose_isolation(done: Isolation, store: Any, root: str | Path) -> dict[st
                for c in diagnosis["root_causes"]):
             verdict.kind = "environment-dependent"
     store.record_verdicts(diagnosis.get("run_id") if diagnosis else None, [verdict.as_dict()])
-    return diagnosis
+    return IsolationReport(done, diagnosis)
