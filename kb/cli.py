@@ -130,8 +130,8 @@ def diagnose(reports: tuple[str, ...], fmt: str, fail_on: str, no_record: bool, 
         sys.exit(status)
 
 
-def _fix_options(func: Any) -> Any:
-    """The approval options ``kb fix`` and ``kb heal`` share."""
+def _fix_and_heal_options(func: Any) -> Any:
+    """The options ``kb fix`` and ``kb heal`` share: approval, rounds, the per-run timeout, the patch file."""
     for option in reversed([
         click.option("--yes", is_flag=True, help="Apply fixes unasked up to --max-risk, at or above --min-confidence "
                                                  "(no terminal needed: for CI bots and scheduled jobs)."),
@@ -248,7 +248,7 @@ def _recover(root: str | Path) -> None:
 @click.option("--apply", "apply_", is_flag=True, help="Apply the fixes (each approved at the terminal unless --yes).")
 @click.option("--no-verify", is_flag=True, help="Do not re-run tests after applying (the verdict is then 'plausible').")
 @click.option("--test-command", help="Command that runs the tests, e.g. 'venv/bin/python -m pytest'.")
-@_fix_options
+@_fix_and_heal_options
 @_db_option
 @_debug_option
 def fix(reports: tuple[str, ...], last: bool, root: str, patch: str | None, apply_: bool, yes: bool, max_risk: str,
@@ -297,7 +297,7 @@ def fix(reports: tuple[str, ...], last: bool, root: str, patch: str | None, appl
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.option("--root", type=click.Path(file_okay=False, exists=True), default=".", show_default=True,
               help="The project: where the command runs and whose files the fixes edit.")
-@_fix_options
+@_fix_and_heal_options
 @_db_option
 @_debug_option
 def heal(command: tuple[str, ...], root: str, patch: str | None, yes: bool, max_risk: str,
