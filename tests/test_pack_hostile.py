@@ -1,7 +1,13 @@
 """Hostile rule packs, one regression test per hole the reliability campaign found: code in remedy
 parameters, regexes that backtrack for ever, values that crash later (NaN, huge integers), YAML that
 exhausts the stack, NUL bytes, symlinks in the user packs folder, very large packs. Every refusal is
-one line naming the pack file, exit status 1."""
+one line naming the pack file, exit status 1.
+
+The commands run in-process through kb's entry point (conftest's ``run_kb``: the same one-line errors and
+exit statuses), so the built-in packs are read and checked once per test process rather than once per
+command. Two stay real processes with a timeout, because a hang is what they guard against: the
+polynomial regex on a long message and lint on a FIFO — a hang there fails the test instead of hanging
+the suite."""
 
 from __future__ import annotations
 
@@ -20,6 +26,8 @@ from kb.errors import FixError, RuleError
 from kb.fix import codemods
 from kb.rulepack import MAX_DEPTH, MAX_RULES, dump_pack, parse_pack
 from kb.validate import errors as schema_errors
+
+from .conftest import Ran, run_kb
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,13 +55,18 @@ def _invoke(*args: str, db: Path) -> Any:
     return CliRunner().invoke(cli, [*args, "--db", str(db)], catch_exceptions=True)
 
 
-def _kb(*args: str, db: Path, timeout: float = 120) -> subprocess.CompletedProcess:
-    """A real process: exit codes, stderr, and a hang fails the test instead of hanging the suite."""
+def _kb(*args: str, db: Path) -> Ran:
+    """``kb ARGS`` in this process, from the checkout, on the KB ``db``."""
+    return run_kb(*args, env={"KB_DB": str(db)}, cwd=ROOT)
+
+
+def _kb_process(*args: str, db: Path, timeout: float) -> subprocess.CompletedProcess:
+    """A real process, for the commands that could hang: a hang fails the test instead of hanging the suite."""
     return subprocess.run([sys.executable, "-m", "kb", *args], capture_output=True, text=True, cwd=ROOT,
                           env={**os.environ, "KB_DB": str(db)}, stdin=subprocess.DEVNULL, timeout=timeout)
 
 
-def _refused(done: subprocess.CompletedProcess, *words: str) -> None:
+def _refused(done: Ran | subprocess.CompletedProcess, *words: str) -> None:
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 1, done.stderr
     assert len(lines) == 1 and lines[0].startswith("kb: error: "), done.stderr
@@ -185,12 +198,12 @@ def test_a_polynomial_regex_on_a_long_message_finishes(tmp_path: Path) -> None:
     pack = _pack(tmp_path, _rule(match={"regex": regex, "exception": ["RuntimeError"]},
                                  examples={"match": ["RuntimeError: boom!", "RuntimeError: boom it!"],
                                            "no_match": ["RuntimeError: boom"]}))
-    assert _kb("rules", "import", str(pack), db=db, timeout=60).returncode == 0
+    assert _kb("rules", "import", str(pack), db=db).returncode == 0
     report = _report(tmp_path / "report.xml", "RuntimeError: boom" + "a" * 50_000)
-    done = _kb("diagnose", str(report), "--no-record", "--format", "json", db=db, timeout=60)
+    done = _kb_process("diagnose", str(report), "--no-record", "--format", "json", db=db, timeout=60)
     assert done.returncode in (0, 1), done.stderr
     assert "Traceback" not in done.stderr
-    assert _kb("rules", "test", db=db, timeout=60).returncode == 0
+    assert _kb("rules", "test", db=db).returncode == 0  # the rule's own examples are short
 
 
 # ---------------------------------------------------------------- 3. pack values
@@ -249,7 +262,7 @@ def test_import_never_writes_through_a_symlink(tmp_path: Path) -> None:
 def test_lint_refuses_what_is_not_a_regular_file(tmp_path: Path) -> None:
     fifo = tmp_path / "pack.yaml"
     os.mkfifo(fifo)
-    _refused(_kb("rules", "lint", str(fifo), db=tmp_path / "kb.sqlite", timeout=30), "not a regular file")
+    _refused(_kb_process("rules", "lint", str(fifo), db=tmp_path / "kb.sqlite", timeout=30), "not a regular file")
 
 
 def test_cli_in_process_gives_one_line(tmp_path: Path) -> None:
