@@ -20,7 +20,18 @@ REAL = CORPUS / "real"
 BACKENDS = ("sqlite", "postgresql")
 
 
-#: PYTEST_ADDOPTS of every pytest process the suite starts (kb run, kb isolate's probes, fix verification, a
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "backends: run each test on SQLite and on PostgreSQL (KB_DB set to each)")
+    config.addinivalue_line("markers", "sqlite_only: a backends-module test about the SQLite file itself")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "kb_backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker("backends"):
+        marker = metafunc.definition.get_closest_marker("sqlite_only")
+        metafunc.parametrize("kb_backend", BACKENDS[:1] if marker else BACKENDS, indirect=True)
+
+
+#: PYTEST_ADDOPTS of every pytest process the tests start (kb run, kb isolate's probes, fix verification, a
 #: generated project's report): they run this interpreter, whose test extra brings pytest plugins no generated
 #: project uses — hypothesis's and anyio's (through datasette) import hypothesis and asyncio into each run,
 #: more than half of a pytest start (0.24 of 0.43 s of CPU) over the 450-odd runs the suite makes. It also
@@ -28,20 +39,14 @@ BACKENDS = ("sqlite", "postgresql")
 SUBPROCESS_ADDOPTS = "-p no:hypothesispytest -p no:anyio"
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "backends: run each test on SQLite and on PostgreSQL (KB_DB set to each)")
-    config.addinivalue_line("markers", "sqlite_only: a backends-module test about the SQLite file itself")
-    # this process has read its own PYTEST_ADDOPTS by now (xdist workers take their options from the controller)
-    before = os.environ.get("PYTEST_ADDOPTS")
-    os.environ["PYTEST_ADDOPTS"] = SUBPROCESS_ADDOPTS
-    config.add_cleanup(lambda: os.environ.pop("PYTEST_ADDOPTS") if before is None
-                       else os.environ.__setitem__("PYTEST_ADDOPTS", before))
-
-
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "kb_backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker("backends"):
-        marker = metafunc.definition.get_closest_marker("sqlite_only")
-        metafunc.parametrize("kb_backend", BACKENDS[:1] if marker else BACKENDS, indirect=True)
+@pytest.fixture(scope="session", autouse=True)
+def _subprocess_addopts() -> Iterator[None]:
+    """:data:`SUBPROCESS_ADDOPTS` in the environment of the process running the tests. A fixture, not
+    ``pytest_configure``: an xdist controller runs no test, and the workers it starts read PYTEST_ADDOPTS
+    themselves, so it must keep the suite's own."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PYTEST_ADDOPTS", SUBPROCESS_ADDOPTS)
+        yield
 
 
 @pytest.fixture
