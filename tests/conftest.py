@@ -13,6 +13,9 @@ from click.testing import CliRunner
 
 from .pgserver import PgServer, pg_bindir
 
+#: pytest's own fixture for testing what runs inside pytest (kb's plugins: test_order_plugin.py, test_log.py)
+pytest_plugins = ["pytester"]
+
 HERE = Path(__file__).parent
 CORPUS = HERE / "corpus"
 REAL = CORPUS / "real"

@@ -1,6 +1,10 @@
 """kb.log (the DiagnosticLogger) and the kb pytest plugin: nesting, durations, state changes,
 threads, asyncio, the stdlib logging bridge, the schema of every line, and run files from real
-pytest sessions read by kb diagnose."""
+pytest sessions read by kb diagnose.
+
+The plugin's sessions run in-process with pytest's ``pytester`` (``runpytest_inprocess``): the plugin is
+loaded as pytest loads it (its ``pytest11`` entry point, or ``-p kb``) and writes from pytest's hooks, so
+an in-process session is a real one, without a pytest start per test."""
 
 from __future__ import annotations
 
@@ -8,7 +12,6 @@ import asyncio
 import io
 import json
 import logging
-import subprocess
 import sys
 import threading
 import time
@@ -19,8 +22,6 @@ import pytest
 from kb.diagnose import diagnose
 from kb.log import DiagnosticLogger, current_context, read_records, timeline
 from kb.validate import errors
-
-from .faults import make_project
 
 
 def _records(buffer: io.StringIO) -> list[dict]:
@@ -167,27 +168,44 @@ def test_a_file_sink_and_the_timeline(tmp_path: Path) -> None:
     assert timeline(records, slowest=1)[0].endswith("phase  ok")
 
 
-def _pytest(root: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *args], cwd=root,
-                          capture_output=True, text=True)
+def _pytest(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    """pytest in-process in ``pytester.path`` (the project), as ``pytest -p no:cacheprovider -q ARGS``. The
+    project's test modules sit at its top (``test_*.py``), not in a ``tests`` package: in-process that name is
+    this suite's own package."""
+    return pytester.runpytest_inprocess("-p", "no:cacheprovider", "-q", *args)
 
 
-def test_the_plugin_writes_a_run_file_kb_diagnoses(tmp_path: Path) -> None:
-    root = tmp_path / "p"
-    make_project(root, tests=6)
-    (root / "tests" / "test_chain.py").write_text(
-        "import logging\nimport collections\n\n\ndef helper():\n    return collections.Mapping\n\n\n"
-        "def test_chain():\n    logging.getLogger('app').warning('about to fail')\n    try:\n        helper()\n"
-        "    except AttributeError as exc:\n        raise ValueError('wrapped') from exc\n")
-    done = _pytest(root, "--kb=run.jsonl", "--junitxml=report.xml")
-    assert done.returncode == 1, done.stdout + done.stderr
+PASSING = "\n\n".join(f"def test_{n}():\n    assert {n} + 1 == {n + 1}\n" for n in range(6))
+CHAIN = """
+import logging
+import collections
+
+
+def helper():
+    return collections.Mapping
+
+
+def test_chain():
+    logging.getLogger('app').warning('about to fail')
+    try:
+        helper()
+    except AttributeError as exc:
+        raise ValueError('wrapped') from exc
+"""
+
+
+def test_the_plugin_writes_a_run_file_kb_diagnoses(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    root = pytester.path
+    pytester.makepyfile(test_passing=PASSING, test_chain=CHAIN)
+    done = _pytest(pytester, "--kb=run.jsonl", "--junitxml=report.xml")
+    assert done.ret == 1, done.stdout.str() + done.stderr.str()
     records = list(read_records(root / "run.jsonl"))
     for record in records:
         assert errors(record, "log-record") == [], record
     env = next(r for r in records if r["type"] == "env")
     assert env["distributions"].get("pytest") and env["python"] == ".".join(map(str, sys.version_info[:3]))
     phases = [(r["nodeid"], r["phase"]) for r in records if r["type"] == "test"]
-    assert len(phases) == 7 * 3 and ("tests/test_chain.py::test_chain", "teardown") in phases
+    assert len(phases) == 7 * 3 and ("test_chain.py::test_chain", "teardown") in phases
     failed = next(r for r in records if r["type"] == "test" and r["outcome"] == "failed")
     assert [c["type"] for c in failed["error"]] == ["AttributeError", "ValueError"]
     assert failed["error"][0]["frames"][-1]["function"] == "helper"
@@ -197,25 +215,29 @@ def test_the_plugin_writes_a_run_file_kb_diagnoses(tmp_path: Path) -> None:
     for sources in ([root / "run.jsonl"], [root / "report.xml", root / "run.jsonl"]):
         report = diagnose(sources, db=tmp_path / "kb.sqlite", record=False)
         cause = report["root_causes"][0]
-        assert "collections.Mapping" in cause["title"] and cause["tests"] == ["tests/test_chain.py::test_chain"]
+        assert "collections.Mapping" in cause["title"] and cause["tests"] == ["test_chain.py::test_chain"]
         assert report["summary"]["tests"] == 7
         assert any("environment: python" in e for e in cause["evidence"])  # the env record's versions
-        assert cause["locations"][0]["file"] == "tests/test_chain.py"
+        assert cause["locations"][0]["file"] == "test_chain.py"
 
 
-def test_a_conftest_that_fails_to_import_is_diagnosed_from_the_run_file(tmp_path: Path) -> None:
-    root = tmp_path / "p"
-    make_project(root, tests=3, faults=("conftest-error",))
-    done = _pytest(root, "-p", "kb", "--junitxml=report.xml")
-    assert done.returncode == 4 and not (root / "report.xml").exists()  # pytest wrote no XML
+def test_a_conftest_that_fails_to_import_is_diagnosed_from_the_run_file(pytester: pytest.Pytester,
+                                                                        tmp_path: Path) -> None:
+    root = pytester.path
+    pytester.makepyfile(test_passing=PASSING)
+    pytester.makeconftest("import cv2\n")
+    done = _pytest(pytester, "-p", "kb", "--junitxml=report.xml")
+    assert done.ret == 4 and not (root / "report.xml").exists()  # pytest wrote no XML
     report = diagnose([root / "kb-run.jsonl"], db=tmp_path / "kb.sqlite", record=False)
     cause = report["root_causes"][0]
     assert "module 'cv2' is not installed" in cause["title"] and cause["tests"] == ["conftest.py"]
 
 
-def test_the_plugin_is_off_unless_asked_and_refuses_a_test_path_as_its_file(tmp_path: Path) -> None:
-    root = tmp_path / "p"
-    make_project(root, tests=2)
-    assert _pytest(root).returncode == 0 and not list(root.glob("*.jsonl"))
-    done = _pytest(root, "--kb", "tests/")
-    assert done.returncode == 4 and "--kb takes its PATH with '='" in done.stderr
+def test_the_plugin_is_off_unless_asked_and_refuses_a_test_path_as_its_file(pytester: pytest.Pytester) -> None:
+    root = pytester.path
+    pytester.makepyfile(test_passing=PASSING)
+    assert _pytest(pytester).ret == 0 and not list(root.glob("*.jsonl"))
+    (root / "tests").mkdir()
+    for path in ("tests/", "test_passing.py"):  # a folder of tests, a test module
+        done = _pytest(pytester, "--kb", path)
+        assert done.ret == 4 and "--kb takes its PATH with '='" in done.stderr.str(), path
