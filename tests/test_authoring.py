@@ -30,6 +30,7 @@ def _edit(path: Path) -> None:
     path.write_text(dump_pack(doc))
 
 
+@pytest.mark.builtin_packs
 @pytest.mark.sqlite_only  # 12 commands through the CLI (37 s); each store call it makes is tested on both
 def test_the_readme_worked_example(tmp_path: Path, kb_cli: KbCli) -> None:
     db = tmp_path / ".kb" / "kb.sqlite"

@@ -97,6 +97,7 @@ def test_db_check_fails_on_a_broken_kb(tmp_path: Path, kb_cli: KbCli) -> None:
     assert result.returncode == 1 and str(bad) in result.stderr
 
 
+@pytest.mark.builtin_packs
 @pytest.mark.sqlite_only  # the packs' examples: no knowledge base is read
 def test_rules_test_passes_on_the_builtin_packs(kb_cli: KbCli) -> None:
     result = kb_cli("rules", "test")

@@ -191,6 +191,7 @@ def _report(path: Path, message: str) -> Path:
     return path
 
 
+@pytest.mark.builtin_packs
 def test_a_polynomial_regex_on_a_long_message_finishes(tmp_path: Path) -> None:
     """``boom.*.*.*.*.*.*.*.*!`` backtracks for hours in Python's re on 50,000 characters; RE2 is linear."""
     db = tmp_path / ".kb" / "kb.sqlite"
@@ -231,6 +232,7 @@ def test_hostile_values_are_one_line_refusals(tmp_path: Path, text: str, words: 
     _refused(_kb("rules", "lint", str(pack), db=tmp_path / "kb.sqlite"), str(pack), *words)
 
 
+@pytest.mark.builtin_packs
 def test_a_bad_pack_in_the_rules_folder_is_named_by_every_command(tmp_path: Path) -> None:
     """Refused, not skipped: knowledge is never silently dropped; the line says which file to fix."""
     db = tmp_path / ".kb" / "kb.sqlite"

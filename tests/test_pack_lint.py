@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from kb.engine import regex_hazard
 from kb.rulepack import builtin_packs, parse_pack
+
+pytestmark = pytest.mark.builtin_packs  # parse_pack checks every row of every built-in pack
 
 
 def _packs():
