@@ -13,16 +13,13 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
 from .errors import KbError
-from .store import Store
+from .store import Store, write_database
 
 __all__ = ["export_datasette", "metadata", "metadata_of", "require_datasette", "serve", "QUERIES"]
 
@@ -157,19 +154,12 @@ def export_datasette(store: Store, out: str | Path) -> tuple[Path, Path]:
         raise KbError(f"{out}: is a folder; name the database file to write")
     if out.exists():
         out.unlink()
-    db = sqlite_utils.Database(sqlite3.connect(out))
-    for table, (columns, foreign_keys) in _SCHEMA.items():
-        db.table(table).create(columns, pk="id", foreign_keys=foreign_keys)
+
     def rows(table: str, columns: str) -> list[tuple[Any, ...]]:
         return store.table_rows(table, columns.split(", "))
 
     runs = rows("runs", "id, created_at, kb_version, sources, format, command, exit_status, problem, seconds, tests, "
                         "passed, failures, errors, skipped, diagnosed, undiagnosed")
-    db.table("runs").insert_all(({
-        "id": r[0], "created_at": r[1], "kb_version": r[2], "sources": ", ".join(json.loads(r[3] or "[]")),
-        "format": r[4], "command": " ".join(json.loads(r[5])) if r[5] else None, "exit_status": r[6],
-        "problem": r[7], "seconds": r[8], "tests": r[9], "passed": r[10], "failures": r[11], "errors": r[12],
-        "skipped": r[13], "diagnosed": r[14], "undiagnosed": r[15]} for r in runs))
     explains: dict[tuple[int, str], int] = {}
     diagnoses = []
     for d_id, run_id, rank, rule, api, category, title, confidence, tests, doc in rows(
@@ -178,11 +168,6 @@ def export_datasette(store: Store, out: str | Path) -> tuple[Path, Path]:
                           "category": category, "title": title, "confidence": confidence, "tests": tests})
         for test in json.loads(doc).get("tests", []):
             explains.setdefault((run_id, test), d_id)
-    db.table("diagnoses").insert_all(diagnoses)
-    db.table("failures").insert_all(({
-        "id": f[0], "run_id": f[1], "test": f[2], "phase": f[3], "exception": f[4], "message": f[5], "file": f[6],
-        "line": f[7], "diagnosis_id": explains.get((f[1], f[2]))} for f in rows(
-            "failures", "id, run_id, test, phase, exception, message, file, line")))
     outcomes = []
     for o_id, created, cause, rule, verdict, doc in rows(
             "fix_outcomes", "id, created_at, cause_key, rule, verdict, doc"):
@@ -193,24 +178,32 @@ def export_datasette(store: Store, out: str | Path) -> tuple[Path, Path]:
                          "tests_before": body.get("tests_before"),
                          "tests_after_failing": (after.get("failures", 0) + after.get("errors", 0)) if after else None,
                          "note": body.get("note"), "diff": body.get("diff")})
-    db.table("fix_outcomes").insert_all(outcomes)
-    db.table("verdicts").insert_all(({
-        "id": v[0], "run_id": v[1], "test": v[2], "verdict": v[3], "failed": v[4], "runs": v[5],
-        "failure_rate": round(v[4] / v[5], 3) if v[5] else None, "detail": v[6]} for v in rows(
-            "verdicts", "id, run_id, test, verdict, failed, runs, doc")))
-    db.table("rules").insert_all(({
-        "id": r[0], "pack": r[1], "title": r[2], "category": r[3], "symptom": r[4], "prior": r[5], "source": r[6]}
-        for r in rows("rules", "id, pack, title, category, symptom, prior, source")))
-    db.table("api_changes").insert_all(({
-        "id": r[0], "pack": r[1], "package": r[2], "module": r[3], "name": r[4], "kind": r[5], "replacement": r[6],
-        "removed_in": r[7], "source": r[8]} for r in rows(
-            "api_changes", "id, pack, package, module, name, kind, replacement, removed_in, source")))
-    for table, indexed in (("failures", ["run_id"]), ("failures", ["diagnosis_id"]), ("diagnoses", ["run_id"]),
-                           ("diagnoses", ["rule"]), ("fix_outcomes", ["rule"]), ("fix_outcomes", ["fix_id"]),
-                           ("verdicts", ["test"])):
-        db.table(table).create_index(indexed, if_not_exists=True)
-    db.conn.commit()
-    db.conn.close()
+    write_database(out, _SCHEMA, [
+        ("runs", ({
+            "id": r[0], "created_at": r[1], "kb_version": r[2], "sources": ", ".join(json.loads(r[3] or "[]")),
+            "format": r[4], "command": " ".join(json.loads(r[5])) if r[5] else None, "exit_status": r[6],
+            "problem": r[7], "seconds": r[8], "tests": r[9], "passed": r[10], "failures": r[11], "errors": r[12],
+            "skipped": r[13], "diagnosed": r[14], "undiagnosed": r[15]} for r in runs)),
+        ("diagnoses", diagnoses),
+        ("failures", ({
+            "id": f[0], "run_id": f[1], "test": f[2], "phase": f[3], "exception": f[4], "message": f[5],
+            "file": f[6], "line": f[7], "diagnosis_id": explains.get((f[1], f[2]))} for f in rows(
+                "failures", "id, run_id, test, phase, exception, message, file, line"))),
+        ("fix_outcomes", outcomes),
+        ("verdicts", ({
+            "id": v[0], "run_id": v[1], "test": v[2], "verdict": v[3], "failed": v[4], "runs": v[5],
+            "failure_rate": round(v[4] / v[5], 3) if v[5] else None, "detail": v[6]} for v in rows(
+                "verdicts", "id, run_id, test, verdict, failed, runs, doc"))),
+        ("rules", ({
+            "id": r[0], "pack": r[1], "title": r[2], "category": r[3], "symptom": r[4], "prior": r[5],
+            "source": r[6]} for r in rows("rules", "id, pack, title, category, symptom, prior, source"))),
+        ("api_changes", ({
+            "id": r[0], "pack": r[1], "package": r[2], "module": r[3], "name": r[4], "kind": r[5],
+            "replacement": r[6], "removed_in": r[7], "source": r[8]} for r in rows(
+                "api_changes", "id, pack, package, module, name, kind, replacement, removed_in, source"))),
+    ], indexes=[("failures", ["run_id"]), ("failures", ["diagnosis_id"]), ("diagnoses", ["run_id"]),
+                ("diagnoses", ["rule"]), ("fix_outcomes", ["rule"]), ("fix_outcomes", ["fix_id"]),
+                ("verdicts", ["test"])])
     meta_path = _metadata_path(out)
     meta_path.write_text(json.dumps(metadata(out.stem), indent=2), encoding="utf-8")
     return out, meta_path

@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -62,7 +62,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Store", "SqliteStore", "open_store", "kb_home", "apply_sqlite", "SEED_IMAGE", "find_db", "find_home",
            "make_kb_dir", "GITIGNORE", "rule_row", "rule_from_row", "SCHEMA_VERSION", "MIGRATIONS", "is_url",
-           "copy_store", "user_packs", "DAMAGE", "OPENED", "Step", "Table", "Column", "Index", "_tables", "_rule_doc"]
+           "copy_store", "user_packs", "DAMAGE", "OPENED", "Step", "Table", "Column", "Index", "_tables", "_rule_doc",
+           "write_database"]
 
 #: a KB holding only the built-in packs (kb/packs, built by scripts/build_seed_image.py): a new SQLite KB
 #: starts as a copy of it instead of parsing and validating every pack row
@@ -81,6 +82,28 @@ def apply_sqlite(db: sqlite_utils.Database, step: Step) -> None:
     else:
         db[step.table].create_index(list(step.columns), index_name=step.name,  # type: ignore[union-attr]
                                     unique=step.unique, if_not_exists=True)
+
+
+def write_database(path: str | Path, schema: Mapping[str, tuple[dict[str, type], list[tuple[str, str, str]]]],
+                   rows: Iterable[tuple[str, Iterable[dict[str, Any]]]],
+                   indexes: Iterable[tuple[str, list[str]]] = ()) -> None:
+    """A new SQLite database at ``path`` (not a KB: kb export's datasette copy), through sqlite-utils like
+    every table kb creates: each table of ``schema`` (columns, foreign keys; primary key ``id``), then
+    ``rows`` inserted table by table in the order given (a later table's rows may be computed while an
+    earlier one's are read), then ``indexes``; committed once, closed even on failure."""
+    import sqlite_utils
+
+    db = sqlite_utils.Database(sqlite3.connect(path))
+    try:
+        for table, (columns, foreign_keys) in schema.items():
+            db.table(table).create(columns, pk="id", foreign_keys=foreign_keys)
+        for table, items in rows:
+            db.table(table).insert_all(items)
+        for table, indexed in indexes:
+            db.table(table).create_index(indexed, if_not_exists=True)
+        db.conn.commit()
+    finally:
+        db.conn.close()
 
 
 def _place_seed_image(path: Path) -> None:
