@@ -28,14 +28,19 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "sqlite_only: a backends-module test about the SQLite file itself")
     config.addinivalue_line("markers", "builtin_packs: reads and checks the built-in packs in full; these tests "
                                        "run first, one after another (see pytest_collection_modifyitems)")
+    config.addinivalue_line("markers", "slow: takes 7 s or more (real kb and pytest processes); started early "
+                                       "(see pytest_collection_modifyitems)")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The tests marked ``builtin_packs`` first, in their order: checking the built-in packs in full (the mined
-    pack's 16,140 rows against the schema) costs 9 s of CPU, once per process while kb's cache of validated
-    packs still holds them — run apart, each test paid it again. Under ``--dist worksteal`` (setup.cfg) the
-    front of the collection is the first worker's and work is stolen from the back, so they run together."""
-    items.sort(key=lambda item: item.get_closest_marker("builtin_packs") is None)
+    """The tests marked ``builtin_packs`` first, then those marked ``slow``, each in their order. Checking the
+    built-in packs in full (the mined pack's 16,140 rows against the schema) costs 9 s of CPU, once per process
+    while kb's cache of validated packs still holds them — run apart, each test paid it again; and a long test
+    left for the end keeps one worker busy while the other has nothing left to do. Under ``--dist worksteal``
+    (setup.cfg) the front of the collection is the first worker's and work is stolen from the back, so the
+    marked tests run first, together, on that worker."""
+    items.sort(key=lambda item: (item.get_closest_marker("builtin_packs") is None,
+                                 item.get_closest_marker("slow") is None))
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

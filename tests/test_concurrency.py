@@ -17,6 +17,7 @@ from .conftest import REAL
 WRITERS = 8
 
 
+@pytest.mark.slow
 @pytest.mark.backends
 def test_eight_writers_one_kb(kb_backend: str, tmp_path_factory: pytest.TempPathFactory,
                               request: pytest.FixtureRequest) -> None:

@@ -1,7 +1,13 @@
 """kb isolate through real pytest, in the order the failure really happened (issue 15): an order file, a
 recorded kb run with pytest-randomly's seed, a command that names a path, a project whose addopts add
 --verbose, a brittle test before its setter, three polluters, kb run --repeat on an order-dependent test,
-a reproducer that fails from a plain shell, and a polluted module global healed by the offered fixture."""
+a reproducer that fails from a plain shell, and a polluted module global healed by the offered fixture.
+
+No pytester here: kb isolate runs the user's test command as a process for every probe, and those real
+processes (through kb's order plugin) are what is tested; the projects come from tests/faults.py, which
+lays them out as a project does (a ``tests`` package), a layout pytester's in-process runs cannot hold
+beside this suite's own ``tests`` package. The order plugin's own hooks are tested with pytester in
+test_order_plugin.py."""
 
 from __future__ import annotations
 
@@ -10,6 +16,8 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from kb.run.isolate import run_bound
 from kb.store import open_store
@@ -89,6 +97,7 @@ def test_a_brittle_test_before_its_setter_needs_setup(tmp_path: Path, kb_db: str
     assert found["root_causes"][0]["rule"] == "verdict-needs-setup"
 
 
+@pytest.mark.slow
 def test_three_polluters_are_all_named(tmp_path: Path, kb_db: str, kb_cli: KbCli) -> None:
     info = make_project(tmp_path / "p", tests=24, faults=("three-polluters",))
     found = _isolate(kb_cli, tmp_path / "p", kb_db, info["victim"])
@@ -117,6 +126,7 @@ def test_the_reproducer_fails_from_a_plain_shell(tmp_path: Path, kb_db: str, kb_
     assert done.returncode == 1 and re.search(r"1 failed, 1 passed", done.stdout), done.stdout
 
 
+@pytest.mark.slow
 def test_a_polluted_module_global_is_healed_by_the_offered_fixture(tmp_path: Path, kb_db: str, kb_cli: KbCli) -> None:
     root, db = tmp_path / "p", kb_db
     info = make_project(root, tests=20, faults=("polluter",))

@@ -1,6 +1,7 @@
 """kb isolate's remedy: an autouse fixture in the victim's module that restores what a polluter changed (or
 provides what a setter set up), written only from names and literals, and proven by re-running the exact
-test orders through kb's order plugin."""
+test orders through kb's order plugin. The proofs are kb's own runs (:func:`kb.run.ordered.run_order`, real
+pytest processes), not pytester's: a fixture that held only in-process would prove nothing."""
 
 from __future__ import annotations
 

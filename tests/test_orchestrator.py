@@ -1,6 +1,7 @@
 """The orchestrator end to end through real pytest runs on generated projects with injected faults
 (tests/faults.py): kb run, targeted re-runs and flakiness, kb isolate's verdicts, and commands that
-hang, are missing or write no report."""
+hang, are missing or write no report. kb runs the test commands as processes, as it does for a user, so
+pytester's in-process runs do not fit (see test_isolate_order.py)."""
 
 from __future__ import annotations
 
@@ -66,6 +67,7 @@ def test_a_test_that_needs_another_ones_side_effect(tmp_path: Path, kb_db: str, 
     assert found["root_causes"][0]["rule"] == "verdict-needs-setup"
 
 
+@pytest.mark.slow
 def test_a_seeded_flaky_test_is_flaky_in_run_and_isolate(tmp_path: Path, kb_db: str, kb_cli: KbCli) -> None:
     info = make_project(tmp_path / "p", tests=10, faults=("flaky",), flaky_rate=0.5, seed=3)
     db = kb_db

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from .readme import README, ROOT, block
 
 
@@ -38,6 +40,7 @@ def test_command_a_prints_the_output_the_readme_shows(tmp_path: Path) -> None:
         re.sub(r"recorded as run \d+", "recorded as run N", shown)
 
 
+@pytest.mark.slow
 def test_every_usage_command_runs(tmp_path: Path) -> None:
     """Each line of the README's usage block, run from the checkout as a user would."""
     lines = [line.split("  #", 1)[0].strip() for line in block("usage").splitlines()]

@@ -21,6 +21,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Lab:
     return Lab(tmp_path_factory.mktemp("reliability"), seed=1)
 
 
+@pytest.mark.slow  # 35 s in all, one lab: the kinds stay together
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_kb_holds(lab: Lab, kind: str) -> None:
     method = KINDS[kind][0]

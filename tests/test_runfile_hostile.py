@@ -1,6 +1,7 @@
 """Hostile kb run files: every malformed record is a ReportError naming the line, or a warning; never a crash.
 
-The run file mutated here is a real one: the kb pytest plugin run on a small generated test module.
+The run file mutated here is a real one: the kb pytest plugin run on a small generated test module, once for
+the whole module (a pytest process in a module-scoped fixture; pytester's fixtures are per test).
 """
 
 from __future__ import annotations
