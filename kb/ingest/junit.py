@@ -117,8 +117,9 @@ class _Reader:
 
     def testcase(self, el: etree._Element) -> None:
         run = self.run
-        classname = el.get("classname") or el.get("class") or ""
-        name = el.get("name") or ""
+        get = el.get
+        classname = get("classname") or get("class") or ""
+        name = get("name") or ""
         if not self.pytest:
             test_id = f"{classname}::{name}" if classname else name
         elif classname:  # a report repeats each class many times: its node-id prefix is worked out once
@@ -130,7 +131,11 @@ class _Reader:
             test_id = prefix + "::" + name
         else:
             test_id = _pytest_id(classname, name)
-        self.budget.test(test_id)
+        budget = self.budget  # Budget.test, inline: it runs for every testcase of the report
+        budget.tests += 1
+        budget.chars += len(test_id)
+        if budget.tests > budget.max_tests or budget.chars > budget.max_chars:
+            budget.check()
         run.tests += 1
         run.order.append(test_id)
         children: dict[str, etree._Element] = {}
@@ -153,8 +158,8 @@ class _Reader:
         elif "skipped" in children or "skip" in children:
             outcome = "skipped"
         elif not (children.keys() & {"flakyFailure", "flakyError"}):
-            status = (el.get("status") or "").lower()
-            result = (el.get("result") or "").lower()
+            status = (get("status") or "").lower()
+            result = (get("result") or "").lower()
             if status in _SKIP_STATUS or result in ("skipped", "suppressed"):
                 outcome = "skipped"
             elif status in _FAIL_STATUS:
@@ -195,13 +200,14 @@ class _Reader:
                 phase = "setup"
             elif lowered.startswith("failed on teardown"):
                 phase = "teardown"
-        line = owner.get("line") if owner is not None else None
+        line = owner.get("line")
         time = None
-        raw_time = (owner.get("time") or "").replace(",", "") if owner is not None else ""
-        try:
-            time = float(raw_time) if raw_time else None
-        except ValueError:
-            time = None
+        raw_time = owner.get("time")
+        if raw_time:
+            try:
+                time = float(raw_time.replace(",", ""))
+            except ValueError:
+                time = None
         if self._env_scan and text:
             if len(self.run.results) >= _ENV_SCAN_RESULTS or "python" in self.run.environment:
                 self._env_scan = False
@@ -211,10 +217,13 @@ class _Reader:
                     self.run.environment["python"] = found.group(1)
         if len(message) > TEXT_LIMIT or len(type_) > 1024 or len(text) > TEXT_LIMIT:
             message, type_, text = bounded(message), bounded(type_, 1024), bounded(text)
-        self.budget.result(message, type_, text)
+        budget = self.budget  # Budget.result, inline: it runs for every failing test of the report
+        budget.results += 1
+        budget.chars += len(message) + len(type_) + len(text)
+        if budget.results > budget.max_results or budget.chars > budget.max_chars:
+            budget.check()
         # positional: a frozen dataclass's keyword call costs twice as much, and a report has thousands
-        return TestResult(test_id, outcome, phase, classname, name, message, type_, text,
-                          owner.get("file") if owner is not None else None,
+        return TestResult(test_id, outcome, phase, classname, name, message, type_, text, owner.get("file"),
                           int(line) if line and line.isdigit() else None, time, self.name)
 
     def suite_level(self, el: etree._Element, suite: etree._Element) -> None:
@@ -273,7 +282,7 @@ def read_junit(data: BinaryIO, name: str) -> Run:
                 _release(el)
             elif tag not in _ROOTS_AND_CASES:
                 parent = el.getparent()
-                above = _local_name(parent.tag) if parent is not None else ""
+                above = (known.get(parent.tag) or _local_name(parent.tag)) if parent is not None else ""
                 if above == "testcase" and tag in _KEPT_CHILDREN and el.getprevious() is None:
                     continue  # a testcase's first child: kept (the usual <failure>), as _wanted says
                 if above == "testsuite" and tag in ("error", "failure"):
