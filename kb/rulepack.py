@@ -217,7 +217,8 @@ def _shape(doc: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def generated(origin: str) -> bool:
-    """kb's own generated packs (``builtin:*.json.gz``), validated in full when built and by the tests."""
+    """kb's own generated packs (``builtin:*.json.gz``), validated in full when built and by the tests
+    (tests/test_pack_lint.py); the store, ``kb rules lint`` and ``kb rules test`` read them trusted."""
     return origin.startswith("builtin:") and origin.endswith(".json.gz")
 
 
@@ -297,7 +298,7 @@ def parse_pack(data: bytes, origin: str, *, trusted: bool = False) -> Pack:
     YAML (``.yaml``/``.yml``) is how people write packs; a large generated pack (the shipped mined
     one) is compact JSON, gzip-compressed (``.json.gz``), validated by the same schema.
     ``trusted``: the JSON Schema check is skipped (the lint still runs) — only for kb's own generated
-    packs, which the build script and the test suite (``kb rules test``) validate in full; checking
+    packs, which the build script and the test suite (tests/test_pack_lint.py) validate in full; checking
     tens of thousands of rows at 0.4 ms each would cost seconds on every new KB."""
     limit = MAX_GENERATED_BYTES if trusted else MAX_PACK_BYTES
     if len(data) > limit:
