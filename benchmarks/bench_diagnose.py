@@ -10,7 +10,8 @@ Prints, as medians over --repeat rounds measured in this same process run, every
   with 10,000 synthetic rules, and the growth 10,000 ÷ 100;
 - whole process: `python -m kb diagnose` ÷ a `python` process doing (a), with 100 and 10,000 rules,
   in wall time and in CPU time (user + system of the child: less disturbed by other load on the machine);
-- peak RSS of each whole `kb diagnose` process (its own VmHWM) beside the baseline process's.
+- peak RSS of each whole `kb diagnose` process (its own VmHWM) beside the baseline process's;
+- where in-process `kb diagnose` spends its time, stage by stage (read, facts, engine, build), × (a).
 
 Each round runs the baseline and every kb variant one after the other, so a change of load on a shared
 machine hits both sides of a ratio alike. The first in-process round of each KB also builds the compiled
@@ -120,6 +121,55 @@ def dump_corpus(out: Path) -> None:
     print(f"{out}: {len(docs)} files, {len(docs) - refused} diagnosed, {refused} refused")
 
 
+def stages(report: str, db: Path, repeat: int, base: list[float]) -> None:
+    """Where in-process `kb diagnose --no-record` spends its time, stage by stage (medians, ms and × (a)),
+    beside (a) and (a') measured in the same rounds: reading the report into a Run, the failure facts (each
+    failure's traceback parsed: its exception, message, frames and location), the engine (stage-1 matching,
+    owner facts, stage 2) and building the report document."""
+    import gc
+
+    from kb import diagnose as kd
+    from kb.engine import Engine
+    from kb.facts import failures_from_run
+    from kb.ingest import read_reports
+    from kb.store import open_store
+
+    names = ("(a')", "read", "facts", "engine", "build")
+    spent: dict[str, list[float]] = {name: [] for name in names}
+    store = open_store(db)
+    try:
+        for _ in range(repeat):
+            was = gc.isenabled()
+            gc.disable()  # as kb.diagnose does
+            try:
+                spent["(a')"].append(timed(lambda: lxml_parse_reading_failures(report)))
+                t0 = time.perf_counter()
+                run = read_reports([report])
+                t1 = time.perf_counter()
+                failures = failures_from_run(run)
+                t2 = time.perf_counter()
+                engine = Engine.cached(kd._rules_digest(store), store.rules)
+                result = engine.run(failures, store, {k.lower(): v for k, v in run.environment.items()},
+                                    owners=kd.owner_resolver(failures, run, store))
+                t3 = time.perf_counter()
+                kd.build_report(run, failures, result, None)
+                t4 = time.perf_counter()
+            finally:
+                if was:
+                    gc.enable()
+            for name, took in zip(names[1:], (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
+                spent[name].append(took)
+    finally:
+        store.close()
+    a = statistics.median(base)
+    print("stages of in-process kb diagnose --no-record (100 rules), median ms and × (a):")
+    for name in names:
+        t = statistics.median(spent[name])
+        print(f"  {name:7} {t * 1000:7.1f} ms  {t / a:5.2f} ×")
+    total = sum(statistics.median(spent[name]) for name in names[1:])
+    print(f"  {'sum':7} {total * 1000:7.1f} ms  {total / a:5.2f} ×")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--failures", type=int, default=20_000)
@@ -186,6 +236,8 @@ def main() -> None:
     for record in (False, True):
         label = "recorded" if record else "--no-record"
         print(f"rules 10,000 ÷ 100 in-process ({label}): {median[(RULES[1], record)] / median[(RULES[0], record)]:.2f}")
+
+    stages(str(report), work / f"kb-{RULES[0]}.sqlite", args.repeat, base[1:])
 
     # whole process: the baseline process and `kb diagnose` at each KB size, per round
     me = str(Path(__file__).resolve())
