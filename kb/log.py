@@ -277,7 +277,7 @@ def read_records(source: str | os.PathLike[str] | io.TextIOBase) -> Iterator[dic
 
 def read_run_file(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """Every record of the run file at ``path``; a file that cannot be read, or is not a run file (a
-    line that is not JSON, a first line that is not the run record), is a KbError naming it."""
+    line that is not a JSON object, a first line that is not the run record), is a KbError naming it."""
     from .errors import KbError
 
     try:
@@ -286,6 +286,9 @@ def read_run_file(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
         raise KbError(f"{path}: {exc.strerror or exc}") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise KbError(f"{path}: not a kb run file ({exc.__class__.__name__}: {str(exc)[:120]})") from None
+    odd = next((n for n, record in enumerate(records, 1) if not isinstance(record, dict)), None)
+    if odd is not None:  # JSON, but not a record: "[1, 2]", "3"
+        raise KbError(f"{path}: not a kb run file (record {odd} is not a JSON object)")
     if not records or records[0].get("format") != FORMAT:
         raise KbError(f"{path}: not a kb run file (its first line is not a run record)")
     return records

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .pep440 import marker_applies, normalise, requirement_parts
+from .pep440 import marker_applies, normalise, requirement_parts, sort_versions
 
 __all__ = ["test_python", "command_python", "find_python", "environment", "installed_version", "dependents", "dry_run",
            "install", "uninstall", "conflicts", "TIMEOUT"]
@@ -136,8 +136,9 @@ def test_python(command: Sequence[str] | None) -> str:
 
 
 def find_python(version: str) -> str | None:
-    """``3.12`` → the ``python3.12`` on PATH, else a pyenv 3.12.x (the last by name); a path (``./py``,
-    ``/usr/bin/python3``) is taken as it is; None when there is no such interpreter."""
+    """``3.12`` → the ``python3.12`` on PATH, else the newest pyenv 3.12.x (by version: 3.12.10 after 3.12.9;
+    final releases before pre-releases); a path (``./py``, ``/usr/bin/python3``) is taken as it is; None when
+    there is no such interpreter."""
     import os
     import shutil
 
@@ -146,8 +147,10 @@ def find_python(version: str) -> str | None:
     found = shutil.which(f"python{version}")
     if found:
         return found
-    pyenv = sorted(Path(os.path.expanduser("~/.pyenv/versions")).glob(f"{version}.*/bin/python{version}"))
-    return str(pyenv[-1]) if pyenv else None
+    found_in = {path.parents[1].name: path
+                for path in Path(os.path.expanduser("~/.pyenv/versions")).glob(f"{version}.*/bin/python{version}")}
+    ordered = sort_versions(list(found_in)) or sort_versions(list(found_in), final_only=False)
+    return str(found_in[ordered[-1]]) if ordered else None
 
 
 def uninstall(python: str, names: Sequence[str]) -> str | None:

@@ -226,6 +226,10 @@ def test_the_tests_interpreter_and_an_interpreter_by_version(tmp_path: Path, mon
     monkeypatch.setenv("HOME", str(tmp_path))  # no pyenv there
     assert find_python("9.8") == str(tmp_path / "python9.8")
     assert find_python("9.7") is None
+    for name in ("9.7.9", "9.7.10", "9.7.11rc1", "9.7.2"):  # pyenv's folders: the newest final release is taken
+        (tmp_path / ".pyenv" / "versions" / name / "bin").mkdir(parents=True)
+        (tmp_path / ".pyenv" / "versions" / name / "bin" / "python9.7").symlink_to(sys.executable)
+    assert find_python("9.7") == str(tmp_path / ".pyenv" / "versions" / "9.7.10" / "bin" / "python9.7")
 
 
 def test_a_run_file_is_read_and_anything_else_is_one_error(tmp_path: Path) -> None:
@@ -238,8 +242,12 @@ def test_a_run_file_is_read_and_anything_else_is_one_error(tmp_path: Path) -> No
     assert records[0]["type"] == "run" and records[0]["format"] == "kb-run" and len(records) >= 3
     (tmp_path / "other.jsonl").write_text('{"a": 1}\n')
     (tmp_path / "text.jsonl").write_text("nope\n")
+    (tmp_path / "list.jsonl").write_text("[1, 2]\n")  # JSON, but not a record (was an internal error)
+    (tmp_path / "later.jsonl").write_text(runfile.read_text() + "3\n")
     for name, message in [("other.jsonl", "not a kb run file (its first line is not a run record)"),
                           ("text.jsonl", "not a kb run file (JSONDecodeError: Expecting value"),
+                          ("list.jsonl", "not a kb run file (record 1 is not a JSON object)"),
+                          ("later.jsonl", f"not a kb run file (record {len(records) + 1} is not a JSON object)"),
                           ("missing.jsonl", "No such file or directory")]:
         with pytest.raises(KbError, match=f"^{tmp_path / name}: {message}".replace("(", r"\(").replace(")", r"\)")):
             read_run_file(tmp_path / name)
