@@ -428,9 +428,7 @@ def run(command: tuple[str, ...], root: str, report_path: str | None, repeat: in
     if fmt == "json":
         import json
 
-        click.echo(json.dumps({**result.report, "verdicts": [v.as_dict() for v in result.verdicts],
-                               "command": {"argv": done.command, "exit_status": done.returncode,
-                                           "seconds": round(done.seconds, 3)}}, indent=2))
+        click.echo(json.dumps(result.as_dict(), indent=2))
     else:
         _echo_report(result.report, fmt)
         for verdict in (result.verdicts if fmt in ("text", "markdown") else []):
@@ -593,11 +591,9 @@ def db_copy(source: str, target: str) -> None:
     (runs, failures, diagnoses, fix outcomes, verdicts) and its packs that are not built in. Rows TARGET
     already has are left alone, so copying again changes nothing and several projects can be merged into
     one shared database."""
-    from .store import copy_store, is_url, open_store
+    from .store import copy_store, open_store
 
-    if not is_url(source) and not Path(source).is_file():
-        raise KbError(f"{source}: no such knowledge base file")
-    with open_store(source) as src, open_store(target) as dst:
+    with open_store(source, existing=True) as src, open_store(target) as dst:
         copied = copy_store(src, dst)
         where = (src.location, dst.location)
     added = ", ".join(f"{n} {table}" for table, n in copied.items() if n) or "nothing new"

@@ -259,8 +259,10 @@ class SqliteStore(Store):
         self.conn.close()
 
 
-def open_store(db: str | Path | None = None, *, strict: bool = True, seed: bool = True) -> Store:
-    """Open the knowledge base at ``db`` (a path or a ``postgresql://`` URL), else :func:`find_db`'s."""
+def open_store(db: str | Path | None = None, *, strict: bool = True, seed: bool = True,
+               existing: bool = False) -> Store:
+    """Open the knowledge base at ``db`` (a path or a ``postgresql://`` URL), else :func:`find_db`'s.
+    A SQLite file that is not there is created, unless ``existing`` (a source to read: a StoreError)."""
     location = db if db else find_db()
     if isinstance(location, str) and is_url(location):
         scheme = location.split("://", 1)[0].lower()
@@ -270,6 +272,8 @@ def open_store(db: str | Path | None = None, *, strict: bool = True, seed: bool 
         from .pgstore import PgStore
 
         return PgStore(location, home=find_home(), strict=strict, seed=seed)
+    if existing and not Path(location).is_file():
+        raise StoreError(f"{location}: no such knowledge base file")
     return SqliteStore(Path(location), strict=strict, seed=seed)
 
 

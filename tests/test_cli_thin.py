@@ -264,3 +264,28 @@ def test_an_exports_metadata_is_beside_it(tmp_path: Path, kb_db: str) -> None:
             require_datasette()
     else:
         require_datasette()
+
+
+def test_a_store_to_read_from_must_be_there(tmp_path: Path) -> None:
+    """kb db copy's source: a missing file is an error, not a new empty knowledge base."""
+    with pytest.raises(KbError, match=f"^{tmp_path / 'gone.sqlite'}: no such knowledge base file$"):
+        open_store(tmp_path / "gone.sqlite", existing=True)
+    assert not (tmp_path / "gone.sqlite").exists()
+    with open_store(tmp_path / "kb.sqlite") as made:
+        location = made.location
+    with open_store(tmp_path / "kb.sqlite", existing=True) as again:
+        assert again.location == location
+
+
+def test_a_suite_runs_json_document(tmp_path: Path) -> None:
+    """kb run --format json: the report, the verdicts and the command, built by the library."""
+    from kb.run.orchestrate import CommandRun, SuiteRun
+
+    done = CommandRun(command=["python", "-m", "pytest"], returncode=1, run=None, output="", seconds=1.23456)
+    suite = SuiteRun(command=done, report={"run_id": 3, "root_causes": []},
+                     verdicts=[Verdict("t.py::test_a", "flaky", failed=1, runs=3)], run_id=3)
+    doc = suite.as_dict()
+    assert doc["run_id"] == 3 and doc["root_causes"] == []
+    assert doc["command"] == {"argv": ["python", "-m", "pytest"], "exit_status": 1, "seconds": 1.235}
+    assert doc["verdicts"] == [Verdict("t.py::test_a", "flaky", failed=1, runs=3).as_dict()]
+    assert json.loads(json.dumps(doc)) == doc

@@ -19,7 +19,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import FixError, KbError, ReportError
 from ..ingest import read_report, read_reports
@@ -252,6 +252,12 @@ class SuiteRun:
     report: dict | None
     verdicts: list[Verdict]
     run_id: int | None
+
+    def as_dict(self) -> dict[str, Any]:
+        """``kb run --format json``: the report document, the verdicts and the command that ran."""
+        done = self.command
+        return {**(self.report or {}), "verdicts": [v.as_dict() for v in self.verdicts],
+                "command": {"argv": done.command, "exit_status": done.returncode, "seconds": round(done.seconds, 3)}}
 
 
 def run_suite(cmd: Sequence[str], root: str | Path, store: Store, *, timeout: float = DEFAULT_TIMEOUT,
