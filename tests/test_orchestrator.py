@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from kb.fix import FixOptions, fix_rounds
+from kb.run.command import is_pytest
 from kb.run.isolate import run_bound
 from kb.store import open_store
 
@@ -163,3 +164,16 @@ def test_a_non_pytest_command_names_its_report(tmp_path: Path, kb_db: str, kb_cl
 @pytest.mark.parametrize("n", [1, 2, 7, 1000])
 def test_run_bound(n: int) -> None:
     assert run_bound(n) == math.ceil(math.log2(n)) + 2
+
+
+@pytest.mark.parametrize(("command", "pytest_"), [
+    ("pytest -x", True), ("py.test", True), ("python -m pytest", True), ("/v/bin/python3.12 -m pytest t", True),
+    ("python -I -m pytest", True), ("python -X dev -bb -m pytest", True), ("python -W error -m pytest", True),
+    ("python -Im pytest", True), ("python -Impytest", True), ("python -mpytest", True),
+    ("python -Wmpytest -m pytest", True),  # -W's value attached
+    ("python -m tox", False), ("python -c pytest", False), ("python -Ic pytest", False), ("python script.py", False),
+    ("python", False), ("python -m", False), ("tox -e py", False), ("python -X -m pytest", False), ("python -", False),
+])
+def test_which_commands_are_pytest(command: str, pytest_: bool) -> None:
+    """kb run adds --junitxml (and re-runs failures) only for pytest: the interpreter's own options may come first."""
+    assert is_pytest(command.split()) is pytest_

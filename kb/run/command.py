@@ -7,6 +7,7 @@ from __future__ import annotations
 import codecs
 import io
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -19,15 +20,31 @@ __all__ = ["DEFAULT_TIMEOUT", "execute", "is_pytest", "without_selection"]
 DEFAULT_TIMEOUT = 900
 
 
+#: the interpreter's own options that take a value as the next argument (``python -X dev -m pytest``)
+_PYTHON_VALUE_OPTIONS = {"-X", "-W", "--check-hash-based-pycs"}
+#: one argument of the interpreter's single-letter flags, ``-m`` last or with its module: -I, -bb, -Im, -Impytest
+_FLAGS_THEN_MODULE = re.compile(r"-([bBdEhiIOPqRsSuvVx]*)m(.*)")
+
+
 def is_pytest(cmd: Sequence[str]) -> bool:
-    """``pytest …``, ``py.test …``, ``python -m pytest …`` (any interpreter path)."""
+    """``pytest …``, ``py.test …``, ``python -m pytest …`` (any interpreter path), also with the interpreter's
+    own options first (``python -I -X dev -m pytest``, ``python3 -bb -mpytest``, ``python -Im pytest``)."""
     if not cmd:
         return False
     if Path(cmd[0]).name in ("pytest", "py.test"):
         return True
-    return Path(cmd[0]).name.startswith("python") and len(cmd) > 2 and cmd[1] == "-m" and cmd[2] == "pytest"
-
-
+    if not Path(cmd[0]).name.startswith("python"):
+        return False
+    index = 1
+    while index < len(cmd) and cmd[index].startswith("-") and cmd[index] != "-":
+        module = _FLAGS_THEN_MODULE.fullmatch(cmd[index])
+        if module:
+            named = module.group(2) or (cmd[index + 1] if index + 1 < len(cmd) else "")
+            return named == "pytest"
+        if cmd[index].startswith("-c") or not cmd[index].startswith(("-X", "-W", "--")) and "c" in cmd[index]:
+            return False  # -c 'code' (alone or after other flags): the module is not pytest
+        index += 2 if cmd[index] in _PYTHON_VALUE_OPTIONS else 1
+    return False
 def execute(cmd: list[str], root: str | Path, timeout: float, echo: Callable[[str], None] | None,
              env: dict[str, str] | None = None) -> tuple[int | None, str, float, str | None, str | None]:
     """(status, output, seconds, problem, signal name). The command gets its own process group so a
