@@ -19,6 +19,7 @@ from kb.fix.codemods import (
     quarantine,
     transform,
 )
+from kb.fix.codemods.prefilter import may_change
 from kb.rulepack import golden_cases
 
 CASES = [c for c in golden_cases() if c["template"] in CODEMODS]
@@ -44,6 +45,42 @@ def test_golden(case: dict[str, Any]) -> None:
 def test_needles_never_exclude_a_changed_file(case: dict[str, Any]) -> None:
     if case["before"] != case["after"]:
         assert all(n in case["before"] for n in needles(case["template"], case["params"]))
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c["template"] != "quarantine"],
+                         ids=lambda c: c["template"])
+def test_the_prefilter_never_excludes_a_changed_file(case: dict[str, Any]) -> None:
+    if case["before"] != case["after"]:
+        assert may_change(case["template"], case["params"], case["before"])
+
+
+def test_a_dotted_rename_skips_modules_that_only_use_the_last_name_plainly() -> None:
+    """``np.bool`` → ``bool``: the builtin ``bool`` in a module is not numpy's (kb fix parsed every such module)."""
+    params = {"old": "np.bool", "new": "bool"}
+    plain = "def f(x: bool) -> bool:\n    return bool(x)\n"
+    assert not may_change("rename-attribute", params, plain) and transform("rename-attribute", params, plain) == plain
+    used = "import numpy as np\nflag = np.bool(1)\n"
+    assert may_change("rename-attribute", params, used)
+    assert transform("rename-attribute", params, used) == "import numpy as np\nflag = bool(1)\n"
+    bare = {"old": "tostring", "new": "tobytes"}  # a bare name: `from m import tostring` binds it too
+    assert may_change("rename-attribute", bare, "from m import tostring\n")
+    assert not may_change("rename-attribute", bare, "tostring = 1\n")
+
+
+@pytest.mark.parametrize(("source", "may"), [
+    ("import json\ndata = json.load(f)\n", False),  # another module's load: not yaml.load
+    ("data = loader.load(f)\n", False),  # a local object's method
+    ("import yaml\ndata = yaml.load(f)\n", True),
+    ("import yaml as y\ndata = y.load(f)\n", True),
+    ("from yaml import load as yload\ndata = yload(f)\n", True),
+    ("data = self.yaml.load(f)\n", True),  # not imported: the chain's end decides
+    ("from shared import yaml\ndata = yaml.load(f)\n", True),
+])
+def test_a_call_prefilter_looks_at_which_load_is_called(source: str, may: bool) -> None:
+    params = {"callable": "yaml.load", "param": "Loader", "value": "yaml.SafeLoader"}
+    assert may_change("add-kwarg", params, source) is may
+    if not may:
+        assert transform("add-kwarg", params, source) == source
 
 
 def test_every_codemod_has_a_fix_and_a_noop_case() -> None:
