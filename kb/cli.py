@@ -104,9 +104,10 @@ def diagnose(reports: tuple[str, ...], fmt: str, fail_on: str, no_record: bool, 
 
     environment = None
     if python:
+        from .store import kb_home
         from .testenv import environment as read_environment
 
-        environment = read_environment(python)
+        environment = read_environment(python, kb_home(db) / "cache")
         if not environment:
             raise click.UsageError(f"{python}: could not read its installed versions")
     if learn:
@@ -265,7 +266,7 @@ def fix(reports: tuple[str, ...], last: bool, root: str, patch: str | None, appl
 
     from .fix import fix_rounds
     from .fix.options import diagnose_for_fix, fix_options
-    from .store import open_store
+    from .store import kb_home, open_store
 
     if bool(reports) == last:
         raise click.UsageError("give REPORTS or --last (not both)")
@@ -274,7 +275,8 @@ def fix(reports: tuple[str, ...], last: bool, root: str, patch: str | None, appl
     _recover(root)
     options = fix_options(root, shlex.split(test_command) if test_command else None, apply=apply_, yes=yes,
                           max_risk=max_risk, min_confidence=min_confidence, allow_critical=allow_critical,
-                          verify=not no_verify, max_rounds=max_rounds, timeout=timeout, interactive=_interactive())
+                          verify=not no_verify, max_rounds=max_rounds, timeout=timeout, interactive=_interactive(),
+                          cache_dir=kb_home(db) / "cache")
     store = open_store(db)
     patches: list[str] = []
     try:
@@ -314,12 +316,13 @@ def heal(command: tuple[str, ...], root: str, patch: str | None, yes: bool, max_
     from .fix import HealRound, heal as run_heal
     from .fix.options import fix_options
     from .fix.tally import heal_status
-    from .store import open_store
+    from .store import kb_home, open_store
 
     _recover(root)
     options = fix_options(root, list(command) or None, apply=True, yes=yes, max_risk=max_risk,
                           min_confidence=min_confidence, allow_critical=allow_critical, verify=True,
-                          max_rounds=max_rounds, timeout=timeout, interactive=_interactive())
+                          max_rounds=max_rounds, timeout=timeout, interactive=_interactive(),
+                          cache_dir=kb_home(db) / "cache")
     store = open_store(db)
     rounds: list[HealRound] = []
     approve = lambda item: click.confirm("   apply this fix?", default=False)  # noqa: E731
@@ -413,7 +416,7 @@ def run(command: tuple[str, ...], root: str, report_path: str | None, repeat: in
     colour = not quiet and colour_wanted(sys.stderr)
     try:
         python = command_python(command)
-        env = environment(python) if python else {}
+        env = environment(python, store.cache_dir) if python else {}
         result = run_suite(list(command), root, store, timeout=timeout, report=report_path, repeat=repeat,
                            echo=None if quiet else (lambda text: click.echo(text, nl=False, err=True, color=colour)),
                            progress=progress, environment=env, python=python, colour=colour)

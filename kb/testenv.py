@@ -93,14 +93,15 @@ def installed_version(python: str, dist: str) -> str | None:
     return done.stdout.strip() or None
 
 
-def environment(python: str) -> dict[str, str]:
+def environment(python: str, cache_dir: Path | None = None) -> dict[str, str]:
     """``{"python": "3.11.7", "<distribution>": "<version>", ...}`` of ``python``'s environment: the
     facts that let version-aware rules say whether an API row applies (empty when it cannot run).
     Asked through the owner probe (:func:`kb.owners.probe`): one question, the first of each name on
-    ``sys.path`` being the one the tests import."""
+    ``sys.path`` being the one the tests import; with ``cache_dir`` (the KB's ``.kb/cache``) the answer is
+    kept there while the interpreter and its site-packages are unchanged, as diagnose keeps it."""
     from .owners import probe
 
-    facts = probe(python)
+    facts = probe(python, cache_dir)
     if not facts:
         return {}
     found = {str(name).lower(): str(version) for name, version in (facts.get("dists") or {}).items()}

@@ -18,11 +18,13 @@ __all__ = ["fix_options", "diagnose_for_fix"]
 def fix_options(root: str | Path, test_command: Sequence[str] | None = None, *, apply: bool = False,
                 yes: bool = False, max_risk: str = "low", min_confidence: float | None = None,
                 allow_critical: bool = False, verify: bool = True, max_rounds: int = 8,
-                timeout: float | None = None, interactive: bool = False) -> FixOptions:
+                timeout: float | None = None, interactive: bool = False,
+                cache_dir: Path | None = None) -> FixOptions:
     """Options for fixing the project at ``root``: ``min_confidence`` and ``test_command`` default to the
     project's configuration (:func:`kb.config.load_config`), which also says whether unasked fixes are
     allowed at all; the environment is the versions installed for the tests' interpreter (the test
-    command's Python, else this one), which make version-aware rules precise."""
+    command's Python, else this one), which make version-aware rules precise (asked once and kept in
+    ``cache_dir``, the KB's cache, while that environment is unchanged)."""
     from ..config import load_config
     from ..testenv import environment, test_python
 
@@ -33,7 +35,7 @@ def fix_options(root: str | Path, test_command: Sequence[str] | None = None, *, 
         allow_critical=allow_critical, allow_auto_fix=config.allow_auto_fix, interactive=interactive,
         verify=verify, test_command=list(test_command or ()) or list(config.test_command) or None,
         max_rounds=max_rounds, timeout=timeout)
-    options.environment = environment(test_python(options.test_command))
+    options.environment = environment(test_python(options.test_command), cache_dir)
     return options
 
 
