@@ -148,7 +148,7 @@ def stages(report: str, db: Path, repeat: int, base: list[float]) -> None:
                 t1 = time.perf_counter()
                 failures = failures_from_run(run)
                 t2 = time.perf_counter()
-                engine = Engine.cached(kd._rules_digest(store), store.rules)
+                engine = Engine.cached(store.rules_digest(), store.rules)
                 result = engine.run(failures, store, {k.lower(): v for k, v in run.environment.items()},
                                     owners=kd.owner_resolver(failures, run, store))
                 t3 = time.perf_counter()

@@ -8,7 +8,6 @@ engine against the knowledge base and returns the report document (the shape of
 from __future__ import annotations
 
 import gc
-import hashlib
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -136,26 +135,11 @@ def owner_resolver(failures: Sequence[Failure], run: Run, store: Store | Snapsho
                          cache_dir=store.cache_dir if isinstance(store, Store) else None, local=local)
 
 
-#: the pack rows that name what a store's rules were loaded from
-_PACK_COLUMNS = ("name", "version", "origin", "sha256", "loaded_at", "layer")
-
-
-def _rules_digest(knowledge: Store | Snapshot) -> str:
-    """A key for the compiled rule index (``Engine.cached``), read without reading the rules: a snapshot's
-    content digest; for a store, its location and a digest of its pack rows: rules are only ever written
-    with the pack they come from (a row per load, with its sha256 and time), so those rows change whenever
-    the rules do. (A digest the store keeps itself, written with the rules, would not need that argument.)"""
-    if isinstance(knowledge, Snapshot):
-        return knowledge.digest
-    rows = knowledge.table_rows("packs", _PACK_COLUMNS)
-    return hashlib.sha256(repr((knowledge.location, rows)).encode("utf-8")).hexdigest()
-
-
 def analyse_run(run: Run, knowledge: Store | Snapshot, *, engine: Engine | None = None, python: str | None = None,
                 root: str | Path | None = None, local: bool = True) -> tuple[dict[str, Any], list[Failure]]:
     """The report document for ``run`` (not recorded, ``run_id`` None) and the failures it was built from."""
     failures = failures_from_run(run)
-    engine = engine or Engine.cached(_rules_digest(knowledge), knowledge.rules)
+    engine = engine or Engine.cached(knowledge.rules_digest(), knowledge.rules)
     environment = {k.lower(): v for k, v in run.environment.items()}
     result = engine.run(failures, knowledge, environment,
                         owners=owner_resolver(failures, run, knowledge, python=python, root=root, local=local))

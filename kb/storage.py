@@ -7,6 +7,7 @@ folder are; :func:`copy_store`. :mod:`kb.store` adds the SQLite implementation a
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -716,6 +717,13 @@ class Store(ABC):
         """(rule, confidence) of every recorded diagnosis and (rule, verdict) of every fix outcome, oldest first."""
         return ([(r, c) for r, c in self.query("SELECT rule, confidence FROM diagnoses ORDER BY id")],
                 [(r, v) for r, v in self.query("SELECT rule, verdict FROM fix_outcomes ORDER BY id")])
+
+    def rules_digest(self) -> str:
+        """A key for the compiled rule index (``Engine.cached``), read without reading the rules: a digest of
+        this store's location and its pack rows. Rules are only ever written with the pack they come from (a
+        row per load, with its sha256 and time), so those rows change whenever the rules do."""
+        rows = self.table_rows("packs", ("name", "version", "origin", "sha256", "loaded_at", "layer"))
+        return hashlib.sha256(repr((self.location, rows)).encode("utf-8")).hexdigest()
 
     def table_rows(self, table: str, columns: Sequence[str]) -> list[tuple[Any, ...]]:
         """``columns`` of every row of one of the schema's tables, in key order (exports, copies)."""

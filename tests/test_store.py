@@ -63,6 +63,26 @@ def test_pack_loads(kb_db: str) -> None:
     assert store.check() == []
 
 
+def test_the_rules_digest_changes_with_the_rules_only(kb_db: str) -> None:
+    """The key a process keeps its compiled rule index under: new when a pack is loaded or dropped, the same
+    while only history is written; a snapshot of the store is keyed by its content."""
+    from kb.knowledge.snapshot import Snapshot
+
+    store = _empty(kb_db)
+    empty = store.rules_digest()
+    store.load_pack(parse_pack(PACK, "mini.yaml"))
+    loaded = store.rules_digest()
+    assert loaded != empty and store.rules_digest() == loaded
+    store.record_run({"format": "junit", "sources": [], "tests": 0, "passed": 0, "failures": 0, "errors": 0,
+                      "skipped": 0, "environment": {}, "diagnosed": 0, "undiagnosed": 0}, [], [])
+    assert store.rules_digest() == loaded
+    with store.write():
+        store._drop_pack("mini")
+    assert store.rules_digest() not in (loaded, "")
+    snapshot = Snapshot.of(store)
+    assert snapshot.rules_digest() == snapshot.digest
+
+
 @pytest.mark.parametrize(("mutate", "where"), [
     (lambda t: t.replace(b"prior: 0.5", b"prior: 5"), "/rules/0/prior"),
     (lambda t: t.replace(b"kind: moved", b"kind: vanished"), "/api_changes/0/kind"),

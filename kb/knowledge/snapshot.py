@@ -96,6 +96,10 @@ class Snapshot:
 
     # -- the engine's Knowledge protocol (and the rules it compiles)
 
+    def rules_digest(self) -> str:
+        """The key of the compiled rule index, as a Store gives it: here, the content digest."""
+        return self.digest
+
     def rules(self) -> list[Rule]:
         return list(self._rules)
 
