@@ -2,7 +2,8 @@
 
 Keys (all optional): ``allow_auto_fix`` (bool, default true: false refuses ``kb fix --apply
 --yes``), ``min_confidence`` (float, default 0.8), ``test_command`` (list of strings, default
-this interpreter's ``-m pytest``). ``.kb/config.toml`` wins over ``pyproject.toml``, key by key.
+this interpreter's ``-m pytest``). ``.kb/config.toml`` wins over ``pyproject.toml``, key by key; both are
+looked for from the project folder up to the repository's root (:func:`config_files`).
 A bad value is an error naming the file it came from; an unknown key is a one-line warning naming
 the file, the key and the closest known key (a misspelt key would otherwise be ignored in silence).
 """
@@ -23,7 +24,7 @@ else:  # pragma: no cover - Python 3.10
 
 from .errors import KbError
 
-__all__ = ["Config", "KEYS", "load_config", "parse_toml"]
+__all__ = ["Config", "KEYS", "config_files", "load_config", "parse_toml"]
 
 
 @dataclass(frozen=True)
@@ -67,14 +68,39 @@ def parse_toml(text: str) -> dict:
     return data if isinstance(data, dict) else {}
 
 
+#: what marks a repository's root (as kb.store's find_home has it: the walk up stops there)
+_REPO_MARKERS = (".git", ".hg")
+
+
+def config_files(root: str | Path) -> list[tuple[Path, str | None]]:
+    """The files the configuration of the project at ``root`` comes from, weakest first, each with the
+    table its settings are in: the nearest ``pyproject.toml`` and the nearest ``.kb`` folder's ``config.toml``,
+    found walking up from ``root`` to the repository's root (or the folder with the project's ``.kb``) — so a
+    command run from a subfolder, or with ``--root`` naming one, still obeys the project's settings (an
+    ``allow_auto_fix = false`` at the top is not skipped)."""
+    pyproject: Path | None = None
+    home: Path | None = None
+    here = Path(root).resolve()
+    for folder in (here, *here.parents):
+        if pyproject is None and (folder / "pyproject.toml").is_file():
+            pyproject = folder / "pyproject.toml"
+        if (folder / ".kb").is_dir():
+            home = folder / ".kb"
+            break
+        if any((folder / marker).exists() for marker in _REPO_MARKERS):
+            break
+    found: list[tuple[Path, str | None]] = [(pyproject, "kb")] if pyproject else []
+    if home is not None and (home / "config.toml").is_file():
+        found.append((home / "config.toml", None))
+    return found
+
+
 def load_config(root: str | Path, warn: Callable[[str], None] = _warn_on_stderr) -> Config:
-    """The configuration of the project at ``root``; ``warn`` gets one line per unknown key."""
-    root = Path(root)
+    """The configuration of the project at ``root`` (:func:`config_files`); ``warn`` gets one line per
+    unknown key."""
     values: dict[str, Any] = {}
     origin: dict[str, str] = {}  # key -> the file (and table) its value came from
-    for path, table in ((root / "pyproject.toml", "kb"), (root / ".kb" / "config.toml", None)):
-        if not path.is_file():
-            continue
+    for path, table in config_files(root):
         data, where = _read(path, table)
         for key, value in data.items():
             if key in KEYS:

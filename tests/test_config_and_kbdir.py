@@ -126,6 +126,21 @@ def test_config_toml_wins_key_by_key(tmp_path: Path) -> None:
     assert load_config(tmp_path) == Config(True, 0.9, ("tox",))
 
 
+def test_the_configuration_is_found_from_a_subfolder_up_to_the_repository_root(repo: Path) -> None:
+    """kb fix --root pkg/sub (or run there) obeys the project's settings: allow_auto_fix = false is not skipped."""
+    (repo.parent / "pyproject.toml").write_text("[tool.kb]\nmin_confidence = 0.1\n")  # above the repository
+    (repo / ".kb").mkdir()
+    (repo / ".kb" / "config.toml").write_text("allow_auto_fix = false\n")
+    _pyproject(repo, "min_confidence = 0.5\n")
+    sub = repo / "pkg" / "sub"
+    assert load_config(sub) == Config(False, 0.5, ()) == load_config(repo)
+    _pyproject(repo / "pkg", "test_command = ['tox']\n")  # the nearest pyproject.toml is the one read
+    assert load_config(sub) == Config(False, 0.8, ("tox",))
+    (repo / ".kb" / "config.toml").unlink()
+    (repo / ".git").rename(repo / ".git-gone")  # no repository: the walk stops at the project's .kb folder
+    assert load_config(sub) == Config(True, 0.8, ("tox",))
+
+
 def test_a_tool_kb_that_is_not_a_table_is_an_error_naming_pyproject(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text("[tool]\nkb = 3\n")
     with pytest.raises(KbError, match=r"pyproject\.toml \[tool\.kb\]: must be a table of settings"):
