@@ -216,6 +216,28 @@ def serve(tmp: Path) -> None:
     assert done.stderr == "kb: error: datasette is not installed: pip install 'kb-selfheal[datasette]'\n"
 
 
+def batch_ok(tmp: Path) -> None:
+    from distributed import LocalCluster
+
+    (tmp / "archive").mkdir()
+    shutil.copyfile(PYJWT, tmp / "archive" / "a.xml")
+    (tmp / "archive" / "b.xml").write_text("<testsuite><testcase", encoding="utf-8")
+    # a real cluster, in this process (threads): the row is about kb's status, not about starting workers
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        done = run_kb("batch", "diagnose", tmp / "archive" / "*.xml", "--scheduler", cluster.scheduler_address,
+                      "-o", tmp / "rows.jsonl", "--db", tmp / "kb.sqlite")
+    assert done.returncode == 0, done.stderr
+    assert "2 file(s)" in done.stdout and "1 diagnosed, 1 could not be read" in done.stdout
+    assert "kb: could not read " in done.stderr
+
+
+def batch_cannot(tmp: Path) -> None:
+    done = run_kb("batch", "diagnose", tmp / "nothing" / "*.xml", "-o", tmp / "rows.jsonl", "--db", tmp / "kb.sqlite")
+    assert done.returncode == 1 and done.stderr.startswith("kb: error: ") and done.stderr.count("\n") == 1
+    done = run_kb("batch", "diagnose", PYJWT, "--scheduler", "nonsense", "-o", tmp / "rows.jsonl")
+    assert done.returncode == 1 and done.stderr.startswith("kb: error: cannot reach the Dask scheduler at nonsense")
+
+
 CHECKS: dict[tuple[str, str], Callable[[Path], None]] = {
     ("every command", "0"): every_0,
     ("every command", "1"): every_1,
@@ -237,6 +259,8 @@ CHECKS: dict[tuple[str, str], Callable[[Path], None]] = {
     ("kb rules lint --strict", "1"): rules_lint,
     ("kb db check", "1"): db_check,
     ("kb serve", "1"): serve,
+    ("kb batch diagnose", "0"): batch_ok,
+    ("kb batch diagnose", "1"): batch_cannot,
 }
 
 
