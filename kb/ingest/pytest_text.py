@@ -309,7 +309,7 @@ def _utf8_lines(data: BinaryIO, name: str, run: Run) -> Iterator[tuple[str, bool
 
 
 def _utf16_lines(data: BinaryIO, name: str, run: Run) -> Iterator[tuple[str, bool]]:
-    text = io.TextIOWrapper(data, encoding="utf-16", errors="strict", newline="\n")  # type: ignore[arg-type]
+    text = io.TextIOWrapper(data, encoding="utf-16", errors="strict", newline="\n")
     limit = MAX_LINE_BYTES // 2
     try:
         while True:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any, BinaryIO
 
@@ -257,7 +258,7 @@ def _show(value: object) -> str:
     return repr(value[:40]) if isinstance(value, str) else _kind(value)
 
 
-def _lines(data: BinaryIO, name: str):  # type: ignore[no-untyped-def]
+def _lines(data: BinaryIO, name: str) -> Iterator[tuple[int, bytes, bool]]:
     """(number, line, last) of the stream; each line is read with a cap before it is buffered."""
     number = 0
     raw = data.readline(MAX_LINE + 1)
