@@ -68,7 +68,8 @@ def test_fix_options_take_the_flags_over_the_project_configuration(tmp_path: Pat
                           timeout=30, interactive=True)
     assert flagged.min_confidence == 0.9 and flagged.test_command == [sys.executable, "-m", "pytest", "tests"]
     assert (flagged.max_rounds, flagged.timeout, flagged.interactive, flagged.apply) == (2, 30, True, False)
-    bare = fix_options(tmp_path / ".kb")  # no configuration there: FixOptions' defaults
+    (tmp_path / "other" / ".git").mkdir(parents=True)  # another repository: the walk up stops at its root
+    bare = fix_options(tmp_path / "other")  # no configuration there: FixOptions' defaults
     assert bare.min_confidence == FixOptions().min_confidence and bare.test_command is None and bare.allow_auto_fix
 
 
