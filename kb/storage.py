@@ -559,8 +559,9 @@ class Store(ABC):
                 chunk = pairs_list[start:start + 250]
                 values = ",".join("(?, ?)" for _ in chunk)
                 params = [v for pair in chunk for v in pair]
-                for row in self.query_dicts(f"SELECT a.* FROM (VALUES {values}) AS v JOIN api_changes AS a ON {on}",
-                                            params):
+                # ordered: the rows of one key come in id order on both databases (a join's order is the plan's)
+                for row in self.query_dicts(f"SELECT a.* FROM (VALUES {values}) AS v JOIN api_changes AS a ON {on} "
+                                            f"ORDER BY a.id", params):
                     key = (kind, row[first], "" if kind in ("module", "tail", "attr") else row[second or first])
                     by_key.setdefault(key, []).append(_api_from_row(row))
         return [[row for key in mine for row in by_key.get(key, [])] for mine in keys]

@@ -63,6 +63,27 @@ def test_pack_loads(kb_db: str) -> None:
     assert store.check() == []
 
 
+def test_rows_of_one_key_come_in_id_order_on_both_databases(kb_db: str) -> None:
+    """Two API-change rows under one (module, name), loaded in the other order: every backend gives them by id."""
+    from kb.engine import Symptom
+
+    store = _empty(kb_db)
+    extra = b"""
+  - id: collections-mapping-a-later-note
+    package: python
+    module: collections
+    name: Mapping
+    kind: removed
+    removed_in: "3.10"
+    source: https://docs.python.org/3/whatsnew/3.10.html
+"""
+    text = PACK.replace(b"api_changes:\n", b"api_changes:" + extra, 1)  # loaded before collections-mapping
+    store.load_pack(parse_pack(text, "mini.yaml"))
+    symptom = Symptom("mini-import", "missing_name", (("module", "collections"), ("name", "Mapping")), (0,))
+    [rows] = store.api_rows([symptom])
+    assert [row.id for row in rows] == ["collections-mapping", "collections-mapping-a-later-note"]
+
+
 def test_the_rules_digest_changes_with_the_rules_only(kb_db: str) -> None:
     """The key a process keeps its compiled rule index under: new when a pack is loaded or dropped, the same
     while only history is written; a snapshot of the store is keyed by its content."""
