@@ -45,6 +45,8 @@ def is_pytest(cmd: Sequence[str]) -> bool:
             return False  # -c 'code' (alone or after other flags): the module is not pytest
         index += 2 if cmd[index] in _PYTHON_VALUE_OPTIONS else 1
     return False
+
+
 def execute(cmd: list[str], root: str | Path, timeout: float, echo: Callable[[str], None] | None,
              env: dict[str, str] | None = None) -> tuple[int | None, str, float, str | None, str | None]:
     """(status, output, seconds, problem, signal name). The command gets its own process group so a
