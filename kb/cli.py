@@ -111,7 +111,7 @@ def diagnose(reports: tuple[str, ...], fmt: str, fail_on: str, no_record: bool, 
         if not environment:
             raise click.UsageError(f"{python}: could not read its installed versions")
     if learn:
-        from .knowledge.learn import diagnose_learning
+        from .diagnose import diagnose_learning
 
         if "-" in reports:
             raise click.UsageError("--learn diagnoses the reports again after learning: give files, not -")

@@ -12,10 +12,11 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from . import __version__
 from .engine import Engine, Owner
+from .errors import KbError
 from .facts import Failure, failures_from_run
 from .ingest import read_reports
 from .knowledge.snapshot import Snapshot
@@ -23,7 +24,10 @@ from .models import Run
 from .owners import OwnerResolver
 from .store import Store, open_store
 
-__all__ = ["diagnose", "diagnose_run", "analyse_run", "record_args", "build_report"]
+if TYPE_CHECKING:
+    from .knowledge.learn import LearnResult
+
+__all__ = ["diagnose", "diagnose_run", "analyse_run", "record_args", "build_report", "diagnose_learning"]
 
 #: at most this many locations are listed per root cause
 MAX_LOCATIONS = 10
@@ -219,3 +223,24 @@ def diagnose(
             return diagnose_run(run, store, record=record, python=python, root=root)
         finally:
             store.close()
+
+
+def diagnose_learning(reports: Sequence[str | Path], *, db: str | Path | None = None, record: bool = True,
+                      environment: dict[str, str] | None = None, python: str | None = None,
+                      root: str | Path | None = None, find_links: Sequence[str | Path] = (),
+                      progress: Callable[[str], None] | None = None,
+                      learned: Callable[[LearnResult], None] | None = None) -> dict[str, Any]:
+    """Diagnose ``reports`` (files: they are read twice, so not ``-``), learn from the diagnosis's generic
+    causes (:func:`kb.knowledge.learn.learn_from`; ``learned`` is told what came of it) and diagnose them again when rows
+    were learned. ``record`` records the run once, with the last diagnosis."""
+    from .knowledge.learn import learn_from
+
+    if any(str(r) == "-" for r in reports):
+        raise KbError("diagnosing again after learning reads the reports twice: give files, not -")
+    doc = diagnose(reports, db=db, record=False, environment=environment, python=python, root=root)
+    result = learn_from(doc, db, root=root, find_links=find_links, progress=progress)
+    if learned is not None:
+        learned(result)
+    if result.rows or record:  # with what was learned, or only to record it
+        doc = diagnose(reports, db=db, record=record, environment=environment, python=python, root=root)
+    return doc

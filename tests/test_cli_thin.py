@@ -15,14 +15,14 @@ from pathlib import Path
 import pytest
 
 from kb import testenv
-from kb.diagnose import diagnose
+from kb.diagnose import diagnose, diagnose_learning
 from kb.errors import KbError
 from kb.export import export_datasette, metadata_of, require_datasette
 from kb.fix import FixOptions, HealRound, fix_rounds
 from kb.fix.options import diagnose_for_fix, fix_options
 from kb.fix.tally import FIX_NOTHING_APPLIED, FIX_ROLLED_BACK, Tally, heal_status
 from kb.journal import project_of
-from kb.knowledge.learn import diagnose_learning, learn_from, learned_pack, rediagnosable
+from kb.knowledge.learn import learn_from, learned_pack, rediagnosable
 from kb.log import DiagnosticLogger, read_run_file
 from kb.rulepack import builtin_packs, dump_pack, load_document, parse_pack
 from kb.run.investigate import Isolation, Order

@@ -7,7 +7,7 @@ library of two interpreters. ``learn(report, store)`` takes the generic causes o
 name missing from an installed distribution that no row explains), mines that distribution between
 the release the project declares or locks (else the release before the installed one) and the
 installed one, and stores the rows as the *learned* layer with their provenance; the caller
-re-diagnoses — ``diagnose_learning`` does both, as ``kb diagnose --learn``.
+re-diagnoses — :func:`kb.diagnose.diagnose_learning` does both, as ``kb diagnose --learn``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from ..errors import KbError
 from ..pep440 import normalise, parse_version, sort_versions
 
 __all__ = ["MineResult", "mine", "mine_pair", "mine_stdlib", "series_pairs", "learn", "store_rows", "LearnResult",
-           "learned_pack", "learn_from", "diagnose_learning", "rediagnosable"]
+           "learned_pack", "learn_from", "rediagnosable"]
 
 
 @dataclass
@@ -222,27 +222,6 @@ def learn_from(report: dict[str, Any], db: str | Path | None = None, *, root: st
                          find_links=tuple(Path(p) for p in find_links), progress=progress)
         except KbError as exc:
             return LearnResult(error=str(exc))
-
-
-def diagnose_learning(reports: Sequence[str | Path], *, db: str | Path | None = None, record: bool = True,
-                      environment: dict[str, str] | None = None, python: str | None = None,
-                      root: str | Path | None = None, find_links: Sequence[str | Path] = (),
-                      progress: Callable[[str], None] | None = None,
-                      learned: Callable[[LearnResult], None] | None = None) -> dict[str, Any]:
-    """Diagnose ``reports`` (files: they are read twice, so not ``-``), learn from the diagnosis's generic
-    causes (:func:`learn_from`; ``learned`` is told what came of it) and diagnose them again when rows
-    were learned. ``record`` records the run once, with the last diagnosis."""
-    from ..diagnose import diagnose
-
-    if any(str(r) == "-" for r in reports):
-        raise KbError("diagnosing again after learning reads the reports twice: give files, not -")
-    doc = diagnose(reports, db=db, record=False, environment=environment, python=python, root=root)
-    result = learn_from(doc, db, root=root, find_links=find_links, progress=progress)
-    if learned is not None:
-        learned(result)
-    if result.rows or record:  # with what was learned, or only to record it
-        doc = diagnose(reports, db=db, record=record, environment=environment, python=python, root=root)
-    return doc
 
 
 def rediagnosable(report: dict[str, Any]) -> list[str]:
