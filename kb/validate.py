@@ -29,6 +29,23 @@ def load_schema(name: str) -> dict[str, Any]:
     return json.loads(text)
 
 
+#: an array's item schema kb's documents use most (test ids, sources, names)
+_STRINGS = {"type": "string"}
+
+
+def _items(original: Any) -> Any:
+    """jsonschema's ``items`` keyword with a fast first look: items of ``{"type": "string"}`` that are all
+    strings have nothing to report, so they are not visited one by one (a diagnosis lists every test it
+    explains: 20,000 ids cost 45 ms that way); anything else goes through the keyword as it is."""
+
+    def items(validator: Any, item_schema: Any, instance: Any, schema: Any) -> Any:
+        if item_schema == _STRINGS and isinstance(instance, list) and all(isinstance(i, str) for i in instance):
+            return
+        yield from original(validator, item_schema, instance, schema)
+
+    return items
+
+
 @lru_cache(maxsize=None)
 def _validator(name: str, definition: str | None) -> Any:
     schema = load_schema(name)
@@ -37,7 +54,8 @@ def _validator(name: str, definition: str | None) -> Any:
         schema = {k: v for k, v in schema.items() if k not in ("required", "properties", "type", "additionalProperties")}
     cls = jsonschema.validators.validator_for(schema)
     # "integer" means a Python int: JSON Schema counts 1.0 as one, the code reading the value does not
-    strict = jsonschema.validators.extend(cls, type_checker=cls.TYPE_CHECKER.redefine(
+    strict = jsonschema.validators.extend(cls, validators={"items": _items(cls.VALIDATORS["items"])},
+                                          type_checker=cls.TYPE_CHECKER.redefine(
         "integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool)))
     return strict(schema, format_checker=None)
 

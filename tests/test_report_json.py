@@ -55,3 +55,21 @@ def test_a_circular_document_is_refused_as_json_refuses_it() -> None:
     doc["self"] = doc
     with pytest.raises(ValueError, match="Circular reference"):
         dumps_indented(doc)
+
+
+@pytest.mark.parametrize(("where", "bad", "path"), [
+    ("tests", 7, "/tests/1"),  # a test id that is not a string, among strings
+    ("tests", [], "/tests"),  # an empty list (minItems)
+    ("neighbours", ["t.py::a", None], "/neighbours/1"),
+])
+def test_a_root_cause_with_a_bad_list_is_refused_at_the_item(where: str, bad: object, path: str, kb_db: str) -> None:
+    """kb.validate looks at lists of strings in one pass when they are all strings; anything else is checked
+    item by item as jsonschema does, and the error names the item."""
+    from kb.validate import errors
+
+    doc = diagnose([CORPUS / "real/janus-0.4.0/report.xml"], db=kb_db, record=False)
+    cause = doc["root_causes"][0]
+    assert errors(cause, "diagnosis", "root_cause") == []
+    value = bad if not isinstance(bad, int) else [cause["tests"][0], bad]
+    problems = errors({**cause, where: value}, "diagnosis", "root_cause")
+    assert [p for p, _ in problems] == [path], problems
