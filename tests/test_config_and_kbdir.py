@@ -126,9 +126,14 @@ def test_config_toml_wins_key_by_key(tmp_path: Path) -> None:
     assert load_config(tmp_path) == Config(True, 0.9, ("tox",))
 
 
-def test_the_configuration_is_found_from_a_subfolder_up_to_the_repository_root(repo: Path) -> None:
-    """kb fix --root pkg/sub (or run there) obeys the project's settings: allow_auto_fix = false is not skipped."""
-    (repo.parent / "pyproject.toml").write_text("[tool.kb]\nmin_confidence = 0.1\n")  # above the repository
+def test_the_configuration_is_found_from_a_subfolder_up_to_the_repository_root(tmp_path: Path) -> None:
+    """kb fix --root pkg/sub (or run there) obeys the project's settings: allow_auto_fix = false is not skipped.
+    The repository is a folder of tmp_path, so the file above it stays inside this test's own folder (one
+    in the folder the worker's tests share would become the rootdir of other tests' pytest runs)."""
+    repo = tmp_path / "repo"
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / "pkg" / "sub").mkdir(parents=True)
+    (tmp_path / "pyproject.toml").write_text("[tool.kb]\nmin_confidence = 0.1\n")  # above the repository
     (repo / ".kb").mkdir()
     (repo / ".kb" / "config.toml").write_text("allow_auto_fix = false\n")
     _pyproject(repo, "min_confidence = 0.5\n")
