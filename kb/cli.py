@@ -104,10 +104,10 @@ def diagnose(reports: tuple[str, ...], fmt: str, fail_on: str, no_record: bool, 
 
     environment = None
     if python:
-        from .store import kb_home
+        from .store import kb_cache
         from .testenv import environment as read_environment
 
-        environment = read_environment(python, kb_home(db) / "cache")
+        environment = read_environment(python, kb_cache(db))
         if not environment:
             raise click.UsageError(f"{python}: could not read its installed versions")
     if learn:
@@ -266,7 +266,7 @@ def fix(reports: tuple[str, ...], last: bool, root: str, patch: str | None, appl
 
     from .fix import fix_rounds
     from .fix.options import diagnose_for_fix, fix_options
-    from .store import kb_home, open_store
+    from .store import kb_cache, open_store
 
     if bool(reports) == last:
         raise click.UsageError("give REPORTS or --last (not both)")
@@ -276,7 +276,7 @@ def fix(reports: tuple[str, ...], last: bool, root: str, patch: str | None, appl
     options = fix_options(root, shlex.split(test_command) if test_command else None, apply=apply_, yes=yes,
                           max_risk=max_risk, min_confidence=min_confidence, allow_critical=allow_critical,
                           verify=not no_verify, max_rounds=max_rounds, timeout=timeout, interactive=_interactive(),
-                          cache_dir=kb_home(db) / "cache")
+                          cache_dir=kb_cache(db))
     store = open_store(db)
     patches: list[str] = []
     try:
@@ -316,13 +316,13 @@ def heal(command: tuple[str, ...], root: str, patch: str | None, yes: bool, max_
     from .fix import HealRound, heal as run_heal
     from .fix.options import fix_options
     from .fix.tally import heal_status
-    from .store import kb_home, open_store
+    from .store import kb_cache, open_store
 
     _recover(root)
     options = fix_options(root, list(command) or None, apply=True, yes=yes, max_risk=max_risk,
                           min_confidence=min_confidence, allow_critical=allow_critical, verify=True,
                           max_rounds=max_rounds, timeout=timeout, interactive=_interactive(),
-                          cache_dir=kb_home(db) / "cache")
+                          cache_dir=kb_cache(db))
     store = open_store(db)
     rounds: list[HealRound] = []
     approve = lambda item: click.confirm("   apply this fix?", default=False)  # noqa: E731

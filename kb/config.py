@@ -23,6 +23,7 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 from .errors import KbError
+from .safeio import REPO_MARKERS
 
 __all__ = ["Config", "KEYS", "config_files", "load_config", "parse_toml"]
 
@@ -68,10 +69,6 @@ def parse_toml(text: str) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-#: what marks a repository's root (as kb.store's find_home has it: the walk up stops there)
-_REPO_MARKERS = (".git", ".hg")
-
-
 def config_files(root: str | Path) -> list[tuple[Path, str | None]]:
     """The files the configuration of the project at ``root`` comes from, weakest first, each with the
     table its settings are in: the nearest ``pyproject.toml`` and the nearest ``.kb`` folder's ``config.toml``,
@@ -87,7 +84,7 @@ def config_files(root: str | Path) -> list[tuple[Path, str | None]]:
         if (folder / ".kb").is_dir():
             home = folder / ".kb"
             break
-        if any((folder / marker).exists() for marker in _REPO_MARKERS):
+        if any((folder / marker).exists() for marker in REPO_MARKERS):
             break
     found: list[tuple[Path, str | None]] = [(pyproject, "kb")] if pyproject else []
     if home is not None and (home / "config.toml").is_file():

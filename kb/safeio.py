@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .errors import KbError
 
-__all__ = ["write_bytes_atomic", "write_text_atomic", "make_kb_dir", "GITIGNORE"]
+__all__ = ["write_bytes_atomic", "write_text_atomic", "make_kb_dir", "GITIGNORE", "REPO_MARKERS", "CACHE_DIR"]
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:
@@ -36,6 +36,13 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> None:
 def write_text_atomic(path: str | Path, text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
 
+
+#: what marks a repository's root (a file in a git worktree or submodule, a folder otherwise): where the walk up
+#: for a project's ``.kb`` folder (kb.storage.find_home) and its configuration (kb.config.config_files) stops
+REPO_MARKERS = (".git", ".hg")
+
+#: the folder in a project's ``.kb`` where kb keeps what it can ask again (interpreter probes)
+CACHE_DIR = "cache"
 
 #: what a ``.kb`` folder kb makes holds in its own ``.gitignore``: everything kb writes there (the knowledge base,
 #: journal, backups, caches) stays out of git, while the files a person writes there stay committable

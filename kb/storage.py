@@ -26,7 +26,7 @@ from . import __version__
 from .engine import ApiRow, Distribution, Remedy, Rule, Symptom
 from .errors import KbError, RuleError, StoreError
 from .packs import builtin_packs, digest
-from .safeio import GITIGNORE, make_kb_dir
+from .safeio import CACHE_DIR, GITIGNORE, REPO_MARKERS, make_kb_dir
 
 if TYPE_CHECKING:
 
@@ -39,9 +39,6 @@ BUSY_TIMEOUT_S = 60.0
 KB_DIR = ".kb"
 DB_NAME = "kb.sqlite"
 
-
-#: what marks a repository's root (a file in a git worktree or submodule, a folder otherwise)
-REPO_MARKERS = (".git", ".hg")
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 PG_SCHEMES = ("postgresql", "postgres")
@@ -444,7 +441,7 @@ class Store(ABC):
 
     @property
     def cache_dir(self) -> Path:
-        return self.home / "cache"
+        return self.home / CACHE_DIR
 
     def seed_builtin(self) -> None:
         """Load the built-in packs, then the user packs of :attr:`rules_dir`, when any of them is new,

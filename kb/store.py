@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import StoreError
-from .safeio import GITIGNORE, make_kb_dir
+from .safeio import CACHE_DIR, GITIGNORE, make_kb_dir
 from .storage import (
     BUSY_TIMEOUT_S,
     DAMAGE,
@@ -60,7 +60,7 @@ from .storage import (
 if TYPE_CHECKING:
     import sqlite_utils
 
-__all__ = ["Store", "SqliteStore", "open_store", "kb_home", "apply_sqlite", "SEED_IMAGE", "find_db", "find_home",
+__all__ = ["Store", "SqliteStore", "open_store", "kb_home", "kb_cache", "apply_sqlite", "SEED_IMAGE", "find_db", "find_home",
            "make_kb_dir", "GITIGNORE", "rule_row", "rule_from_row", "SCHEMA_VERSION", "MIGRATIONS", "is_url",
            "copy_store", "user_packs", "DAMAGE", "OPENED", "Step", "Table", "Column", "Index", "_tables", "_rule_doc",
            "write_database"]
@@ -283,5 +283,10 @@ def kb_home(db: str | Path | None = None) -> Path:
     if isinstance(location, str) and is_url(location):
         return find_home()
     return Path(location).parent
+
+
+def kb_cache(db: str | Path | None = None) -> Path:
+    """The cache folder of the KB ``db`` would open (its :attr:`Store.cache_dir`), without opening it."""
+    return kb_home(db) / CACHE_DIR
 
 

@@ -28,7 +28,7 @@ from kb.rulepack import builtin_packs, dump_pack, load_document, parse_pack
 from kb.run.investigate import Isolation, Order
 from kb.run.isolate import Verdict
 from kb.run.isolation_report import diagnose_isolation
-from kb.store import open_store
+from kb.store import kb_cache, open_store
 from kb.testenv import command_python, find_python
 
 from .conftest import REAL
@@ -274,6 +274,7 @@ def test_a_store_to_read_from_must_be_there(tmp_path: Path) -> None:
     assert not (tmp_path / "gone.sqlite").exists()
     with open_store(tmp_path / "kb.sqlite") as made:
         location = made.location
+        assert kb_cache(tmp_path / "kb.sqlite") == made.cache_dir  # where kb fix keeps its probe, unopened
     with open_store(tmp_path / "kb.sqlite", existing=True) as again:
         assert again.location == location
 
