@@ -16,6 +16,7 @@ import os
 import random
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -180,6 +181,17 @@ class Lab:
             return f"files original but the journal says {states}"
         return None
 
+    def _copy_kb(self, target: Path) -> None:
+        """A consistent copy of the lab's KB, through SQLite's backup: other trials SIGKILL kb while it writes
+        that KB, and a kill during a checkpoint leaves a main file that only its WAL makes whole, so copying
+        the file alone can hand the trial a damaged database that no kill of its own made."""
+        source, copy = sqlite3.connect(self.kb), sqlite3.connect(target)
+        try:
+            source.backup(copy)
+        finally:
+            copy.close()
+            source.close()
+
     # -- trials
 
     def kill_fix(self) -> str | None:
@@ -198,7 +210,7 @@ class Lab:
     def kill_diagnose(self) -> str | None:
         kb = self.root / "work" / f"kill-diagnose-{self.count}.sqlite"
         kb.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(self.kb, kb)
+        self._copy_kb(kb)
         env = {**self.env, "KB_DB": str(kb)}
         self.kb_run("diagnose", str(self.report), env=env, kill_after=self.rng.uniform(0.05, 1.0))
         done = self.kb_run("db", "check", env=env)
@@ -312,7 +324,7 @@ class Lab:
 
     def damaged_kb(self) -> str | None:
         kb = self.root / "work" / f"damaged-{self.count}.sqlite"
-        shutil.copy(self.kb, kb)
+        self._copy_kb(kb)
         how = self.count % 3
         if how == 0:
             with open(kb, "r+b") as handle:
