@@ -53,6 +53,16 @@ def text_template_names() -> list[str]:
     return sorted(name[:-3] for name in _env().list_templates() if name.endswith(".j2"))
 
 
+@lru_cache(maxsize=1)
+def _text_names() -> frozenset[str]:
+    return frozenset(text_template_names())
+
+
+def is_text_template(name: str) -> bool:
+    """Whether ``name`` is one of the Jinja text templates (asked without importing the codemods)."""
+    return name in _text_names()
+
+
 def template_names() -> list[str]:
     """Every fix template a remedy may name: the Jinja text templates and the codemods."""
     from .fix.codemods import CODEMODS  # here, not at the top: kb.fix imports this module

@@ -6,11 +6,14 @@ cluster of recorded failures, its ``no_match`` example taken from the other clus
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import kb.rulepack
 from kb.authoring import clusters, draft_rule, drafts, find_pack, import_pack, lint_packs, scaffold, user_pack_files
 from kb.diagnose import diagnose
 from kb.engine.matcher import compile_rule_regex
@@ -94,6 +97,62 @@ def test_lint_takes_the_builtin_packs_when_there_are_no_user_packs(kb_db: str) -
         assert found.builtin_only and found.user_dir == store.rules_dir
     assert sorted(p.origin for p in found.packs) == sorted(origin for origin, _ in builtin_packs())
     assert found.rules == sum(len(p.doc.get("rules") or []) for p in found.packs) > 0
+
+
+def _broken_builtin() -> tuple[str, bytes]:
+    """A built-in pack the JSON Schema refuses (its rule has no explanation) but its shape and lint pass."""
+    rule = _rule("broken-1", "xxx-unique")
+    del rule["explanation"]
+    return "builtin:broken.yaml", dump_pack({"pack": "broken", "version": "1", "rules": [rule]}).encode()
+
+
+def test_lint_checks_what_it_lints_in_full_and_the_builtin_packs_it_compares_with_trusted(
+        tmp_path: Path, kb_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    shipped = [*builtin_packs(), _broken_builtin()]
+    with open_store(kb_db) as store:
+        monkeypatch.setattr(kb.rulepack, "builtin_packs", lambda: shipped)
+        with pytest.raises(RuleError, match="builtin:broken.yaml: /rules/0: 'explanation' is a required property"):
+            lint_packs(store)  # the built-in packs are what is linted: the schema check runs
+        found = lint_packs(store, [_pack(tmp_path / "a.yaml", "a")])  # they are only compared with
+        assert [p.name for p in found.packs] == ["a"]
+        bad = tmp_path / "bad.yaml"
+        bad.write_text("pack: bad\nversion: '1'\nrules: [{id: x}]\n")
+        with pytest.raises(RuleError, match="bad.yaml: /rules/0"):
+            lint_packs(store, [bad])  # a pack being linted is always checked in full
+
+
+def test_an_import_validates_the_new_pack_not_the_builtin_ones_again(
+        tmp_path: Path, kb_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    checked: list[str] = []
+    schema_errors = kb.rulepack.schema_errors
+
+    def counted(doc: Any, schema: str) -> Any:
+        checked.append(str(doc.get("pack")))
+        return schema_errors(doc, schema)
+
+    with open_store(kb_db) as store:
+        monkeypatch.setattr(kb.rulepack, "schema_errors", counted)
+        kb.rulepack._VALID.clear()  # nothing validated earlier in this process counts
+        import_pack(_pack(tmp_path / "a.yaml", "a"), store)  # every pack is loaded again, the new one checked
+        assert checked == ["a"]
+        assert store.rule_doc("mine-1") is not None and store.counts()["rules"] > 1
+
+
+@pytest.mark.sqlite_only
+def test_linting_a_pack_without_codemods_leaves_libcst_unimported(tmp_path: Path, kb_db: str) -> None:
+    """LibCST takes half a second to import: `kb rules lint` and `kb rules test` of a pack whose remedies name
+    no codemod do without it."""
+    code = ("import sys; from pathlib import Path; from kb.authoring import lint_packs; from kb.ruletest import "
+            "test_packs; from kb.store import open_store\n"
+            f"store = open_store({kb_db!r}); lint_packs(store, [{str(tmp_path / 'a.yaml')!r}])\n"
+            f"assert all(r.ok for r in test_packs([{str(tmp_path / 'a.yaml')!r}]))\n"
+            "print('libcst' in sys.modules)")
+    rule = _rule()
+    rule["remedies"].append({"kind": "dependency-pin", "template": "pin-dependency", "params": {"requirement": "x<2"},
+                             "description": "pin x below 2", "risk": "medium"})
+    _pack(tmp_path / "a.yaml", "a", rule)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert (done.returncode, done.stdout.strip()) == (0, "False"), done.stderr
 
 
 def test_lint_takes_the_user_packs_else_the_named_ones(tmp_path: Path, kb_db: str) -> None:
