@@ -446,7 +446,11 @@ class Store(ABC):
     def seed_builtin(self) -> None:
         """Load the built-in packs, then the user packs of :attr:`rules_dir`, when any of them is new,
         changed or gone (by sha256). User packs come last and win: a user rule with a built-in
-        rule's id replaces it; two user packs may not define the same id."""
+        rule's id replaces it; two user packs may not define the same id.
+
+        A built-in pack already loaded with the same sha256 keeps its rows unless a user pack, the one
+        loaded before or one loading now, holds one of its keys (a rule or API-change id, a distribution's
+        import name): adding or editing a user pack reloads that pack, not the 16,000 mined rows."""
         shipped = builtin_packs()
         wanted = [*shipped, *user_packs(self.rules_dir)]
         signature = {origin: digest(data) for origin, data in wanted}
@@ -468,13 +472,29 @@ class Store(ABC):
                 raise RuleError(f"{pack.origin}: /pack: the name {pack.name!r} is taken by {names[pack.name]}")
             names[pack.name] = pack.origin
         with self.write():
-            if self._loaded() == signature:  # another process loaded them meanwhile
+            loaded = self._loaded()
+            if loaded == signature:  # another process loaded them meanwhile
                 return
-            for (name, origin) in self.query("SELECT name, origin FROM packs"):
-                if self._managed(origin):
+            managed = [(name, origin) for name, origin in self.query("SELECT name, origin FROM packs")
+                       if self._managed(origin)]
+            taken = self._keys_of([name for name, origin in managed if not origin.startswith("builtin:")])
+            taken.update(key for pack in user for key in _pack_keys(pack.doc))
+            kept = {pack.origin for pack in builtin
+                    if loaded.get(pack.origin) == pack.sha256 and not _pack_keys(pack.doc) & taken}
+            for name, origin in managed:
+                if origin not in kept:
                     self._drop_pack(name)
             for pack in packs:
-                self._load(pack)
+                if pack.origin not in kept:
+                    self._load(pack)
+
+    def _keys_of(self, names: list[str]) -> set[tuple[str, str]]:
+        """The (table, key) of every rule, API-change row and distribution the packs ``names`` hold now."""
+        if not names:
+            return set()
+        marks = ", ".join("?" * len(names))
+        return {(table, str(key)) for table, column in _KEYED
+                for (key,) in self.query(f"SELECT {column} FROM {table} WHERE pack IN ({marks})", names)}
 
     def _managed(self, origin: str) -> bool:
         """Packs the store loads itself: built-in ones and those in :attr:`rules_dir` (a pack loaded
@@ -823,6 +843,17 @@ def _check_unique_ids(packs: Sequence[Pack]) -> None:
                 if item["id"] in seen:
                     raise RuleError(f"{where}: id {item['id']!r} is already defined in {seen[item['id']]}")
                 seen[item["id"]] = where
+
+
+#: the knowledge tables and the key a row of a pack is replaced by (a later pack's row with the same key wins)
+_KEYED = (("rules", "id"), ("api_changes", "id"), ("distributions", "import_name"))
+
+
+def _pack_keys(doc: dict[str, Any]) -> set[tuple[str, str]]:
+    """The (table, key) of every row a pack document loads (as :meth:`Store._keys_of` names them)."""
+    return {*(("rules", str(r["id"])) for r in doc.get("rules") or []),
+            *(("api_changes", str(a["id"])) for a in doc.get("api_changes") or []),
+            *(("distributions", str(d["import"])) for d in doc.get("distributions") or [])}
 
 
 def user_packs(folder: Path) -> list[tuple[str, bytes]]:

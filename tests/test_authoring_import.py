@@ -138,6 +138,31 @@ def test_an_import_validates_the_new_pack_not_the_builtin_ones_again(
         assert store.rule_doc("mine-1") is not None and store.counts()["rules"] > 1
 
 
+def test_a_user_pack_reloads_only_the_builtin_packs_whose_rows_it_replaces(tmp_path: Path, kb_db: str) -> None:
+    def reloaded(store: Any) -> set[str]:
+        return {name for name, at in store.query("SELECT name, loaded_at FROM packs") if at != "before"}
+
+    with open_store(kb_db) as store:
+        counts = store.counts()
+        with store.write():
+            store.query("UPDATE packs SET loaded_at = 'before'")
+        import_pack(_pack(tmp_path / "a.yaml", "a"), store)  # a rule of its own: no built-in pack is touched
+        assert reloaded(store) == {"a"}
+        mine = _pack(tmp_path / "b.yaml", "a", _rule("py-no-module-named", "zzz-unique"))
+        (store.rules_dir / "a.yaml").write_bytes(mine.read_bytes())  # edited: now it replaces a built-in rule
+        store.seed_builtin()
+        assert reloaded(store) == {"a", "python-core"}
+        assert store.query("SELECT pack FROM rules WHERE id = ?", ["py-no-module-named"]) == [("a",)]
+        assert store.rule_doc("mine-1") is None
+        with store.write():
+            store.query("UPDATE packs SET loaded_at = 'before'")
+        (store.rules_dir / "a.yaml").unlink()  # gone: the pack whose rule it replaced is loaded again
+        store.seed_builtin()
+        assert reloaded(store) == {"python-core"}
+        assert store.query("SELECT pack FROM rules WHERE id = ?", ["py-no-module-named"]) == [("python-core",)]
+        assert store.counts() == counts
+
+
 @pytest.mark.sqlite_only
 def test_linting_a_pack_without_codemods_leaves_libcst_unimported(tmp_path: Path, kb_db: str) -> None:
     """LibCST takes half a second to import: `kb rules lint` and `kb rules test` of a pack whose remedies name
