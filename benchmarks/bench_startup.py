@@ -2,7 +2,10 @@
 
 - ``kb diagnose`` of a one-test report: CPU time (user + system of the process) against ``python -m pytest
   --version``, paired runs interleaved, medians;
-- the first ``kb diagnose`` on a new knowledge base (a file that does not exist yet): wall time, median.
+- the first ``kb diagnose`` on a new knowledge base (a file that does not exist yet): wall time, median;
+- a rule author's loop on a one-rule pack — ``kb rules lint``, ``kb rules test`` and ``kb rules import`` (into
+  a knowledge base that holds the built-in packs, a fresh copy each run) — CPU time, each against the same
+  ``python -m pytest --version`` runs (``--no-authoring`` leaves it out).
 
 Both commands run with bytecode caching on (PYTHONDONTWRITEBYTECODE removed), as an installed kb runs.
 
@@ -14,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -28,6 +32,25 @@ from 'collections' (/usr/lib/python3.11/collections/__init__.py)</failure></test
 """
 
 
+ONE_RULE = """pack: bench
+version: '1'
+rules:
+  - id: bench-boom
+    title: Boom names a module
+    category: api-change
+    source: https://example.org/boom
+    explanation: boom names a module and a name that went away
+    prior: 0.5
+    match:
+      exception: [ValueError]
+      regex: "boom (?P<module>[a-z]+) (?P<name>[A-Za-z]+)"
+    symptom: missing_name
+    examples:
+      match: ["ValueError: boom abc Def", "ValueError: boom xyz Other"]
+      no_match: ["ValueError: nothing"]
+"""
+
+
 def _cpu(cmd: list[str], env: dict[str, str]) -> float:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, check=False)
@@ -38,16 +61,24 @@ def _cpu(cmd: list[str], env: dict[str, str]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--no-authoring", action="store_true", help="leave out the rule author's loop")
     args = parser.parse_args()
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "KB_HOME")}
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "KB_HOME", "KB_DB")}
     with tempfile.TemporaryDirectory(prefix="kb-startup-") as tmp:
         report = Path(tmp) / "one.xml"
         report.write_text(ONE_TEST)
+        pack = Path(tmp) / "bench.yaml"
+        pack.write_text(ONE_RULE)
         db = str(Path(tmp) / "kb.sqlite")
-        diagnose = [sys.executable, "-m", "kb", "diagnose", str(report), "--db", db]
+        kb = [sys.executable, "-m", "kb"]
+        diagnose = [*kb, "diagnose", str(report), "--db", db]
         version = [sys.executable, "-m", "pytest", "--version"]
+        loop = {} if args.no_authoring else {
+            "kb rules lint": [*kb, "rules", "lint", str(pack), "--db", db],
+            "kb rules test": [*kb, "rules", "test", str(pack), "--db", db]}
         _cpu(diagnose, env), _cpu(version, env)  # warm: the KB exists, bytecode is cached
         kb_cpu, pytest_cpu, first = [], [], []
+        author: dict[str, list[float]] = {name: [] for name in [*loop, *([] if args.no_authoring else ["kb rules import"])]}
         for n in range(args.runs):
             kb_cpu.append(_cpu(diagnose, env))
             pytest_cpu.append(_cpu(version, env))
@@ -55,11 +86,22 @@ def main() -> None:
             started = time.perf_counter()
             subprocess.run(fresh, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, check=True)
             first.append(time.perf_counter() - started)
+            for name, cmd in loop.items():
+                author[name].append(_cpu(cmd, env))
+            if loop:  # into a copy of the seeded KB in a folder of its own (the user packs go beside it)
+                into = Path(tmp) / f"import-{n}"
+                into.mkdir()
+                shutil.copy(db, into / "kb.sqlite")
+                author["kb rules import"].append(_cpu([*kb, "rules", "import", str(pack), "--db",
+                                                       str(into / "kb.sqlite")], env))
     k, p = statistics.median(kb_cpu), statistics.median(pytest_cpu)
     print(f"kb diagnose, one-test report: CPU {k * 1000:.0f} ms; python -m pytest --version: CPU {p * 1000:.0f} ms; "
           f"ratio {k / p:.2f} (target <= 1.5)")
     print(f"first kb diagnose on a new KB: {statistics.median(first):.2f} s wall (target <= 0.5 s); "
           f"medians of {args.runs} paired runs")
+    for name, times in author.items():
+        a = statistics.median(times)
+        print(f"{name} of a one-rule pack: CPU {a * 1000:.0f} ms = {a / p:.2f} × python -m pytest --version")
 
 
 if __name__ == "__main__":
