@@ -46,6 +46,62 @@ def _items(original: Any) -> Any:
     return items
 
 
+#: allOf lists already looked at, by id: (the list itself, its cases or None)
+_SEEN_ALL_OF: dict[int, tuple[list[Any], tuple[str, dict[str, list[tuple[int, Any]]]] | None]] = {}
+
+
+def _cases(subschemas: list[Any]) -> tuple[str, dict[str, list[tuple[int, Any]]]] | None:
+    """``(key, {constant: [(index, subschema), ...]})`` when every subschema of an allOf is one case of a
+    switch on a key — ``{"if": {"required": [key], "properties": {key: {"const": "..."}}}, "then": ...}``,
+    one key, string constants — as a pack remedy's ``params`` are typed per ``template``; else None."""
+    key: str | None = None
+    table: dict[str, list[tuple[int, Any]]] = {}
+    for index, sub in enumerate(subschemas):
+        if not isinstance(sub, dict) or set(sub) != {"if", "then"}:
+            return None
+        cond = sub["if"]
+        if not isinstance(cond, dict) or set(cond) != {"required", "properties"}:
+            return None
+        required, properties = cond["required"], cond["properties"]
+        if not (isinstance(required, list) and len(required) == 1 and isinstance(properties, dict)
+                and list(properties) == required):
+            return None
+        constant = properties[required[0]]
+        if not (isinstance(constant, dict) and set(constant) == {"const"} and isinstance(constant["const"], str)):
+            return None
+        if key is None:
+            key = required[0]
+        elif key != required[0]:
+            return None
+        table.setdefault(constant["const"], []).append((index, sub))
+    return (key, table) if key is not None else None
+
+
+def _all_of(original: Any) -> Any:
+    """jsonschema's ``allOf`` keyword, going straight to the case that applies when the list is a switch on a
+    key (:func:`_cases`) and the instance an object: the ``if`` of every other case fails (the key is missing
+    or holds another value, and only a string equals a string constant), so it can report nothing. The case
+    that applies is descended into as the keyword would (its ``if``, then its ``then``): the same errors, at
+    the same paths. A pack remedy's ``params`` are typed by 11 such cases: checking all of them was about
+    half of a pack's validation. Any other allOf, or instance, goes through the keyword as it is."""
+
+    def all_of(validator: Any, subschemas: Any, instance: Any, schema: Any) -> Any:
+        if isinstance(instance, dict) and isinstance(subschemas, list):
+            seen = _SEEN_ALL_OF.get(id(subschemas))
+            if seen is None or seen[0] is not subschemas:
+                seen = _SEEN_ALL_OF[id(subschemas)] = (subschemas, _cases(subschemas))
+            cases = seen[1]
+            if cases is not None:
+                key, table = cases
+                value = instance.get(key)
+                for index, sub in table.get(value, ()) if isinstance(value, str) else ():
+                    yield from validator.descend(instance, sub, schema_path=index)
+                return
+        yield from original(validator, subschemas, instance, schema)
+
+    return all_of
+
+
 @lru_cache(maxsize=None)
 def _validator(name: str, definition: str | None) -> Any:
     schema = load_schema(name)
@@ -54,7 +110,8 @@ def _validator(name: str, definition: str | None) -> Any:
         schema = {k: v for k, v in schema.items() if k not in ("required", "properties", "type", "additionalProperties")}
     cls = jsonschema.validators.validator_for(schema)
     # "integer" means a Python int: JSON Schema counts 1.0 as one, the code reading the value does not
-    strict = jsonschema.validators.extend(cls, validators={"items": _items(cls.VALIDATORS["items"])},
+    strict = jsonschema.validators.extend(cls, validators={"items": _items(cls.VALIDATORS["items"]),
+                                                           "allOf": _all_of(cls.VALIDATORS["allOf"])},
                                           type_checker=cls.TYPE_CHECKER.redefine(
         "integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool)))
     return strict(schema, format_checker=None)
