@@ -83,6 +83,27 @@ def test_a_call_prefilter_looks_at_which_load_is_called(source: str, may: bool) 
         assert transform("add-kwarg", params, source) == source
 
 
+@pytest.mark.parametrize(("source", "may"), [
+    ("from collections.abc import Mapping\nx: Mapping = {}\n", False),  # the name, already from the new module
+    ("import collections.abc\nx = collections.abc.Mapping\n", False),
+    ("def f(collections):\n    return collections.Mapping\n", False),  # not an import: not the module
+    ("from collections import Mapping\n", True),
+    ("from collections import OrderedDict, Mapping as M\n", True),
+    ("import collections\nx = collections.Mapping\n", True),
+    ("import collections as c\nx = c.Mapping\n", True),
+    ("from . import collections\nx = collections.Mapping\n", True),  # relative: unknown here, LibCST decides
+])
+def test_the_replace_import_prefilter_looks_at_where_the_name_comes_from(source: str, may: bool) -> None:
+    """kb fix on a project that already imports ``Mapping`` from ``collections.abc`` ran LibCST over every such
+    module (kb's own checkout: 10 modules, 2 of its 3.5 s)."""
+    params = {"module": "collections", "name": "Mapping", "new_module": "collections.abc"}
+    assert may_change("replace-import", params, source) is may
+    if not may:
+        assert transform("replace-import", params, source) == source
+    elif not source.startswith("from ."):
+        assert transform("replace-import", params, source) != source
+
+
 def test_every_codemod_has_a_fix_and_a_noop_case() -> None:
     for template in CODEMODS:
         mine = [c for c in CASES if c["template"] == template]

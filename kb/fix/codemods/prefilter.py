@@ -109,15 +109,6 @@ def _keyword_value(tree: ast.Module, params: Mapping[str, Any]) -> bool:
                for n in calls for k in n.keywords)
 
 
-def _name_used(tree: ast.Module, name: str) -> bool:
-    for node in ast.walk(tree):
-        if (isinstance(node, ast.Attribute) and node.attr == name) or (isinstance(node, ast.Name) and node.id == name):
-            return True
-        if isinstance(node, ast.ImportFrom) and any(_last(a.name) == name for a in node.names):
-            return True
-    return False
-
-
 def _defines(tree: ast.Module, params: Mapping[str, Any]) -> bool:
     old = params["old"]
     olds = {o.strip() for o in (old if isinstance(old, list) else str(old).split(","))}
@@ -138,13 +129,41 @@ def _renamed_attribute(tree: ast.Module, params: Mapping[str, Any]) -> bool:
     return False
 
 
+def _imported_from(tree: ast.Module, params: Mapping[str, Any]) -> bool:
+    """replace-import changes ``from module import name`` (absolute) and the chains ``<x>.name`` that resolve
+    through an import to ``module.name`` (``import collections`` … ``collections.Mapping``): a module that only
+    uses the name as imported from elsewhere (``from collections.abc import Mapping``) is not changed."""
+    module, name = str(params["module"]), str(params["name"])
+    imports: list[ast.Import | ast.ImportFrom] = []
+    chains: list[ast.Attribute] = []
+    for node in ast.walk(tree):  # one pass over the module
+        if isinstance(node, ast.ImportFrom):
+            if not node.level and node.module == module and any(a.name == name for a in node.names):
+                return True
+            imports.append(node)
+        elif isinstance(node, ast.Import):
+            imports.append(node)
+        elif isinstance(node, ast.Attribute) and node.attr == name:
+            chains.append(node)
+    if not chains:
+        return False
+    bound = _import_paths(imports)
+    wanted = f"{module}.{name}"
+    for node in chains:
+        chain, named = _chain(node)
+        paths = bound.get(chain[0], set()) if named else set()
+        if "" in paths or any(".".join([path, *chain[1:]]) == wanted for path in paths):
+            return True
+    return False
+
+
 _CHECKS: dict[str, Callable[[ast.Module, Mapping[str, Any]], bool]] = {
     "drop-kwarg": _with_keyword,
     "add-kwarg": _lacking_keyword,
     "positional-to-keyword": lambda tree, params: bool(_calls(tree, params["callable"])),
     "replace-kwarg-value": _keyword_value,
     "rename-attribute": _renamed_attribute,
-    "replace-import": lambda tree, params: _name_used(tree, str(params["name"])),
+    "replace-import": _imported_from,
     "rename-method": _defines,
 }
 
