@@ -61,6 +61,14 @@ def _mutants(remedy: dict[str, Any]) -> Iterator[Any]:
             yield {**remedy, "params": {k: v for k, v in params.items() if k != key}}
 
 
+def _pack(remedy: Any) -> dict[str, Any]:
+    """A one-rule pack whose rule has ``remedy``."""
+    rule = {"id": "r", "title": "t", "explanation": "e", "source": "https://example.org/x", "prior": 0.5,
+            "match": {"regex": "x"}, "symptom": "direct", "remedies": [remedy],
+            "examples": {"match": ["ValueError: x"], "no_match": ["ValueError: y"]}}
+    return {"pack": "p", "version": "1", "rules": [rule]}
+
+
 def _found(validator: Any, doc: dict[str, Any]) -> list[tuple[list[Any], list[Any], str]]:
     return sorted((list(e.absolute_path), list(e.absolute_schema_path), e.message) for e in validator.iter_errors(doc))
 
@@ -79,10 +87,7 @@ def test_every_mutated_remedy_gets_jsonschemas_own_errors() -> None:
     compared = refused = 0
     for remedy in remedies:
         for mutant in _mutants(remedy):
-            rule = {"id": "r", "title": "t", "explanation": "e", "source": "https://example.org/x", "prior": 0.5,
-                    "match": {"regex": "x"}, "symptom": "direct", "remedies": [copy.deepcopy(mutant)],
-                    "examples": {"match": ["ValueError: x"], "no_match": ["ValueError: y"]}}
-            doc = {"pack": "p", "version": "1", "rules": [rule]}
+            doc = _pack(copy.deepcopy(mutant))
             expected = _found(reference, doc)
             assert _found(fast, doc) == expected, mutant
             compared += 1
@@ -93,9 +98,5 @@ def test_every_mutated_remedy_gets_jsonschemas_own_errors() -> None:
 @pytest.mark.parametrize("bad", [{"template": "pin-dependency", "params": {"requirement": 5}},
                                  {"template": "add-kwarg", "params": {"callable": "f"}}])
 def test_a_bad_params_error_names_the_param(bad: dict[str, Any]) -> None:
-    remedy = {"kind": "code-edit", "description": "d", "risk": "low", **bad}
-    rule = {"id": "r", "title": "t", "explanation": "e", "source": "https://example.org/x", "prior": 0.5,
-            "match": {"regex": "x"}, "symptom": "direct", "remedies": [remedy],
-            "examples": {"match": ["ValueError: x"], "no_match": ["ValueError: y"]}}
-    problems = errors({"pack": "p", "version": "1", "rules": [rule]}, "rule-pack")
+    problems = errors(_pack({"kind": "code-edit", "description": "d", "risk": "low", **bad}), "rule-pack")
     assert problems and all(path.startswith("/rules/0/remedies/0/params") for path, _ in problems), problems
