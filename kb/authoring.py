@@ -274,7 +274,8 @@ def lint_packs(store: Store, paths: Sequence[str | Path] = ()) -> Lint:
     from .store import user_packs
 
     named = [read_pack(p) for p in paths]  # first: a broken pack is refused before anything else is read
-    known = all_packs(store, check_builtin=not named and not user_packs(store.rules_dir))
+    user = user_packs(store.rules_dir)
+    known = _parsed(user, check_builtin=not named and not user)
     mine = [p for p in known if not p.origin.startswith("builtin:")]
     targets = named or mine or known
     warnings = [w for pack in targets for w in lint_pack(pack, [k for k in known if k.origin != pack.origin])]
@@ -462,12 +463,18 @@ def all_packs(store: Store, *, check_builtin: bool = False) -> list[Pack]:
     (tests/test_pack_lint.py), so they are read trusted — the shape the store needs and the lint, not the JSON
     Schema, which costs about a second per command — unless ``check_builtin`` (``kb rules lint`` of the
     built-in packs themselves, as kb's own pack authors run it); kb's generated packs are always trusted."""
-    from .rulepack import builtin_packs, generated
     from .store import user_packs
+
+    return _parsed(user_packs(store.rules_dir), check_builtin=check_builtin)
+
+
+def _parsed(user: list[tuple[str, bytes]], *, check_builtin: bool) -> list[Pack]:
+    """The built-in packs and the user packs ``user`` ((origin, bytes), as read), parsed as :func:`all_packs` says."""
+    from .rulepack import builtin_packs, generated
 
     builtins = [parse_pack(data, origin, trusted=generated(origin) or not check_builtin)
                 for origin, data in builtin_packs()]
-    return builtins + [parse_pack(data, origin) for origin, data in user_packs(store.rules_dir)]
+    return builtins + [parse_pack(data, origin) for origin, data in user]
 
 
 def find_pack(store: Store, name: str) -> Pack:

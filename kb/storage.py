@@ -451,9 +451,8 @@ class Store(ABC):
         A built-in pack already loaded with the same sha256 keeps its rows unless a user pack, the one
         loaded before or one loading now, holds one of its keys (a rule or API-change id, a distribution's
         import name): adding or editing a user pack reloads that pack, not the 16,000 mined rows."""
-        shipped = builtin_packs()
-        wanted = [*shipped, *user_packs(self.rules_dir)]
-        signature = {origin: digest(data) for origin, data in wanted}
+        shipped, mine = builtin_packs(), user_packs(self.rules_dir)
+        signature = {origin: digest(data) for origin, data in [*shipped, *mine]}
         if self._loaded() == signature:
             return
         from .rulepack import parse_pack  # only when a pack is new or changed: YAML and the schema
@@ -461,9 +460,9 @@ class Store(ABC):
         # kb's own packs are read trusted (their shape and the lint, not the JSON Schema, which the build and
         # tests/test_pack_lint.py check in full): a user pack added or edited costs its own check, not a
         # second of re-validating the built-in rows that did not change
-        packs = [parse_pack(data, origin, trusted=n < len(shipped)) for n, (origin, data) in enumerate(wanted)]
-        builtin = [p for p in packs if p.origin.startswith("builtin:")]
-        user = [p for p in packs if not p.origin.startswith("builtin:")]
+        builtin = [parse_pack(data, origin, trusted=True) for origin, data in shipped]
+        user = [parse_pack(data, origin) for origin, data in mine]
+        packs = builtin + user
         _check_unique_ids(builtin)
         _check_unique_ids(user)
         names = {p.name: p.origin for p in builtin}

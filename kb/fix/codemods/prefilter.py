@@ -63,6 +63,16 @@ def _import_paths(imports: list[ast.Import | ast.ImportFrom]) -> dict[str, set[s
     return bound
 
 
+def _qualified(chain: list[str], named: bool, bound: dict[str, set[str]]) -> set[str] | None:
+    """The qualified names an attribute chain (:func:`_chain`) resolves to through the module's imports
+    (:func:`_import_paths`: ``np.float`` after ``import numpy as np`` → numpy.float); None when one of them is a
+    relative import's (unknown here: it may be anything)."""
+    paths = bound.get(chain[0], set()) if named else set()
+    if "" in paths:
+        return None
+    return {".".join([path, *chain[1:]]) for path in paths}
+
+
 def _calls(tree: ast.Module, callable_: Any) -> list[ast.Call]:
     """The calls that may be of ``callable_`` as the call codemods decide it (core.refers_to): a dotted name
     matches a chain that resolves through an import to it (or to a name ending with it), or, not resolved,
@@ -87,9 +97,8 @@ def _calls(tree: ast.Module, callable_: Any) -> list[ast.Call]:
         if any(chain[-len(t.split(".")):] == t.split(".") for t in targets):
             kept.append(call)  # what an unresolved chain needs (kept whatever the imports: they are per scope)
             continue
-        paths = bound.get(chain[0], set()) if named else set()
-        qualified = {".".join([path, *chain[1:]]) for path in paths if path}
-        if "" in paths or any(q == t or q.endswith("." + t) for q in qualified for t in targets):
+        qualified = _qualified(chain, named, bound)
+        if qualified is None or any(q == t or q.endswith("." + t) for q in qualified for t in targets):
             kept.append(call)
     return kept
 
@@ -150,9 +159,8 @@ def _imported_from(tree: ast.Module, params: Mapping[str, Any]) -> bool:
     bound = _import_paths(imports)
     wanted = f"{module}.{name}"
     for node in chains:
-        chain, named = _chain(node)
-        paths = bound.get(chain[0], set()) if named else set()
-        if "" in paths or any(".".join([path, *chain[1:]]) == wanted for path in paths):
+        qualified = _qualified(*_chain(node), bound)
+        if qualified is None or wanted in qualified:
             return True
     return False
 
